@@ -1,0 +1,87 @@
+"""Labelled image folders as the seed used them: one sub-folder per class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from grasp_success_ros.card import Preprocessing
+from grasp_success_ros.errors import DatasetError, ImageConversionError
+from grasp_success_ros.preprocessing import load_image_rgb, resize_frame
+
+SUCCESS_NAMES = ("succ", "success", "successful", "grasped", "pos", "positive")
+FAILURE_NAMES = ("zon_desk", "fail", "failure", "unsuccessful", "notgrasped", "neg", "negative")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class ClassFolders:
+    """Which sub-folder holds successes and which failures."""
+
+    success: str
+    failure: str
+
+
+@dataclass
+class LoadedImages:
+    """Images resized to the model input (uint8), labels 1 = success, and what was skipped."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    paths: list[Path]
+    skipped: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {"success": int(self.labels.sum()), "failure": int((self.labels == 0).sum()),
+                "skipped": len(self.skipped)}
+
+
+def class_folders(root: str | Path, success_class: str | None = None) -> ClassFolders:
+    """Recognise the success and failure folders, or refuse with the reason."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"folder not found: {root}")
+    subdirs = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if len(subdirs) != 2:
+        raise DatasetError(f"{root} must hold exactly two class folders, found {subdirs}")
+    if success_class is not None:
+        if success_class not in subdirs:
+            raise DatasetError(f"--success-class {success_class!r} is not one of {subdirs}")
+        return ClassFolders(success_class, next(d for d in subdirs if d != success_class))
+    succ = [d for d in subdirs if d.lower() in SUCCESS_NAMES]
+    fail = [d for d in subdirs if d.lower() in FAILURE_NAMES]
+    if len(succ) != 1 or len(fail) != 1:
+        raise DatasetError(
+            f"cannot tell which of {subdirs} in {root} is the success class; name them e.g. "
+            "success/failure or pass --success-class NAME")
+    return ClassFolders(succ[0], fail[0])
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_folders(root: str | Path, size: int, pre: Preprocessing,
+                 classes: ClassFolders | None = None) -> LoadedImages:
+    """Read every image of both classes, resized as the classifier will resize frames."""
+    root = Path(root)
+    classes = classes or class_folders(root)
+    images, labels, paths, skipped = [], [], [], []
+    for name, label in ((classes.success, 1), (classes.failure, 0)):
+        files = image_files(root / name)
+        if not files:
+            raise DatasetError(f"class folder {root / name} holds no images")
+        for path in files:
+            try:
+                images.append(resize_frame(load_image_rgb(path), size, pre))
+            except ImageConversionError:
+                skipped.append(str(path))
+                continue
+            labels.append(label)
+            paths.append(path)
+    for label, name in ((1, classes.success), (0, classes.failure)):
+        if label not in labels:
+            raise DatasetError(f"no readable images in {root / name}")
+    return LoadedImages(np.stack(images), np.asarray(labels, np.float32), paths, skipped)

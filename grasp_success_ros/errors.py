@@ -1,0 +1,38 @@
+"""Named exceptions of the core, so adapters (node, CLI) can turn them into
+failure records and one-line messages instead of tracebacks."""
+
+
+class GraspSuccessError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ModelLoadError(GraspSuccessError):
+    """A model file is missing, unreadable or not a grasp classifier."""
+
+
+class ModelShapeError(ModelLoadError):
+    """The model's input or output shape does not fit a grasp classifier."""
+
+
+class UnsafeModelError(ModelLoadError):
+    """Loading the model would run code stored in the file."""
+
+
+class WeightsUnavailableError(GraspSuccessError):
+    """Backbone weights cannot be had (no internet, missing file)."""
+
+
+class ModelCardError(GraspSuccessError):
+    """A model card is missing, malformed or contradicts its model."""
+
+
+class ImageConversionError(GraspSuccessError):
+    """An image message or file cannot be turned into an RGB frame."""
+
+
+class DatasetError(GraspSuccessError):
+    """A training or test folder cannot be used as it is."""
+
+
+class ConfigError(GraspSuccessError):
+    """A parameter value is out of range or inconsistent."""

@@ -1,0 +1,48 @@
+"""Start grasp_success_node beside a hand driver.
+
+Include it from your robot's launch file, e.g.::
+
+    IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(
+            [FindPackageShare('grasp_success_ros'), '/launch/grasp_success.launch.py']),
+        launch_arguments={'model_path': '/path/model.keras',
+                          'camera_topic': '/allegro/camera/image_raw'}.items())
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+ARGUMENTS = (
+    ("model_path", "", "Model file (.keras or seed .h5); its card <stem>.card.json beside it."),
+    ("camera_topic", "/camera/image_raw", "Hand camera image topic (sensor_msgs/Image); with "
+     "image_transport compressed, its /compressed sub-topic is used."),
+    ("trigger_topic", "/grasp_completed", "Grasp-completed event topic from the grasp manager."),
+    ("namespace", "", "Namespace for the node and its output topics."),
+    ("params_file", PathJoinSubstitution([FindPackageShare("grasp_success_ros"), "config",
+                                          "grasp_success.yaml"]),
+     "Parameters file; defaults to the installed config/grasp_success.yaml."),
+    ("use_sim_time", "false", "Use /clock (bag replay) instead of the wall clock."),
+)
+
+
+def generate_launch_description() -> LaunchDescription:
+    args = [DeclareLaunchArgument(name, default_value=default, description=description)
+            for name, default, description in ARGUMENTS]
+    camera = LaunchConfiguration("camera_topic")
+    node = Node(
+        package="grasp_success_ros",
+        executable="grasp_success_node",
+        name="grasp_success_node",
+        namespace=LaunchConfiguration("namespace"),
+        output="screen",
+        parameters=[LaunchConfiguration("params_file"),
+                    {"model_path": LaunchConfiguration("model_path"),
+                     "use_sim_time": LaunchConfiguration("use_sim_time")}],
+        remappings=[("camera/image_raw", camera),
+                    ("camera/image_raw/compressed", [camera, "/compressed"]),
+                    ("grasp_completed", LaunchConfiguration("trigger_topic"))],
+    )
+    return LaunchDescription([*args, node])

@@ -1,0 +1,33 @@
+"""ament_python package: executables go to lib/grasp_success_ros for ``ros2 run``."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "grasp_success_ros"
+VERSION = "0.1.0"  # keep equal to package.xml (a test checks)
+
+setup(
+    name=PACKAGE,
+    version=VERSION,
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="grasp_success_ros maintainers",
+    maintainer_email="grasp-success@example.org",
+    description="Grasp success verification from the hand camera for ROS 2",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            f"grasp_success_node = {PACKAGE}.node:main",
+            f"grasp-success = {PACKAGE}.cli:main",
+        ],
+    },
+)
