@@ -9,11 +9,13 @@ Include it from your robot's launch file, e.g.::
                           'camera_topic': '/allegro/camera/image_raw'}.items())
 """
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 ARGUMENTS = (
     ("model_path", "", "Model file (.keras or seed .h5); its card <stem>.card.json beside it."),
@@ -28,21 +30,28 @@ ARGUMENTS = (
 )
 
 
-def generate_launch_description() -> LaunchDescription:
-    args = [DeclareLaunchArgument(name, default_value=default, description=description)
-            for name, default, description in ARGUMENTS]
+def _node(context):
+    """The node; model_path overrides the params file only when it is given."""
     camera = LaunchConfiguration("camera_topic")
-    node = Node(
+    overrides = {"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"),
+                                                value_type=bool)}
+    if LaunchConfiguration("model_path").perform(context):
+        overrides["model_path"] = ParameterValue(LaunchConfiguration("model_path"),
+                                                 value_type=str)
+    return [Node(
         package="grasp_success_ros",
         executable="grasp_success_node",
         name="grasp_success_node",
         namespace=LaunchConfiguration("namespace"),
         output="screen",
-        parameters=[LaunchConfiguration("params_file"),
-                    {"model_path": LaunchConfiguration("model_path"),
-                     "use_sim_time": LaunchConfiguration("use_sim_time")}],
+        parameters=[LaunchConfiguration("params_file"), overrides],
         remappings=[("camera/image_raw", camera),
                     ("camera/image_raw/compressed", [camera, "/compressed"]),
                     ("grasp_completed", LaunchConfiguration("trigger_topic"))],
-    )
-    return LaunchDescription([*args, node])
+    )]
+
+
+def generate_launch_description() -> LaunchDescription:
+    args = [DeclareLaunchArgument(name, default_value=default, description=description)
+            for name, default, description in ARGUMENTS]
+    return LaunchDescription([*args, OpaqueFunction(function=_node)])

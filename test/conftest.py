@@ -1,0 +1,54 @@
+"""Shared fixtures: a tiny trained model, a colcon-built install, an isolated DDS domain."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Keep this test run's DDS traffic to itself and to this machine.
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+TINY_SIZE = 96
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory) -> dict[str, Path]:
+    """Synthetic train / valid folders (different seeds)."""
+    from grasp_success_ros.synth import write_dataset
+
+    root = tmp_path_factory.mktemp("synth")
+    write_dataset(root / "train", 400, seed=1)
+    write_dataset(root / "valid", 100, seed=2)
+    return {"train": root / "train", "valid": root / "valid"}
+
+
+@pytest.fixture(scope="session")
+def trained_model(synth_data, tmp_path_factory) -> Path:
+    """A small MobileNetV3 classifier trained from scratch on synthetic scenes."""
+    from grasp_success_ros.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("model") / "tiny.keras"
+    cfg = TrainConfig(backbone="mobilenet_v3_small", input_size=TINY_SIZE, weights=None,
+                      epochs=12, batch_size=32, learning_rate=1e-3, optimizer="adam", seed=0)
+    train(synth_data["train"], synth_data["valid"], out, cfg)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ros_install(tmp_path_factory) -> Path:
+    """``colcon build`` of this package into a fresh install space, as a user would."""
+    base = tmp_path_factory.mktemp("colcon")
+    subprocess.run(
+        [sys.executable, "-m", "colcon", "build", "--base-paths", str(REPO), "--build-base", str(base / "build"),
+         "--install-base", str(base / "install"), "--event-handlers", "console_direct-"],
+        cwd=base, check=True, capture_output=True, text=True)
+    return base / "install"

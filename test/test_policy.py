@@ -1,0 +1,85 @@
+"""The decision policy: which frames judge an event, and how they become one verdict."""
+
+import pytest
+
+from grasp_success_ros.errors import ConfigError
+from grasp_success_ros.policy import PolicyConfig, decide, select_frames
+
+STAMPS = [10.0, 10.1, 10.2, 10.3, 10.4, 10.5, 10.6]
+
+
+def test_first_after_takes_the_first_frame_stamped_at_or_after_the_event():
+    assert select_frames(STAMPS, 10.15, PolicyConfig()).indices == (2,)
+    assert select_frames(STAMPS, 10.2, PolicyConfig()).indices == (2,)
+
+
+def test_settle_delay_moves_the_first_usable_frame():
+    assert select_frames(STAMPS, 10.0, PolicyConfig(settle_s=0.25)).indices == (3,)
+
+
+def test_live_selection_waits_for_a_frame_until_the_deadline():
+    cfg = PolicyConfig(deadline_s=1.0)
+    assert select_frames(STAMPS, 10.65, cfg, now=11.0).status == "wait"
+    late = select_frames(STAMPS, 10.65, cfg, now=11.7)
+    assert late.status == "fail" and late.code == "no_fresh_frame"
+
+
+def test_offline_selection_fails_at_once_when_no_frame_follows():
+    assert select_frames(STAMPS, 10.65, PolicyConfig(), now=None).code == "no_fresh_frame"
+
+
+def test_frames_after_the_deadline_do_not_count():
+    sel = select_frames([10.0, 13.0], 10.5, PolicyConfig(deadline_s=2.0))
+    assert sel.status == "fail"
+
+
+def test_n_after_takes_n_consecutive_frames_after_the_event():
+    cfg = PolicyConfig(selection="n_after", n_frames=3)
+    assert select_frames(STAMPS, 10.15, cfg).indices == (2, 3, 4)
+    assert select_frames(STAMPS, 10.45, cfg, now=10.7).status == "wait"
+
+
+def test_latest_takes_the_newest_frame_at_the_event_if_fresh():
+    cfg = PolicyConfig(selection="latest", max_frame_age_s=0.2)
+    assert select_frames(STAMPS, 10.45, cfg).indices == (4,)
+    stale = select_frames(STAMPS, 11.0, cfg)
+    assert stale.code == "stale_frame" and "0.400 s old" in stale.reason
+
+
+def test_latest_without_an_earlier_frame_fails():
+    assert select_frames(STAMPS, 9.0, PolicyConfig(selection="latest")).code == "no_frame"
+
+
+def test_an_empty_buffer_waits_then_fails():
+    assert select_frames([], 5.0, PolicyConfig(), now=5.1).status == "wait"
+    assert select_frames([], 5.0, PolicyConfig(), now=None).status == "fail"
+
+
+def test_mean_combination_thresholds_the_mean_probability():
+    d = decide([0.9, 0.7, 0.2], PolicyConfig(threshold=0.5))
+    assert d.verdict is True and d.p_success == pytest.approx(0.6)
+    assert d.confidence == pytest.approx(0.6)
+
+
+def test_confidence_is_the_probability_of_the_published_verdict():
+    d = decide([0.1], PolicyConfig())
+    assert d.verdict is False and d.confidence == pytest.approx(0.9)
+
+
+def test_threshold_direction_success_at_or_above():
+    assert decide([0.7], PolicyConfig(threshold=0.7)).verdict is True
+    assert decide([0.69], PolicyConfig(threshold=0.7)).verdict is False
+
+
+def test_vote_needs_more_than_half_of_the_frames():
+    cfg = PolicyConfig(combine="vote", threshold=0.5)
+    assert decide([0.9, 0.9, 0.1, 0.1], cfg).verdict is False
+    d = decide([0.9, 0.6, 0.1], cfg)
+    assert d.verdict is True and d.confidence == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("bad", [dict(selection="middle"), dict(n_frames=0),
+                                 dict(threshold=1.5), dict(deadline_s=0.1, settle_s=0.2)])
+def test_invalid_policies_are_refused(bad):
+    with pytest.raises(ConfigError):
+        PolicyConfig(**bad).validate()
