@@ -84,6 +84,16 @@ def build_backbone(spec: BackboneSpec, input_size: int, weights: str | None):
     return keras.Model(base.input, base.get_layer(spec.cut_layer).output, name=f"{spec.name}_cut")
 
 
+def _fast_batchnorm(model, momentum: float = 0.9) -> None:
+    """Backbones trained from scratch on small data need moving statistics that settle
+    within a few hundred steps (the applications use 0.99-0.999)."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
 def build_model(
     backbone: str = "inception_resnet_v2",
     input_size: int = 350,
@@ -101,10 +111,15 @@ def build_model(
         raise ConfigError(f"{backbone} needs an input size >= {spec.min_input_size} px")
     if head not in HEADS:
         raise ConfigError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
-    base = build_backbone(spec, input_size, resolve_weights(weights))
+    resolved = resolve_weights(weights)
+    base = build_backbone(spec, input_size, resolved)
     base.trainable = not freeze_backbone
+    if resolved is None:
+        _fast_batchnorm(base)
     inputs = keras.Input((input_size, input_size, 3), name="image")
-    x = base(inputs, training=False)
+    # A frozen (pretrained) backbone keeps its BatchNorm statistics, as in keras-io's
+    # transfer-learning guide; one trained from scratch must update them.
+    x = base(inputs, training=False) if freeze_backbone else base(inputs)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x) if head == "gap" else \
         keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(dense_units, activation="relu", name="fc")(x)

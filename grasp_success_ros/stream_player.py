@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from std_msgs.msg import Empty, String
+from std_msgs.msg import Bool, Empty, Float32, String
 
 from grasp_success_ros.image_conversion import rgb_to_image_fields
 from grasp_success_ros.synth import StreamItem
@@ -23,14 +23,20 @@ from grasp_success_ros.synth import StreamItem
 class StreamPlayer(Node):
     """Publishes frames (stamped now) and Empty events; records every result."""
 
-    def __init__(self, name: str = "grasp_stream_player", encoding: str = "rgb8") -> None:
-        super().__init__(name)
+    def __init__(self, name: str = "grasp_stream_player", namespace: str = "",
+                 encoding: str = "rgb8") -> None:
+        super().__init__(name, namespace=namespace)
         self.encoding = encoding
         self.image_pub = self.create_publisher(Image, "camera/image_raw", 5)
         self.event_pub = self.create_publisher(Empty, "grasp_completed", 10)
         self.results: list[dict] = []
+        self.verdicts: list[bool] = []
+        self.confidences: list[float] = []
         self._cond = threading.Condition()
         self.create_subscription(String, "grasp_success/result", self._on_result, 100)
+        self.create_subscription(Bool, "grasp_success", lambda m: self.verdicts.append(m.data), 100)
+        self.create_subscription(Float32, "grasp_success/confidence",
+                                 lambda m: self.confidences.append(m.data), 100)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
@@ -52,10 +58,13 @@ class StreamPlayer(Node):
         return False
 
     def publish_frame(self, rgb) -> float:
-        msg = Image(**rgb_to_image_fields(rgb, self.encoding))
+        """Publish one RGB frame stamped now; returns the stamp in seconds."""
+        return self.publish_image(Image(**rgb_to_image_fields(rgb, self.encoding)))
+
+    def publish_image(self, msg: Image) -> float:
         now = self.get_clock().now()
         msg.header.stamp = now.to_msg()
-        msg.header.frame_id = "hand_camera"
+        msg.header.frame_id = msg.header.frame_id or "hand_camera"
         self.image_pub.publish(msg)
         return now.nanoseconds * 1e-9
 
@@ -73,6 +82,12 @@ class StreamPlayer(Node):
                 self.event_pub.publish(Empty())
                 labels.append(bool(item.label))
         return labels
+
+    def clear(self) -> None:
+        with self._cond:
+            self.results.clear()
+            self.verdicts.clear()
+            self.confidences.clear()
 
     def wait_for_results(self, n: int, timeout: float) -> list[dict]:
         """The first ``n`` results in event order (fewer if the timeout passes)."""

@@ -141,8 +141,8 @@ def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
 
 
 def _color(rng: np.random.Generator, v_lo: float = 0.0, v_hi: float = 255.0,
-           s_hi: float = 255.0) -> Color:
-    hsv = np.array([[[rng.uniform(0, 180), rng.uniform(0, s_hi), rng.uniform(v_lo, v_hi)]]],
+           s_hi: float = 255.0, s_lo: float = 0.0) -> Color:
+    hsv = np.array([[[rng.uniform(0, 180), rng.uniform(s_lo, s_hi), rng.uniform(v_lo, v_hi)]]],
                    np.float32)
     rgb = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0]
     return tuple(float(c) for c in rgb)
@@ -153,9 +153,9 @@ def _shade(c: Color, f: float, add: float = 0.0) -> Color:
 
 
 def _sample_background(rng: np.random.Generator) -> _Background:
-    c1 = _color(rng, 40, 250)
+    c1 = _color(rng, 40, 250, 130)
     c2 = _shade(c1, _u(rng, 0.5, 1.2), _u(rng, -30, 30)) if rng.random() < 0.6 \
-        else _color(rng, 40, 250)
+        else _color(rng, 40, 250, 130)
     texture = str(rng.choice(["none", "stripes", "checker", "blobs", "tiles"],
                              p=[0.25, 0.2, 0.15, 0.25, 0.15]))
     grid = None
@@ -167,15 +167,15 @@ def _sample_background(rng: np.random.Generator) -> _Background:
         grid = rng.uniform(-1, 1, (int(rng.integers(2, 6)), int(rng.integers(2, 7)), 3))
         grid = grid.astype(np.float32)
     return _Background(c1=c1, c2=c2, angle=_u(rng, 0, 2 * math.pi), texture=texture,
-                       amp=_u(rng, 8, 40), freq=_u(rng, 3, 14), tex_angle=_u(rng, 0, math.pi),
+                       amp=_u(rng, 6, 30), freq=_u(rng, 3, 14), tex_angle=_u(rng, 0, math.pi),
                        grid=grid)
 
 
 def _sample_table(rng: np.random.Generator) -> _Table:
-    top_color = _color(rng, 60, 240, 200)
+    top_color = _color(rng, 60, 240, 130)
     full = rng.random() < 0.6
     return _Table(
-        top=_u(rng, 0.5, 0.74), depth=_u(rng, 0.06, 0.14), face=_u(rng, 0.03, 0.12),
+        top=_u(rng, 0.56, 0.78), depth=_u(rng, 0.06, 0.13), face=_u(rng, 0.03, 0.1),
         x0=_u(rng, -0.3, -0.05) if full else _u(rng, -0.2, 0.15),
         x1=_u(rng, 1.05, 1.3) if full else _u(rng, 0.85, 1.2),
         inset=_u(rng, 0.0, 0.06), top_color=top_color,
@@ -184,7 +184,7 @@ def _sample_table(rng: np.random.Generator) -> _Table:
         grain=tuple((_u(rng, 0.05, 0.95), _u(rng, 0.8, 1.15))
                     for _ in range(int(rng.integers(0, 6)))),
         mat=(_u(rng, 0.1, 0.9), _u(rng, 0.2, 0.6), _u(rng, 0.1, 0.35), _u(rng, 0.2, 0.5),
-             _color(rng, 40, 255)) if rng.random() < 0.3 else None,
+             _color(rng, 40, 255, 130)) if rng.random() < 0.3 else None,
     )
 
 
@@ -199,7 +199,7 @@ def _sample_look(rng: np.random.Generator) -> _Look:
 
 def _sample_object(rng: np.random.Generator) -> _Object:
     shape = str(rng.choice(["box", "cylinder", "ball", "bottle", "ellipse"]))
-    w = _u(rng, 0.09, 0.24)
+    w = _u(rng, 0.11, 0.24)
     if shape == "ball":
         h = w
     elif shape == "bottle":
@@ -210,7 +210,7 @@ def _sample_object(rng: np.random.Generator) -> _Object:
     else:
         h = w * _u(rng, 0.6, 2.2)
     h = min(h, 0.32)
-    return _Object(shape=shape, color=_color(rng, 70, 255), color2=_color(rng, 30, 255),
+    return _Object(shape=shape, color=_color(rng, 110, 255, 255, 110), color2=_color(rng, 30, 255),
                    w=w, h=h, cx=_u(rng, 0.2, 0.8), cy=0.5, angle=0.0,
                    skew=_u(rng, -1, 1), label=bool(rng.random() < 0.5), shadow=1.0,
                    shadow_y=0.0)
@@ -223,9 +223,8 @@ def _sample_hand(rng: np.random.Generator) -> _Hand:
     finger = _shade(palm, _u(rng, 0.8, 1.3), _u(rng, -5, 10))
     tip = _shade((1.0, 1.0, 1.0), _u(rng, 170, 245)) if rng.random() < 0.75 \
         else _shade(finger, 1.2, 10)
-    arm = _shade((1.0, 1.0, 1.0), _u(rng, 70, 190)) if rng.random() < 0.7 \
-        else _color(rng, 40, 200, 160)
-    return _Hand(cx=0.5, cy=0.3, size=_u(rng, 0.14, 0.23), angle=_u(rng, -12, 12),
+    arm = _color(rng, 70, 190, 40)
+    return _Hand(cx=0.5, cy=0.3, size=_u(rng, 0.17, 0.25), angle=_u(rng, -12, 12),
                  n_fingers=int(rng.choice([3, 4])), pose="open", spread=_u(rng, 10, 38),
                  grip=0.6, curl=_u(rng, 35, 80), finger_len=_u(rng, 0.85, 1.15),
                  palm_color=palm, finger_color=finger, tip_color=tip, arm_color=arm,
@@ -278,7 +277,7 @@ def _held_scene(rng: np.random.Generator, table: _Table, obj: _Object, hand: _Ha
                 aspect: float, v: float | None = None) -> tuple[_Hand, _Object]:
     """SUCCESS: the object lifted clear of the table inside the closed hand."""
     rest = table.surface(v if v is not None else _u(rng, 0.3, 0.9))
-    hi = min(rest - 0.12, table.top - 0.02)  # bottom of the lifted object
+    hi = min(rest - 0.18, table.top - 0.06)  # bottom of the lifted object
     lo = obj.h + 0.06
     if hi < lo:  # not enough room above the table: make the object smaller
         scale = max(0.3, (hi - 0.08) / obj.h)

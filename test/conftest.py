@@ -48,7 +48,7 @@ def ros_install(tmp_path_factory) -> Path:
     """``colcon build`` of this package into a fresh install space, as a user would."""
     base = tmp_path_factory.mktemp("colcon")
     subprocess.run(
-        [sys.executable, "-m", "colcon", "build", "--base-paths", str(REPO), "--build-base", str(base / "build"),
-         "--install-base", str(base / "install"), "--event-handlers", "console_direct-"],
+        [sys.executable, "-m", "colcon", "build", "--paths", str(REPO),
+         "--build-base", str(base / "build"), "--install-base", str(base / "install")],
         cwd=base, check=True, capture_output=True, text=True)
     return base / "install"

@@ -158,8 +158,8 @@ def _as_keras_2_lambdas(src, dst):
         text = f_in.attrs["model_config"]
         text = text.decode() if isinstance(text, bytes) else text
         config = json.loads(text)
-        for i, layer in enumerate(l for l in config["config"]["layers"]
-                                  if l["class_name"] == "Custom>CustomScaleLayer"):
+        for i, layer in enumerate(ly for ly in config["config"]["layers"]
+                                  if ly["class_name"] == "Custom>CustomScaleLayer"):
             old, new = layer["config"]["name"], f"block35_{i + 1}"
             layer["class_name"] = "Lambda"
             layer["config"] = {"name": old, "trainable": True, "dtype": "float32",

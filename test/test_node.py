@@ -1,0 +1,174 @@
+"""grasp_success_node over real DDS: the installed executable in its own process, frames and
+events published from this process, answers checked as a grasp manager would see them."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import rclpy
+import rosnode
+from rcl_interfaces.srv import ListParameters
+from sensor_msgs.msg import Image
+from std_msgs.msg import Empty, Header
+from std_srvs.srv import Trigger
+
+from grasp_success_ros.node_config import PARAM_NAMES
+from grasp_success_ros.scoring import accuracy
+from grasp_success_ros.stream_player import StreamPlayer
+from grasp_success_ros.synth import grasp_stream, render_scene
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture(scope="module")
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+@pytest.fixture(scope="module")
+def live(ros, ros_install, trained_model, tmp_path_factory):
+    """The node with the default parameters, and a player in the same namespace."""
+    log = tmp_path_factory.mktemp("node") / "node.log"
+    proc = rosnode.start(ros_install, trained_model, log, "-r", "__ns:=/live")
+    player = StreamPlayer(namespace="/live")
+    assert player.wait_for_node(120.0, alive=lambda: proc.poll() is None), log.read_text()
+    yield player, proc, log
+    player.close()
+    assert rosnode.stop(proc) == 0, log.read_text()[-2000:]
+
+
+def frame(seed: int, success: bool, size=(240, 320)):
+    return render_scene(np.random.default_rng(seed), success, *size)
+
+
+def event_then_frames(player, images, gap=1 / 30):
+    player.event_pub.publish(Empty())
+    time.sleep(0.02)
+    stamps = []
+    for img in images:
+        stamps.append(player.publish_frame(img) if isinstance(img, np.ndarray)
+                      else player.publish_image(img))
+        time.sleep(gap)
+    return stamps
+
+
+def test_held_out_synthetic_grasps_are_judged_right_through_the_live_node(live):
+    player, proc, _ = live
+    player.clear()
+    labels = player.play(grasp_stream(seed=7, n_grasps=40, approach_s=0.4, hold_s=0.5))
+    results = player.wait_for_results(len(labels), timeout=30.0)
+    verdicts = [r["verdict"] for r in results]
+    assert len(results) == len(labels) == 40
+    assert accuracy(labels, verdicts) >= 0.95, list(zip(labels, verdicts, strict=True))
+    time.sleep(1.0)
+    assert len(player.results) == 40, "an event was answered more than once"
+    assert sorted(r["event_id"] for r in results) == list(range(results[0]["event_id"],
+                                                              results[0]["event_id"] + 40))
+    assert player.verdicts == verdicts
+    assert player.confidences == pytest.approx([r["confidence"] for r in results], abs=1e-6)
+
+
+def test_records_carry_the_stamps_of_the_judged_frames(live):
+    player, _, _ = live
+    player.clear()
+    stamps = event_then_frames(player, [frame(i, True) for i in range(5)])
+    (record,) = player.wait_for_results(1, timeout=10.0)
+    assert set(record) >= {"event_stamp", "verdict", "confidence", "p_success", "frame_stamps",
+                           "latency_ms", "error"}
+    assert record["error"] is None and len(record["frame_stamps"]) == 1
+    assert record["frame_stamps"][0] == pytest.approx(stamps[0], abs=1e-6)
+    assert record["frame_stamps"][0] >= record["event_stamp"]
+
+
+def test_a_malformed_image_gives_a_failure_record_and_the_node_keeps_serving(live):
+    player, proc, _ = live
+    player.clear()
+    bad = Image(height=240, width=320, encoding="rgb8", step=960, data=bytes(1000))
+    event_then_frames(player, [bad])
+    (record,) = player.wait_for_results(1, timeout=10.0)
+    assert record["verdict"] is None and record["error_code"] == "bad_image"
+    assert "expected height x step" in record["error"]
+    assert player.verdicts == []
+    player.clear()
+    event_then_frames(player, [frame(3, True)])
+    (record,) = player.wait_for_results(1, timeout=10.0)
+    assert record["verdict"] is not None and proc.poll() is None
+
+
+def test_no_frame_after_the_event_gives_a_failure_record_at_the_deadline(live):
+    player, _, _ = live
+    player.clear()
+    event_then_frames(player, [])
+    (record,) = player.wait_for_results(1, timeout=10.0)
+    assert record["verdict"] is None and record["error_code"] == "no_fresh_frame"
+    assert record["latency_ms"] >= 2000.0
+
+
+def test_the_node_declares_exactly_the_parameters_of_the_params_file(live):
+    player, _, _ = live
+    client = player.create_client(ListParameters, "/live/grasp_success_node/list_parameters")
+    assert client.wait_for_service(10.0)
+    result = client.call(ListParameters.Request(), timeout_sec=10.0)
+    assert set(PARAM_NAMES) <= set(result.result.names)
+
+
+@pytest.fixture(scope="module")
+def latest(ros, ros_install, trained_model, tmp_path_factory):
+    """A node judging the newest frame at a std_msgs/Header event."""
+    log = tmp_path_factory.mktemp("node") / "node.log"
+    proc = rosnode.start(ros_install, trained_model, log, "-r", "__ns:=/latest",
+                         "-p", "frame_selection:=latest", "-p", "trigger_type:=header")
+    player = StreamPlayer(namespace="/latest")
+    header_pub = player.create_publisher(Header, "grasp_completed", 10)
+    deadline = time.monotonic() + 120
+    while not header_pub.get_subscription_count() and time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.1)
+    yield player, header_pub, proc
+    player.close()
+    rosnode.stop(proc)
+
+
+def test_an_event_before_any_frame_gets_a_failure_record(latest):
+    player, header_pub, _ = latest
+    header_pub.publish(Header(stamp=player.get_clock().now().to_msg()))
+    (record,) = player.wait_for_results(1, timeout=10.0)
+    assert record["verdict"] is None and record["error_code"] == "no_frame"
+
+
+def test_classify_service_success_means_it_ran_not_that_the_grasp_succeeded(latest):
+    player, _, _ = latest
+    client = player.create_client(Trigger, "/latest/grasp_success_node/classify")
+    assert client.wait_for_service(10.0)
+    stale = client.call(Trigger.Request(), timeout_sec=10.0)
+    assert stale.success is False and json.loads(stale.message)["verdict"] is None
+    player.publish_frame(frame(5, False))
+    time.sleep(0.2)
+    answer = client.call(Trigger.Request(), timeout_sec=10.0)
+    record = json.loads(answer.message)
+    assert answer.success is True and record["verdict"] is False
+
+
+def test_header_events_use_their_own_stamp(latest):
+    player, header_pub, _ = latest
+    player.clear()
+    old = player.publish_frame(frame(11, True))
+    time.sleep(0.1)
+    player.publish_frame(frame(12, False))
+    header_pub.publish(Header(stamp=rclpy.time.Time(seconds=old + 0.01).to_msg()))
+    (record,) = player.wait_for_results(1, timeout=10.0)
+    assert record["frame_stamps"] == [pytest.approx(old, abs=1e-6)]
+    assert record["verdict"] is True
+
+
+def test_a_missing_model_is_a_one_line_error_and_a_non_zero_exit(ros_install, tmp_path):
+    log = tmp_path / "node.log"
+    proc = rosnode.start(ros_install, tmp_path / "missing.keras", log)
+    assert proc.wait(120) == 1
+    text = log.read_text()
+    assert "model file not found" in text and "Traceback" not in text

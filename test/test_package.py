@@ -1,0 +1,94 @@
+"""The package as ROS tools see it: launch file, params file, versions, lint.
+
+``launch`` and ``launch_ros`` do not install from PyPI, so the launch file is checked
+statically: the executable it names is installed, its default params file exists, and
+every key of the params file is a parameter the node declares.
+"""
+
+import ast
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import yaml
+
+from grasp_success_ros import __version__
+from grasp_success_ros.node_config import PARAMS, NodeConfig
+
+REPO = Path(__file__).resolve().parent.parent
+LAUNCH = REPO / "launch" / "grasp_success.launch.py"
+PARAMS_FILE = REPO / "config" / "grasp_success.yaml"
+
+
+def launch_tree():
+    return ast.parse(LAUNCH.read_text())
+
+
+def string_constants(tree):
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+            and isinstance(n.value, str)}
+
+
+def test_launch_file_starts_the_installed_executable(ros_install):
+    consts = string_constants(launch_tree())
+    assert "grasp_success_node" in consts and "grasp_success_ros" in consts
+    installed = ros_install / "grasp_success_ros" / "lib" / "grasp_success_ros"
+    assert (installed / "grasp_success_node").is_file()
+
+
+def test_launch_params_file_defaults_to_the_installed_config(ros_install):
+    consts = string_constants(launch_tree())
+    assert {"config", "grasp_success.yaml"} <= consts
+    share = ros_install / "grasp_success_ros" / "share" / "grasp_success_ros"
+    assert (share / "config" / "grasp_success.yaml").is_file()
+    assert (share / "launch" / "grasp_success.launch.py").is_file()
+
+
+def test_launch_arguments_all_have_descriptions():
+    tree = launch_tree()
+    assign = next(n for n in tree.body if isinstance(n, ast.Assign)
+                  and getattr(n.targets[0], "id", "") == "ARGUMENTS")
+    names = [elt.elts[0].value for elt in assign.value.elts]
+    descriptions = [elt.elts[2] for elt in assign.value.elts]
+    assert set(names) >= {"model_path", "camera_topic", "trigger_topic", "namespace",
+                          "params_file", "use_sim_time"}
+    assert all(len(ast.literal_eval(d)) > 20 for d in descriptions)
+
+
+def test_every_key_in_the_params_file_is_a_declared_parameter_with_its_default():
+    values = yaml.safe_load(PARAMS_FILE.read_text())["/**"]["ros__parameters"]
+    declared = {p.name: p.default for p in PARAMS}
+    assert set(values) == set(declared)
+    assert values == declared
+
+
+def test_params_file_with_a_model_path_is_a_valid_config():
+    values = yaml.safe_load(PARAMS_FILE.read_text())["/**"]["ros__parameters"]
+    assert NodeConfig.from_values({**values, "model_path": "m.keras"}).deadline_s == 2.0
+
+
+def test_version_is_the_same_in_package_xml_setup_py_and_the_module():
+    xml_version = ET.parse(REPO / "package.xml").getroot().findtext("version")
+    setup_version = re.search(r'VERSION = "([^"]+)"', (REPO / "setup.py").read_text()).group(1)
+    assert xml_version == setup_version == __version__
+
+
+def test_package_xml_declares_what_the_node_imports():
+    deps = {e.text for e in ET.parse(REPO / "package.xml").getroot().iter("exec_depend")}
+    assert {"rclpy", "sensor_msgs", "std_msgs", "std_srvs", "diagnostic_msgs"} <= deps
+
+
+def test_core_modules_import_without_ros():
+    code = ("import sys; sys.modules['rclpy'] = None\n"
+            "import grasp_success_ros.classifier, grasp_success_ros.policy, "
+            "grasp_success_ros.judge, grasp_success_ros.image_conversion, "
+            "grasp_success_ros.training, grasp_success_ros.synth, grasp_success_ros.cli")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_ruff_finds_nothing():
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", str(REPO)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
