@@ -197,20 +197,22 @@ def _sample_look(rng: np.random.Generator) -> _Look:
                  noise=_u(rng, 1.0, 10.0))
 
 
-def _sample_object(rng: np.random.Generator) -> _Object:
+def _sample_object(rng: np.random.Generator, hand_size: float) -> _Object:
+    """An object sized for the hand (a grasp needs one about a palm wide)."""
     shape = str(rng.choice(["box", "cylinder", "ball", "bottle", "ellipse"]))
-    w = _u(rng, 0.11, 0.24)
+    w = hand_size * _u(rng, 0.75, 1.25)
     if shape == "ball":
         h = w
     elif shape == "bottle":
-        w = min(w, 0.15)
-        h = w * _u(rng, 2.0, 3.2)
+        w *= 0.75
+        h = w * _u(rng, 2.0, 3.0)
     elif shape == "ellipse":
-        h = w * _u(rng, 1.1, 1.8)
+        h = w * _u(rng, 1.1, 1.7)
     else:
-        h = w * _u(rng, 0.6, 2.2)
-    h = min(h, 0.32)
-    return _Object(shape=shape, color=_color(rng, 110, 255, 255, 110), color2=_color(rng, 30, 255),
+        h = w * _u(rng, 0.8, 2.2)
+    h = min(h, 0.34)
+    return _Object(shape=shape, color=_color(rng, 130, 255, 255, 110),
+                   color2=_color(rng, 30, 255),
                    w=w, h=h, cx=_u(rng, 0.2, 0.8), cy=0.5, angle=0.0,
                    skew=_u(rng, -1, 1), label=bool(rng.random() < 0.5), shadow=1.0,
                    shadow_y=0.0)
@@ -297,7 +299,7 @@ def _held_scene(rng: np.random.Generator, table: _Table, obj: _Object, hand: _Ha
 
 
 def _empty_pose(rng: np.random.Generator, hand: _Hand, obj_w: float | None = None) -> _Hand:
-    pose = str(rng.choice(["open", "fist", "grasp"], p=[0.45, 0.3, 0.25]))
+    pose = str(rng.choice(["open", "fist", "grasp"], p=[0.5, 0.4, 0.1]))
     grip = (obj_w if obj_w is not None else _u(rng, 0.08, 0.2)) / 2 / hand.size + 0.12
     return replace(hand, pose=pose, grip=min(grip, 0.7) * _u(rng, 0.5, 1.0))
 
@@ -351,7 +353,8 @@ def _failure_scene(rng: np.random.Generator, table: _Table, obj: _Object, hand: 
 
 def _sample_scene(rng: np.random.Generator, success: bool, aspect: float) -> _Scene:
     bg, table, look = _sample_background(rng), _sample_table(rng), _sample_look(rng)
-    obj, hand = _sample_object(rng), _sample_hand(rng)
+    hand = _sample_hand(rng)
+    obj = _sample_object(rng, hand.size)
     if success:
         hand, held = _held_scene(rng, table, obj, hand, aspect)
         return _Scene(bg, table, held, hand, look)
@@ -656,7 +659,8 @@ class _Episode:
 def _sample_episode(rng: np.random.Generator, success: bool, aspect: float) -> _Episode:
     bg, table, look = _sample_background(rng), _sample_table(rng), _sample_look(rng)
     look = replace(look, noise=max(look.noise, 2.0))
-    obj, hand = _sample_object(rng), _sample_hand(rng)
+    hand = _sample_hand(rng)
+    obj = _sample_object(rng, hand.size)
     v = _u(rng, 0.3, 0.9)
     rest = _resting(obj, table, v, rng)
     end = _pregrasp(rng, hand, rest, aspect, _u(rng, 0.0, 0.05))
