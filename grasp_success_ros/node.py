@@ -84,6 +84,7 @@ class GraspSuccessNode(Node):
         self._event_ids = count(1)
         self._service_ids = count(1)
         self._stats = {"verdicts": 0, "failures": 0, "last_latency_ms": float("nan")}
+        self._publish_lock = threading.Lock()
 
         camera_group = MutuallyExclusiveCallbackGroup()
         self._worker_group = MutuallyExclusiveCallbackGroup()
@@ -175,6 +176,10 @@ class GraspSuccessNode(Node):
         return judge_selected(event, frames, selection, self.classifier.predict, to_rgb, policy)
 
     def _publish(self, record: GraspRecord) -> None:
+        with self._publish_lock:  # the worker and the trigger callback both answer events
+            self._publish_locked(record)
+
+    def _publish_locked(self, record: GraspRecord) -> None:
         if record.ok:
             self._verdict_pub.publish(Bool(data=record.verdict))
             self._confidence_pub.publish(Float32(data=record.confidence))

@@ -104,6 +104,7 @@ class _Hand:
     pose: str  # 'open', 'fist', 'grasp'
     spread: float  # degrees, open pose
     grip: float  # half-width of the grip in palm units, grasp pose
+    reach: float  # how far the closed fingers reach down, palm units, grasp pose
     curl: float  # degrees, fingertip curl
     finger_len: float
     palm_color: Color
@@ -189,7 +190,7 @@ def _sample_table(rng: np.random.Generator) -> _Table:
 
 
 def _sample_look(rng: np.random.Generator) -> _Look:
-    bright = _u(rng, 0.65, 1.3)
+    bright = _u(rng, 0.7, 1.25)
     gain = tuple(bright * (1.0 + _u(rng, -0.12, 0.12)) for _ in range(3))
     return _Look(gain=gain, contrast=_u(rng, 0.7, 1.25), offset=_u(rng, -15, 15),
                  ramp_x=_u(rng, -0.25, 0.25), ramp_y=_u(rng, -0.2, 0.2),
@@ -228,7 +229,7 @@ def _sample_hand(rng: np.random.Generator) -> _Hand:
     arm = _color(rng, 70, 190, 40)
     return _Hand(cx=0.5, cy=0.3, size=_u(rng, 0.17, 0.25), angle=_u(rng, -12, 12),
                  n_fingers=int(rng.choice([3, 4])), pose="open", spread=_u(rng, 10, 38),
-                 grip=0.6, curl=_u(rng, 35, 80), finger_len=_u(rng, 0.85, 1.15),
+                 grip=0.6, reach=1.0, curl=_u(rng, 35, 80), finger_len=_u(rng, 0.85, 1.15),
                  palm_color=palm, finger_color=finger, tip_color=tip, arm_color=arm,
                  flange_color=_shade(arm, _u(rng, 0.6, 1.3), 10))
 
@@ -261,7 +262,9 @@ def _grasp_hand(hand: _Hand, obj: _Object, rng: np.random.Generator) -> tuple[_H
     """Hand closed around the object. The returned object's cx/cy are offsets from the palm
     centre in hand coordinates (fractions of height); :func:`_attach` turns them into places."""
     size = max(hand.size, obj.w / 1.3)
-    hand = replace(hand, size=size, pose="grasp", grip=obj.w / 2 / size + 0.12)
+    # Fingers hold the upper part, so the lower part of the object stays in view.
+    reach = min(1.0, max(0.35, _u(rng, 0.5, 0.75) * obj.h / size))
+    hand = replace(hand, size=size, pose="grasp", grip=obj.w / 2 / size + 0.12, reach=reach)
     dx = _u(rng, -0.08, 0.08) * obj.w
     dy = size * _PALM_HALF_H + _u(rng, 0.0, 0.02) + obj.h / 2
     return hand, replace(obj, angle=hand.angle + _u(rng, -4, 4), shadow=1.0, cx=dx, cy=dy)
@@ -301,7 +304,8 @@ def _held_scene(rng: np.random.Generator, table: _Table, obj: _Object, hand: _Ha
 def _empty_pose(rng: np.random.Generator, hand: _Hand, obj_w: float | None = None) -> _Hand:
     pose = str(rng.choice(["open", "fist", "grasp"], p=[0.5, 0.4, 0.1]))
     grip = (obj_w if obj_w is not None else _u(rng, 0.08, 0.2)) / 2 / hand.size + 0.12
-    return replace(hand, pose=pose, grip=min(grip, 0.7) * _u(rng, 0.5, 1.0))
+    return replace(hand, pose=pose, grip=min(grip, 0.7) * _u(rng, 0.5, 1.0),
+                   reach=_u(rng, 0.4, 1.0))
 
 
 def _hand_above(rng: np.random.Generator, hand: _Hand, table: _Table, cx: float,
@@ -323,10 +327,25 @@ def _pregrasp(rng: np.random.Generator, hand: _Hand, obj: _Object, aspect: float
                    cy=top - gap - size * _PALM_HALF_H)
 
 
+def _approach_path(rng: np.random.Generator, hand: _Hand, rest: _Object,
+                   aspect: float) -> tuple[_Hand, _Hand]:
+    """Start and end of the open hand's way down to the object resting on the table."""
+    end = _pregrasp(rng, hand, rest, aspect, _u(rng, 0.0, 0.05))
+    start = replace(end, cx=min(0.9, max(0.1, end.cx + _u(rng, -0.25, 0.25))),
+                    cy=min(end.cy, _u(rng, -0.05, 0.2)), angle=hand.angle)
+    return start, end
+
+
+def _lerp_hand(a: _Hand, b: _Hand, k: float) -> _Hand:
+    k = k * k * (3.0 - 2.0 * k)  # smooth start and stop
+    return replace(b, cx=a.cx + (b.cx - a.cx) * k, cy=a.cy + (b.cy - a.cy) * k,
+                   angle=a.angle + (b.angle - a.angle) * k)
+
+
 def _failure_scene(rng: np.random.Generator, table: _Table, obj: _Object, hand: _Hand,
                    aspect: float) -> tuple[_Table, _Object | None, _Hand]:
-    kind = str(rng.choice(["above", "pregrasp", "beside", "floor", "empty"],
-                          p=[0.3, 0.2, 0.1, 0.15, 0.25]))
+    kind = str(rng.choice(["approach", "above", "pregrasp", "beside", "floor", "empty"],
+                          p=[0.25, 0.15, 0.1, 0.1, 0.15, 0.25]))
     if kind == "floor" and table.front > 0.86:
         table = replace(table, face=max(0.02, 0.86 - table.top - table.depth))
     hand = _empty_pose(rng, hand, obj.w)
@@ -339,6 +358,9 @@ def _failure_scene(rng: np.random.Generator, table: _Table, obj: _Object, hand: 
     rest = _resting(obj, table, _u(rng, 0.3, 0.9), rng)
     if kind == "pregrasp":
         return table, rest, _pregrasp(rng, hand, rest, aspect, _u(rng, 0.0, 0.06))
+    if kind == "approach":  # what a stream shows before the hand closes
+        start, end = _approach_path(rng, hand, rest, aspect)
+        return table, rest, _lerp_hand(start, end, _u(rng, 0.0, 1.0))
     if kind == "beside":
         side = 1.0 if rng.random() < 0.5 else -1.0
         off = (rest.w / 2 + hand.size * _u(rng, 0.9, 1.6)) / aspect
@@ -525,6 +547,7 @@ def _finger_chains(hand: _Hand) -> list[np.ndarray]:
                 angles = [sgn * 8.0, sgn * 4.0, -sgn * 20.0]
                 seg = seg * 0.45
         else:  # grasp
+            seg = seg * min(1.0, hand.reach / (0.9 * float(seg.sum())))
             if is_outer:
                 target = math.copysign(hand.grip, sgn)
                 a1 = math.degrees(math.asin(max(-0.95, min(0.95, (target - bx) / seg[0]))))
@@ -534,7 +557,7 @@ def _finger_chains(hand: _Hand) -> list[np.ndarray]:
                 seg = seg * 0.5  # wraps over the object's top, seen foreshortened
         pts = [(bx, _PALM_HALF_H - 0.04)]
         x, y = pts[0]
-        for ang, length in zip(angles, seg):
+        for ang, length in zip(angles, seg, strict=True):
             r = math.radians(ang)
             x, y = x + length * math.sin(r), y + length * math.cos(r)
             pts.append((x, y))
@@ -561,7 +584,7 @@ def _draw_hand(img: np.ndarray, hand: _Hand, h: int, w: int) -> None:
     knuckle = _shade(hand.finger_color, 0.7)
     for chain in _finger_chains(hand):
         p = tr(chain)
-        for a, b in zip(p[:-1], p[1:]):
+        for a, b in zip(p[:-1], p[1:], strict=True):
             cv2.line(img, _pt(*a), _pt(*b), hand.finger_color, thick, _AA, _SHIFT)
         for q in p[1:-1]:
             _ellipse(img, (q[0], q[1]), (0.09 * s, 0.09 * s), 0.0, knuckle)
@@ -663,9 +686,7 @@ def _sample_episode(rng: np.random.Generator, success: bool, aspect: float) -> _
     obj = _sample_object(rng, hand.size)
     v = _u(rng, 0.3, 0.9)
     rest = _resting(obj, table, v, rng)
-    end = _pregrasp(rng, hand, rest, aspect, _u(rng, 0.0, 0.05))
-    start = replace(end, cx=min(0.9, max(0.1, end.cx + _u(rng, -0.25, 0.25))),
-                    cy=min(end.cy, _u(rng, -0.05, 0.2)), angle=hand.angle)
+    start, end = _approach_path(rng, hand, rest, aspect)
     if success:
         held_hand, held = _held_scene(rng, table, obj, hand, aspect, v)
         scene = _Scene(bg, table, held, held_hand, look)
@@ -684,12 +705,6 @@ def _sample_episode(rng: np.random.Generator, success: bool, aspect: float) -> _
             placed = _on_floor(obj, table, rng)
         scene = _Scene(bg, table, placed, lifted, look)
     return _Episode(scene=scene, start=start, end=end, approach_obj=rest, label=bool(success))
-
-
-def _lerp_hand(a: _Hand, b: _Hand, k: float) -> _Hand:
-    k = k * k * (3.0 - 2.0 * k)  # smooth start and stop
-    return replace(b, cx=a.cx + (b.cx - a.cx) * k, cy=a.cy + (b.cy - a.cy) * k,
-                   angle=a.angle + (b.angle - a.angle) * k)
 
 
 def _jitter(scene: _Scene, rng: np.random.Generator, amount: float) -> _Scene:

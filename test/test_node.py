@@ -172,3 +172,54 @@ def test_a_missing_model_is_a_one_line_error_and_a_non_zero_exit(ros_install, tm
     assert proc.wait(120) == 1
     text = log.read_text()
     assert "model file not found" in text and "Traceback" not in text
+
+
+def set_parameter(player, node_name, name, value):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    client = player.create_client(SetParameters, f"{node_name}/set_parameters")
+    assert client.wait_for_service(10.0)
+    param = Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
+                                                       double_value=value))
+    response = client.call(SetParameters.Request(parameters=[param]), timeout_sec=10.0)
+    return response.results[0]
+
+
+def test_threshold_changes_at_run_time_and_bad_values_are_refused(live):
+    player, _, _ = live
+    assert not set_parameter(player, "/live/grasp_success_node", "threshold", 1.5).successful
+    assert set_parameter(player, "/live/grasp_success_node", "threshold", 1.0).successful
+    try:
+        player.clear()
+        event_then_frames(player, [frame(21, True)])
+        (record,) = player.wait_for_results(1, timeout=10.0)
+        assert record["threshold"] == 1.0
+        assert record["verdict"] is (record["p_success"] >= 1.0)
+    finally:
+        assert set_parameter(player, "/live/grasp_success_node", "threshold", -1.0).successful
+    player.clear()
+    event_then_frames(player, [frame(21, True)])
+    (record,) = player.wait_for_results(1, timeout=10.0)
+    assert record["threshold"] == 0.5
+
+
+def test_diagnostics_report_model_camera_and_counts(live):
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    player, _, _ = live
+    seen = []
+    sub = player.create_subscription(DiagnosticArray, "/diagnostics", seen.append, 10)
+    deadline = time.monotonic() + 10.0
+    mine = []
+    while not mine and time.monotonic() < deadline:
+        player.publish_frame(frame(1, True))
+        time.sleep(0.1)
+        mine = [s for a in list(seen) for s in a.status
+                if s.hardware_id == "/live/grasp_success_node"]
+    player.destroy_subscription(sub)
+    values = {kv.key: kv.value for kv in mine[-1].values}
+    assert values["model_loaded"] == "True"
+    assert {"camera_rate_hz", "newest_frame_age_s", "last_latency_ms", "verdicts",
+            "failures"} <= set(values)
+    assert int(values["verdicts"]) >= 1
