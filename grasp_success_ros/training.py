@@ -95,7 +95,7 @@ def train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
     history = model.fit(
         _dataset(tr.images, tr.labels, cfg, card, train=True), epochs=cfg.epochs,
         validation_data=_dataset(va.images, va.labels, cfg, card, train=False),
-        class_weight=class_weights(tr.labels), verbose=2,
+        class_weight=class_weights(tr.labels), verbose=2, shuffle=False,
         callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True,
                                                  patience=max(3, cfg.epochs // 3))])
     hist = history.history
