@@ -149,6 +149,19 @@ def _color(rng: np.random.Generator, v_lo: float = 0.0, v_hi: float = 255.0,
     return tuple(float(c) for c in rgb)
 
 
+def _distinct_color(rng: np.random.Generator, avoid: tuple[Color, ...]) -> Color:
+    """A saturated colour that stands out against `avoid` (the object must be visible)."""
+    best, best_d = (255.0, 0.0, 0.0), -1.0
+    for _ in range(12):
+        c = _color(rng, 130, 255, 255, 110)
+        d = min(float(np.linalg.norm(np.subtract(c, a))) for a in avoid)
+        if d > best_d:
+            best, best_d = c, d
+        if d >= 110.0:
+            break
+    return best
+
+
 def _shade(c: Color, f: float, add: float = 0.0) -> Color:
     return tuple(float(min(255.0, max(0.0, v * f + add))) for v in c)
 
@@ -192,13 +205,14 @@ def _sample_table(rng: np.random.Generator) -> _Table:
 def _sample_look(rng: np.random.Generator) -> _Look:
     bright = _u(rng, 0.7, 1.25)
     gain = tuple(bright * (1.0 + _u(rng, -0.12, 0.12)) for _ in range(3))
-    return _Look(gain=gain, contrast=_u(rng, 0.7, 1.25), offset=_u(rng, -15, 15),
+    return _Look(gain=gain, contrast=_u(rng, 0.75, 1.25), offset=_u(rng, -15, 15),
                  ramp_x=_u(rng, -0.25, 0.25), ramp_y=_u(rng, -0.2, 0.2),
                  blur=_u(rng, 0.0, 0.006) if rng.random() < 0.6 else 0.0,
-                 noise=_u(rng, 1.0, 10.0))
+                 noise=_u(rng, 1.0, 8.0))
 
 
-def _sample_object(rng: np.random.Generator, hand_size: float) -> _Object:
+def _sample_object(rng: np.random.Generator, hand_size: float,
+                   avoid: tuple[Color, ...]) -> _Object:
     """An object sized for the hand (a grasp needs one about a palm wide)."""
     shape = str(rng.choice(["box", "cylinder", "ball", "bottle", "ellipse"]))
     w = hand_size * _u(rng, 0.75, 1.25)
@@ -212,7 +226,7 @@ def _sample_object(rng: np.random.Generator, hand_size: float) -> _Object:
     else:
         h = w * _u(rng, 0.8, 2.2)
     h = min(h, 0.34)
-    return _Object(shape=shape, color=_color(rng, 130, 255, 255, 110),
+    return _Object(shape=shape, color=_distinct_color(rng, avoid),
                    color2=_color(rng, 30, 255),
                    w=w, h=h, cx=_u(rng, 0.2, 0.8), cy=0.5, angle=0.0,
                    skew=_u(rng, -1, 1), label=bool(rng.random() < 0.5), shadow=1.0,
@@ -376,7 +390,7 @@ def _failure_scene(rng: np.random.Generator, table: _Table, obj: _Object, hand: 
 def _sample_scene(rng: np.random.Generator, success: bool, aspect: float) -> _Scene:
     bg, table, look = _sample_background(rng), _sample_table(rng), _sample_look(rng)
     hand = _sample_hand(rng)
-    obj = _sample_object(rng, hand.size)
+    obj = _sample_object(rng, hand.size, (bg.c1, bg.c2, table.top_color, hand.palm_color))
     if success:
         hand, held = _held_scene(rng, table, obj, hand, aspect)
         return _Scene(bg, table, held, hand, look)
@@ -683,7 +697,7 @@ def _sample_episode(rng: np.random.Generator, success: bool, aspect: float) -> _
     bg, table, look = _sample_background(rng), _sample_table(rng), _sample_look(rng)
     look = replace(look, noise=max(look.noise, 2.0))
     hand = _sample_hand(rng)
-    obj = _sample_object(rng, hand.size)
+    obj = _sample_object(rng, hand.size, (bg.c1, bg.c2, table.top_color, hand.palm_color))
     v = _u(rng, 0.3, 0.9)
     rest = _resting(obj, table, v, rng)
     start, end = _approach_path(rng, hand, rest, aspect)

@@ -15,6 +15,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Empty, Header
 from std_srvs.srv import Trigger
 
+from grasp_success_ros.image_conversion import rgb_to_image_fields
 from grasp_success_ros.node_config import PARAM_NAMES
 from grasp_success_ros.scoring import accuracy
 from grasp_success_ros.stream_player import StreamPlayer
@@ -223,3 +224,32 @@ def test_diagnostics_report_model_camera_and_counts(live):
     assert {"camera_rate_hz", "newest_frame_age_s", "last_latency_ms", "verdicts",
             "failures"} <= set(values)
     assert int(values["verdicts"]) >= 1
+
+
+def test_use_sim_time_stamps_events_on_the_bag_clock(ros, ros_install, trained_model, tmp_path):
+    from rosgraph_msgs.msg import Clock
+
+    log = tmp_path / "node.log"
+    proc = rosnode.start(ros_install, trained_model, log, "-r", "__ns:=/sim",
+                         "-p", "use_sim_time:=true")
+    player = StreamPlayer(namespace="/sim")
+    clock_pub = player.create_publisher(Clock, "/clock", 10)
+    try:
+        assert player.wait_for_node(120.0, alive=lambda: proc.poll() is None), log.read_text()
+        sim = 1000.0
+        for i in range(30):
+            sim += 1 / 30
+            clock_pub.publish(Clock(clock=rclpy.time.Time(seconds=sim).to_msg()))
+            msg = Image(**rgb_to_image_fields(frame(i, True)))
+            msg.header.stamp = rclpy.time.Time(seconds=sim).to_msg()
+            player.image_pub.publish(msg)
+            if i == 10:
+                player.event_pub.publish(Empty())
+            time.sleep(1 / 30)
+        (record,) = player.wait_for_results(1, timeout=10.0)
+        assert 1000.0 < record["event_stamp"] < 1001.0
+        assert record["verdict"] is not None
+        assert record["event_stamp"] <= record["frame_stamps"][0] < record["event_stamp"] + 0.2
+    finally:
+        player.close()
+        rosnode.stop(proc)
