@@ -1,4 +1,8 @@
-"""RGB frames in, P(success) out: the model plus its card's preprocessing and output meaning."""
+"""RGB frames in, P(success) out: the model plus its card's preprocessing and output meaning.
+
+The model is a Keras model or an exported one (ONNX / TFLite, see ``runtimes``); the
+runtime is chosen by file type in ``from_path``.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,10 @@ from grasp_success_ros.preprocessing import prepare_batch
 
 def _compiled_forward(model):
     """A graph-compiled forward pass: several times faster than eager or ``model.predict``."""
+    from grasp_success_ros.runtimes import ExportedModel
+
+    if isinstance(model, ExportedModel):
+        return model
     import keras
 
     if keras.backend.backend() == "tensorflow":
@@ -37,9 +45,22 @@ class GraspClassifier:
 
     @classmethod
     def from_path(cls, path: str | Path, allow_custom_code: bool = False):
-        """Load a model and its card; returns (classifier, loader notes)."""
-        loaded = load_model(path, allow_custom_code=allow_custom_code)
+        """Load a model and its card; returns (classifier, loader notes).
+
+        ``.keras`` / ``.h5`` run in Keras, ``.onnx`` in ONNX Runtime, ``.tflite`` in LiteRT.
+        """
+        from grasp_success_ros.runtimes import load_exported, runtime_for
+
+        if runtime_for(path) == "keras":
+            loaded = load_model(path, allow_custom_code=allow_custom_code)
+        else:
+            loaded = load_exported(path)
         return cls(loaded.model, loaded.card, source=str(loaded.path)), loaded.notes
+
+    @property
+    def runtime(self) -> str:
+        """``keras``, ``onnx`` or ``tflite``."""
+        return getattr(self.model, "runtime", "keras")
 
     @property
     def input_size(self) -> int:

@@ -36,3 +36,7 @@ class DatasetError(GraspSuccessError):
 
 class ConfigError(GraspSuccessError):
     """A parameter value is out of range or inconsistent."""
+
+
+class BagError(GraspSuccessError):
+    """A rosbag2 recording is missing, unreadable or lacks what a bag tool needs."""

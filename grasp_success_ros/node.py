@@ -35,15 +35,12 @@ from grasp_success_ros.image_conversion import to_rgb
 from grasp_success_ros.judge import Frame, GraspEvent, GraspRecord, failure_record, judge_selected
 from grasp_success_ros.node_config import PARAMS, NodeConfig, ParamSpec
 from grasp_success_ros.policy import PolicyConfig, select_frames
+from grasp_success_ros.triggers import stamp_seconds, trigger_info
 
 TRIGGER_MSG = {"empty": Empty, "bool": Bool, "header": Header, "string": String}
 WORKER_PERIOD_S = 0.02
 BACKSTOP_S = 5.0
 LOG_THROTTLE_S = 5.0
-
-
-def stamp_seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
@@ -133,18 +130,12 @@ class GraspSuccessNode(Node):
             self._wake.trigger()
 
     def _on_trigger(self, msg) -> None:
-        now = self._now()
-        stamp, trigger, rejection = now, self.config.trigger_type, None
-        if isinstance(msg, Header):
-            stamp = stamp_seconds(msg.stamp) or now
-            trigger = f"header:{msg.frame_id}" if msg.frame_id else "header"
-        elif isinstance(msg, String):
-            trigger = f"string:{msg.data[:200]}"
-        elif isinstance(msg, Bool) and not msg.data:
-            rejection = ("not_completed", "Bool false on grasp_completed is not a completed grasp")
-        event = GraspEvent(next(self._event_ids), stamp, time.monotonic(), trigger)
-        if rejection:
-            self._publish(failure_record(event, self.policy, *rejection))
+        # The same rule as the bag tools (triggers.py): event time = receipt time, or the
+        # Header's stamp; Bool false is answered with a not_completed failure record.
+        info = trigger_info(self.config.trigger_type, msg, self._now())
+        event = GraspEvent(next(self._event_ids), info.stamp, time.monotonic(), info.trigger)
+        if info.rejection:
+            self._publish(failure_record(event, self.policy, *info.rejection))
             return
         with self._pending_lock:
             self._pending.append(event)

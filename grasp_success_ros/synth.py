@@ -15,6 +15,7 @@ any resolution with a little motion and sensor noise per frame.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Iterator
@@ -92,6 +93,7 @@ class _Object:
     label: bool  # bottle label band
     shadow: float  # darkening factor of the contact shadow (1 = none)
     shadow_y: float  # fraction of height
+    held: bool = False  # in the hand: moves with it
 
 
 @dataclass(frozen=True)
@@ -149,15 +151,17 @@ def _color(rng: np.random.Generator, v_lo: float = 0.0, v_hi: float = 255.0,
     return tuple(float(c) for c in rgb)
 
 
-def _distinct_color(rng: np.random.Generator, avoid: tuple[Color, ...]) -> Color:
-    """A saturated colour that stands out against `avoid` (the object must be visible)."""
+def _distinct_color(rng: np.random.Generator, avoid: tuple[Color, ...], v_lo: float = 130.0,
+                    v_hi: float = 255.0, s_hi: float = 255.0, s_lo: float = 110.0,
+                    min_dist: float = 110.0) -> Color:
+    """A colour that stands out against `avoid` (objects and the table edge must be seen)."""
     best, best_d = (255.0, 0.0, 0.0), -1.0
     for _ in range(12):
-        c = _color(rng, 130, 255, 255, 110)
+        c = _color(rng, v_lo, v_hi, s_hi, s_lo)
         d = min(float(np.linalg.norm(np.subtract(c, a))) for a in avoid)
         if d > best_d:
             best, best_d = c, d
-        if d >= 110.0:
+        if d >= min_dist:
             break
     return best
 
@@ -185,11 +189,11 @@ def _sample_background(rng: np.random.Generator) -> _Background:
                        grid=grid)
 
 
-def _sample_table(rng: np.random.Generator) -> _Table:
-    top_color = _color(rng, 60, 240, 130)
+def _sample_table(rng: np.random.Generator, bg: _Background) -> _Table:
+    top_color = _distinct_color(rng, (bg.c1, bg.c2), 60, 240, 130, 0, 60)
     full = rng.random() < 0.6
     return _Table(
-        top=_u(rng, 0.56, 0.78), depth=_u(rng, 0.06, 0.13), face=_u(rng, 0.03, 0.1),
+        top=_u(rng, 0.6, 0.8), depth=_u(rng, 0.06, 0.13), face=_u(rng, 0.03, 0.1),
         x0=_u(rng, -0.3, -0.05) if full else _u(rng, -0.2, 0.15),
         x1=_u(rng, 1.05, 1.3) if full else _u(rng, 0.85, 1.2),
         inset=_u(rng, 0.0, 0.06), top_color=top_color,
@@ -241,7 +245,7 @@ def _sample_hand(rng: np.random.Generator) -> _Hand:
     tip = _shade((1.0, 1.0, 1.0), _u(rng, 170, 245)) if rng.random() < 0.75 \
         else _shade(finger, 1.2, 10)
     arm = _color(rng, 70, 190, 40)
-    return _Hand(cx=0.5, cy=0.3, size=_u(rng, 0.17, 0.25), angle=_u(rng, -12, 12),
+    return _Hand(cx=0.5, cy=0.3, size=_u(rng, 0.19, 0.28), angle=_u(rng, -10, 10),
                  n_fingers=int(rng.choice([3, 4])), pose="open", spread=_u(rng, 10, 38),
                  grip=0.6, reach=1.0, curl=_u(rng, 35, 80), finger_len=_u(rng, 0.85, 1.15),
                  palm_color=palm, finger_color=finger, tip_color=tip, arm_color=arm,
@@ -297,11 +301,12 @@ def _held_scene(rng: np.random.Generator, table: _Table, obj: _Object, hand: _Ha
     """SUCCESS: the object lifted clear of the table inside the closed hand."""
     rest = table.surface(v if v is not None else _u(rng, 0.3, 0.9))
     hi = min(rest - 0.18, table.top - 0.06)  # bottom of the lifted object
-    lo = obj.h + 0.06
-    if hi < lo:  # not enough room above the table: make the object smaller
-        scale = max(0.3, (hi - 0.08) / obj.h)
+    palm = max(hand.size, obj.w / 1.3) * 0.6  # keep most of the palm in view
+    lo = obj.h + palm + 0.01
+    if hi < lo:  # not enough room above the table: make the object a little smaller
+        scale = max(0.6, (hi - palm - 0.01) / obj.h)
         obj = replace(obj, w=obj.w * scale, h=obj.h * scale)
-        lo = obj.h + 0.06
+        lo = obj.h + palm + 0.01
     bottom = _u(rng, min(lo, hi), hi)
     hand = replace(hand, angle=hand.angle * 0.8)
     hand, local = _grasp_hand(hand, obj, rng)
@@ -312,7 +317,7 @@ def _held_scene(rng: np.random.Generator, table: _Table, obj: _Object, hand: _Ha
     hand = replace(hand, cx=obj.cx - ox / aspect, cy=bottom - obj.h / 2 - oy)
     held = _attach(hand, local, aspect)
     shadow = 1.0 if rng.random() < 0.5 else _u(rng, 0.8, 0.92)
-    return hand, replace(held, shadow=shadow, shadow_y=rest)
+    return hand, replace(held, shadow=shadow, shadow_y=rest, held=True)
 
 
 def _empty_pose(rng: np.random.Generator, hand: _Hand, obj_w: float | None = None) -> _Hand:
@@ -322,11 +327,12 @@ def _empty_pose(rng: np.random.Generator, hand: _Hand, obj_w: float | None = Non
                    reach=_u(rng, 0.4, 1.0))
 
 
-def _hand_above(rng: np.random.Generator, hand: _Hand, table: _Table, cx: float,
-                lowest: float) -> _Hand:
-    """Hand hanging somewhere above `lowest` (fingertips stay above it)."""
+def _hand_above(rng: np.random.Generator, hand: _Hand, cx: float, lowest: float,
+                highest: float = -0.1) -> _Hand:
+    """Hand hanging somewhere above `lowest` (fingertips stay above it); the palm centre is
+    at least `highest` palm widths below the image top."""
     y_hi = lowest - _reach(hand)
-    y_lo = min(y_hi, -hand.size * 0.2)
+    y_lo = min(y_hi, hand.size * highest)
     return replace(hand, cx=cx, cy=_u(rng, y_lo, y_hi) if y_hi > y_lo else y_hi)
 
 
@@ -356,19 +362,22 @@ def _lerp_hand(a: _Hand, b: _Hand, k: float) -> _Hand:
                    angle=a.angle + (b.angle - a.angle) * k)
 
 
+_FAILURE_KINDS = ("approach", "above", "pregrasp", "beside", "floor", "empty")
+
+
 def _failure_scene(rng: np.random.Generator, table: _Table, obj: _Object, hand: _Hand,
-                   aspect: float) -> tuple[_Table, _Object | None, _Hand]:
-    kind = str(rng.choice(["approach", "above", "pregrasp", "beside", "floor", "empty"],
-                          p=[0.25, 0.15, 0.1, 0.1, 0.15, 0.25]))
+                   aspect: float, kind: str | None = None) -> tuple[_Table, _Object | None, _Hand]:
+    if kind is None:
+        kind = str(rng.choice(_FAILURE_KINDS, p=[0.25, 0.15, 0.1, 0.1, 0.15, 0.25]))
     if kind == "floor" and table.front > 0.86:
         table = replace(table, face=max(0.02, 0.86 - table.top - table.depth))
     hand = _empty_pose(rng, hand, obj.w)
     surface_low = table.surface(0.8)
     if kind == "empty":
-        return table, None, _hand_above(rng, hand, table, _u(rng, 0.15, 0.85), surface_low)
+        return table, None, _hand_above(rng, hand, _u(rng, 0.15, 0.85), surface_low)
     if kind == "floor":
-        return table, _on_floor(obj, table, rng), _hand_above(rng, hand, table,
-                                                              _u(rng, 0.15, 0.85), surface_low)
+        hand = _hand_above(rng, hand, _u(rng, 0.15, 0.85), surface_low)
+        return table, _on_floor(obj, table, rng), hand
     rest = _resting(obj, table, _u(rng, 0.3, 0.9), rng)
     if kind == "pregrasp":
         return table, rest, _pregrasp(rng, hand, rest, aspect, _u(rng, 0.0, 0.06))
@@ -381,20 +390,22 @@ def _failure_scene(rng: np.random.Generator, table: _Table, obj: _Object, hand: 
         cx = rest.cx + side * off
         if not 0.05 < cx < 0.95:
             cx = rest.cx - side * off
-        return table, rest, _hand_above(rng, hand, table, cx, rest.shadow_y)
+        return table, rest, _hand_above(rng, hand, cx, rest.shadow_y)
     top = rest.cy - rest.h / 2
     cx = rest.cx + _u(rng, -0.12, 0.12)
-    return table, rest, _hand_above(rng, hand, table, cx, top - _u(rng, 0.0, 0.04))
+    return table, rest, _hand_above(rng, hand, cx, top - _u(rng, 0.0, 0.04))
 
 
-def _sample_scene(rng: np.random.Generator, success: bool, aspect: float) -> _Scene:
-    bg, table, look = _sample_background(rng), _sample_table(rng), _sample_look(rng)
+def _sample_scene(rng: np.random.Generator, success: bool, aspect: float,
+                  kind: str | None = None) -> _Scene:
+    bg = _sample_background(rng)
+    table, look = _sample_table(rng, bg), _sample_look(rng)
     hand = _sample_hand(rng)
     obj = _sample_object(rng, hand.size, (bg.c1, bg.c2, table.top_color, hand.palm_color))
     if success:
         hand, held = _held_scene(rng, table, obj, hand, aspect)
         return _Scene(bg, table, held, hand, look)
-    table, placed, hand = _failure_scene(rng, table, obj, hand, aspect)
+    table, placed, hand = _failure_scene(rng, table, obj, hand, aspect, kind)
     return _Scene(bg, table, placed, hand, look)
 
 
@@ -406,7 +417,7 @@ def _pts(points: np.ndarray) -> np.ndarray:
 
 
 def _pt(x: float, y: float) -> tuple[int, int]:
-    return int(round(x * _ONE)), int(round(y * _ONE))
+    return math.floor(x * _ONE + 0.5), math.floor(y * _ONE + 0.5)
 
 
 def _poly(img: np.ndarray, points: np.ndarray, color: Color) -> None:
@@ -434,23 +445,29 @@ def _darken_ellipse(img: np.ndarray, c: tuple[float, float], axes: tuple[float, 
 
 
 def _draw_background(bg: _Background, h: int, w: int) -> np.ndarray:
-    ys = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
-    xs = np.linspace(0.0, w / h, w, dtype=np.float32)[None, :]
-    t = xs * math.cos(bg.angle) + ys * math.sin(bg.angle)
-    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
-    c1, c2 = np.array(bg.c1, np.float32), np.array(bg.c2, np.float32)
-    img = c1 + t[..., None] * (c2 - c1)
-    if bg.texture == "stripes":
-        phase = (xs * math.cos(bg.tex_angle) + ys * math.sin(bg.tex_angle)) * bg.freq
-        img += (bg.amp * np.sin(2 * math.pi * phase))[..., None]
+    ys = np.linspace(0.0, 1.0, h, dtype=np.float32)
+    xs = np.linspace(0.0, w / h, w, dtype=np.float32)
+    # Linear gradient c1 -> c2 along bg.angle, built from a row and a column (separable).
+    tx, ty = xs * math.cos(bg.angle), ys * math.sin(bg.angle)
+    lo = float(tx.min() + ty.min())
+    span = max(float(tx.max() + ty.max()) - lo, 1e-6)
+    c1 = np.array(bg.c1, np.float32)
+    dc = (np.array(bg.c2, np.float32) - c1) / np.float32(span)
+    img = ((ty - np.float32(lo))[:, None] * dc + c1)[:, None, :] + (tx[:, None] * dc)[None]
+    if bg.texture == "stripes":  # sin(X + Y) = sin X cos Y + cos X sin Y, again separable
+        kf = np.float32(2 * math.pi * bg.freq)
+        gx, gy = xs * kf * math.cos(bg.tex_angle), ys * kf * math.sin(bg.tex_angle)
+        wave = np.outer(np.cos(gy), np.sin(gx)) + np.outer(np.sin(gy), np.cos(gx))
+        img += (np.float32(bg.amp) * wave)[..., None]
     elif bg.texture in ("checker", "blobs") and bg.grid is not None:
         interp = cv2.INTER_NEAREST if bg.texture == "checker" else cv2.INTER_CUBIC
-        img += bg.amp * cv2.resize(bg.grid, (w, h), interpolation=interp)
-    img = np.clip(img, 0, 255).astype(np.uint8)
+        img += np.float32(bg.amp) * cv2.resize(bg.grid, (w, h), interpolation=interp)
+    np.clip(img, 0, 255, out=img)
+    img = img.astype(np.uint8)
     if bg.texture == "tiles":
         step = max(4.0, h / bg.freq)
-        col = _shade(tuple(float(v) for v in (c1 + c2) / 2), 0.75)
-        thick = max(1, int(round(h / 240)))
+        col = _shade(tuple((a + b) / 2 for a, b in zip(bg.c1, bg.c2, strict=True)), 0.75)
+        thick = max(1, h // 240)
         for k in range(1, int(w / step) + 1):
             cv2.line(img, (int(k * step), 0), (int(k * step), h), col, thick)
         for k in range(1, int(h / step) + 1):
@@ -594,11 +611,11 @@ def _draw_hand(img: np.ndarray, hand: _Hand, h: int, w: int) -> None:
     _poly(img, tr(np.array([[-0.5 + c, -ph], [0.5 - c, -ph], [0.5, -ph + c], [0.5, ph - c],
                             [0.5 - c, ph], [-0.5 + c, ph], [-0.5, ph - c], [-0.5, -ph + c]])),
           hand.palm_color)
-    thick = max(1, int(round(_FINGER_W * s)))
+    thick = max(1, math.floor(_FINGER_W * s + 0.5))
     knuckle = _shade(hand.finger_color, 0.7)
     for chain in _finger_chains(hand):
         p = tr(chain)
-        for a, b in zip(p[:-1], p[1:], strict=True):
+        for a, b in itertools.pairwise(p):
             cv2.line(img, _pt(*a), _pt(*b), hand.finger_color, thick, _AA, _SHIFT)
         for q in p[1:-1]:
             _ellipse(img, (q[0], q[1]), (0.09 * s, 0.09 * s), 0.0, knuckle)
@@ -615,13 +632,17 @@ def _apply_look(img: np.ndarray, look: _Look, rng: np.random.Generator,
     f = img.astype(np.float32)
     ys = np.linspace(-0.5, 0.5, h, dtype=np.float32)[:, None]
     xs = np.linspace(-0.5, 0.5, w, dtype=np.float32)[None, :]
-    light = (1.0 + look.ramp_x * xs + look.ramp_y * ys) * flicker
-    gain = np.array(look.gain, np.float32) * look.contrast
-    f = f * gain
-    f += (128.0 * (1.0 - look.contrast) + look.offset)
+    light = (1.0 + look.ramp_x * xs + look.ramp_y * ys) * np.float32(flicker)
+    f *= np.array(look.gain, np.float32) * np.float32(look.contrast)
+    f += np.float32(128.0 * (1.0 - look.contrast) + look.offset)
     f *= light[..., None]
-    f += rng.standard_normal(f.shape, dtype=np.float32) * np.float32(look.noise)
-    return np.clip(f, 0, 255).astype(np.uint8)
+    # Uniform sensor noise with std look.noise: much cheaper to draw than Gaussian noise.
+    noise = rng.random(f.shape, dtype=np.float32)
+    noise -= np.float32(0.5)
+    noise *= np.float32(look.noise * math.sqrt(12.0))
+    f += noise
+    np.clip(f, 0, 255, out=f)
+    return f.astype(np.uint8)
 
 
 def _render(scene: _Scene, height: int, width: int, rng: np.random.Generator,
@@ -694,7 +715,8 @@ class _Episode:
 
 
 def _sample_episode(rng: np.random.Generator, success: bool, aspect: float) -> _Episode:
-    bg, table, look = _sample_background(rng), _sample_table(rng), _sample_look(rng)
+    bg = _sample_background(rng)
+    table, look = _sample_table(rng, bg), _sample_look(rng)
     look = replace(look, noise=max(look.noise, 2.0))
     hand = _sample_hand(rng)
     obj = _sample_object(rng, hand.size, (bg.c1, bg.c2, table.top_color, hand.palm_color))
@@ -709,8 +731,8 @@ def _sample_episode(rng: np.random.Generator, success: bool, aspect: float) -> _
         if kind == "dropped" and table.front > 0.86:
             table = replace(table, face=max(0.02, 0.86 - table.top - table.depth))
         lifted = _empty_pose(rng, end, obj.w)
-        lifted = _hand_above(rng, lifted, table, end.cx + _u(rng, -0.05, 0.05),
-                             rest.cy - rest.h / 2 - _u(rng, 0.04, 0.15))
+        lifted = _hand_above(rng, lifted, end.cx + _u(rng, -0.05, 0.05),
+                             rest.cy - rest.h / 2 - _u(rng, 0.04, 0.15), highest=0.35)
         placed: _Object | None = None
         if kind == "missed":
             placed = replace(rest, cx=rest.cx + _u(rng, -0.03, 0.03),
@@ -726,8 +748,8 @@ def _jitter(scene: _Scene, rng: np.random.Generator, amount: float) -> _Scene:
     dx, dy = rng.normal(0.0, amount, 2)
     hand = replace(scene.hand, cx=scene.hand.cx + dx, cy=scene.hand.cy + dy)
     obj = scene.obj
-    if obj is not None and scene.hand.pose == "grasp" and obj.shadow >= 0.8:
-        obj = replace(obj, cx=obj.cx + dx, cy=obj.cy + dy)  # held: moves with the hand
+    if obj is not None and obj.held:
+        obj = replace(obj, cx=obj.cx + dx, cy=obj.cy + dy)
     return replace(scene, hand=hand, obj=obj)
 
 
@@ -764,7 +786,7 @@ def grasp_stream(seed: int, n_grasps: int, fps: float = 30.0, height: int = 480,
         while True:
             t = frame / fps
             if not event_sent and t >= t_event - eps:
-                yield StreamItem(t=t_event, kind="event", image=None, label=ep.label,
+                yield StreamItem(t=min(t_event, t), kind="event", image=None, label=ep.label,
                                  grasp_index=g)
                 event_sent = True
             if t >= t0 + episode_s - eps:

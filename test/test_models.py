@@ -63,7 +63,7 @@ def test_full_size_inception_resnet_v2_is_cut_at_mixed_7a():
 def test_local_backbone_weights_file_is_loaded(tmp_path):
     base = keras.applications.MobileNetV3Small(include_top=False, weights=None,
                                                input_shape=(48, 48, 3),
-                                               include_preprocessing=False)
+                                               include_preprocessing=False, minimalistic=True)
     base.save_weights(tmp_path / "notop.weights.h5")
     model, _ = build_model("mobilenet_v3_small", 48, weights=tmp_path / "notop.weights.h5")
     got = model.get_layer("MobileNetV3Small").get_weights()

@@ -1,16 +1,33 @@
-"""Training from class folders: which folder is success, bad files, the card it writes."""
+"""Training from class folders: which folder is success, bad files, unbalanced data, the
+seed preset, fine-tuning, and what training writes beside the model."""
 
+import csv
 import shutil
 
+import keras
 import numpy as np
 import pytest
+from tool_helpers import backbone_weights, colour_folders, copy_images, rename_classes
 
+from grasp_success_ros import cli
 from grasp_success_ros.card import ModelCard, Preprocessing
+from grasp_success_ros.classifier import GraspClassifier
 from grasp_success_ros.dataset import class_folders, load_folders
 from grasp_success_ros.errors import DatasetError
+from grasp_success_ros.evaluation import evaluate_folder
+from grasp_success_ros.model_builder import backbone_spec, build_backbone
 from grasp_success_ros.model_io import load_model
 from grasp_success_ros.synth import write_dataset
-from grasp_success_ros.training import TrainConfig, class_weights, train
+from grasp_success_ros.training import (
+    AUGMENTATIONS,
+    Augmentation,
+    Decoded,
+    TrainConfig,
+    _unfreeze_top,
+    class_weights,
+    image_dataset,
+    train,
+)
 
 
 def folders(tmp_path, *names):
@@ -76,3 +93,152 @@ def test_training_writes_a_model_and_a_card_with_the_data_counts(tmp_path):
     assert card.output == "p_success" and card.success_class == "succ"
     assert card.training["train_counts"] == {"success": 6, "failure": 6, "skipped": 0}
     assert load_model(tmp_path / "m.keras").card == card
+
+
+# --------------------------------------------------------------------------- issue 3: training
+
+QUIET = {"tensorboard": False, "plots": False, "early_stopping": False}
+
+
+@pytest.fixture(scope="module")
+def pretrained(trained_model, tmp_path_factory):
+    """The trained fixture's backbone as a weights file: a stand-in for ImageNet weights."""
+    return backbone_weights(trained_model, tmp_path_factory.mktemp("bb") / "bb.weights.h5")
+
+
+def head_config(weights, **kw):
+    """A frozen 'pretrained' backbone, nothing augmented: the head trains on cached features."""
+    base = dict(backbone="mobilenet_v3_small", input_size=96, weights=str(weights),
+                augment=False, dense_units=16, epochs=30, batch_size=16, learning_rate=3e-3,
+                optimizer="adam", **QUIET)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("succ, fail", [("pos", "neg"), ("succ", "zon_desk")])
+def test_a_model_trained_from_renamed_folders_gets_the_success_class_right(
+        tmp_path, pretrained, succ, fail):
+    rename_classes(write_dataset(tmp_path / "train", 40, seed=21, height=120, width=160) and
+                   tmp_path / "train", succ, fail)
+    write_dataset(tmp_path / "test", 30, seed=22, height=120, width=160)
+    card = train(tmp_path / "train", tmp_path / "test", tmp_path / "m.keras",
+                 head_config(pretrained), log=lambda s: None)
+    assert (card.success_class, card.failure_class) == (succ, fail)
+    assert card.training["cached_features"] is True
+    clf, _ = GraspClassifier.from_path(tmp_path / "m.keras")
+    ev = evaluate_folder(tmp_path / "test", clf)  # test folders are success/ and failure/
+    assert ev.metrics()["accuracy"] >= 0.8  # a swapped class would score about 0.1
+
+
+def test_class_weights_keep_the_rare_class_learned_on_5_to_1_data(tmp_path, pretrained):
+    """20 successes against 100 failures, 30 of which look like successes (hard cases):
+    unweighted, the majority wins wherever the cue is ambiguous and the rare class is lost;
+    weighted, it is still recognised."""
+    write_dataset(tmp_path / "pool", 140, seed=11, height=120, width=160)
+    write_dataset(tmp_path / "test", 80, seed=12, height=120, width=160)
+    succ = sorted((tmp_path / "pool" / "success").iterdir())
+    fail = sorted((tmp_path / "pool" / "failure").iterdir())
+    copy_images(succ[:20], tmp_path / "train" / "success")
+    copy_images(succ[20:50], tmp_path / "train" / "failure", prefix="hard_")
+    copy_images(fail[:70], tmp_path / "train" / "failure")
+    recall = {}
+    for balance in ("none", "weights"):
+        out = tmp_path / f"{balance}.keras"
+        card = train(tmp_path / "train", tmp_path / "test", out,
+                     head_config(pretrained, balance=balance), log=lambda s: None)
+        assert card.training["train_counts"] == {"success": 20, "failure": 100, "skipped": 0}
+        m = evaluate_folder(tmp_path / "test", GraspClassifier.from_path(out)[0]).metrics()
+        recall[balance] = (m["success"]["recall"], m["failure"]["recall"])
+    print(f"per-class recall (success, failure): without weights {recall['none']}, "
+          f"with class weights {recall['weights']}")
+    assert recall["none"][0] <= 0.35  # measured 0.0-0.25
+    assert recall["weights"][0] >= 0.6 and recall["weights"][1] >= 0.7  # measured >= 0.75
+    assert recall["weights"][0] - recall["none"][0] >= 0.4
+
+
+def test_training_writes_history_plots_logs_and_card_beside_the_model(tmp_path):
+    colour_folders(tmp_path / "train", n=6, seed=1)
+    colour_folders(tmp_path / "valid", n=4, seed=2)
+    (tmp_path / "train" / "success" / "zero.png").write_bytes(b"")
+    (tmp_path / "train" / "failure" / "junk.jpg").write_bytes(b"not a jpeg")
+    cfg = TrainConfig(backbone="mobilenet_v3_small", input_size=32, weights=None, epochs=2,
+                      batch_size=4, dense_units=8, threshold=0.6, early_stopping=False)
+    lines = []
+    card = train(tmp_path / "train", tmp_path / "valid", tmp_path / "m.keras", cfg,
+                 log=lines.append)
+    assert card.threshold == 0.6
+    assert card.training["train_counts"] == {"success": 6, "failure": 6, "skipped": 2}
+    with (tmp_path / "m.history.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 and {"val_accuracy_success", "val_accuracy_failure"} <= set(rows[0])
+    for name in ("m.accuracy.png", "m.loss.png", "m.logs/best.weights.h5"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert list((tmp_path / "m.logs").rglob("events.out.tfevents*"))
+    epoch_lines = [s for s in lines if s.startswith("epoch ")]
+    assert len(epoch_lines) == 2 and "(success " in epoch_lines[0] and "failure " in \
+        epoch_lines[0]
+
+
+def test_fine_tuning_trains_the_top_of_a_frozen_backbone_after_the_head(tmp_path):
+    weights = tmp_path / "random.weights.h5"
+    build_backbone(backbone_spec("mobilenet_v3_small"), 32, None).save_weights(weights)
+    colour_folders(tmp_path / "train", n=4)
+    colour_folders(tmp_path / "valid", n=2, seed=3)
+    cfg = TrainConfig(backbone="mobilenet_v3_small", input_size=32, weights=str(weights),
+                      epochs=1, fine_tune_epochs=1, fine_tune_layers=3, batch_size=4,
+                      dense_units=8, augmentation=AUGMENTATIONS["seed"], **QUIET)
+    card = train(tmp_path / "train", tmp_path / "valid", tmp_path / "m.keras", cfg,
+                 log=lambda s: None)
+    assert card.training["frozen_backbone"] and card.training["fine_tuned_layers"] == 3
+    assert card.training["epochs_run"] == 2 and not card.training["cached_features"]
+    with (tmp_path / "m.history.csv").open() as fh:
+        assert [row["phase"] for row in csv.DictReader(fh)] == ["head", "fine_tune"]
+
+
+def test_fine_tuning_unfreezes_only_the_top_layers_and_never_batchnorm():
+    base = build_backbone(backbone_spec("mobilenet_v3_small"), 32, None)
+    base.trainable = False
+    assert _unfreeze_top(base, 4) == 4
+    trainable = [la for la in base.layers if la.trainable and la.weights]
+    weighted = [la for la in base.layers if la.weights]
+    assert len(trainable) == 4 and trainable[-1] in weighted[-2:]
+    assert not any(isinstance(la, keras.layers.BatchNormalization) for la in trainable)
+
+
+def test_the_seed_preset_is_the_seed_recipe_and_explicit_options_win(monkeypatch, tmp_path):
+    cfg = TrainConfig.preset_config("seed")
+    assert (cfg.frozen, cfg.optimizer, cfg.learning_rate, cfg.batch_size) == \
+        (True, "rmsprop", 1e-4, 20)
+    assert cfg.augmentation == Augmentation(rotation=40, shift=0.2, shear=0.2, zoom=0.2,
+                                            horizontal_flip=True)
+    assert cfg.seed_preprocessing
+    seen = []
+    monkeypatch.setattr("grasp_success_ros.training.train", lambda *a, **k: seen.append(a[3]))
+    assert cli.main(["train", "a", "b", "m.keras", "--preset", "seed", "--batch-size", "8"]) == 0
+    assert seen[0].batch_size == 8 and seen[0].optimizer == "rmsprop" and seen[0].frozen
+
+
+def test_seed_augmentation_runs_in_the_input_pipeline_and_keeps_the_scaling():
+    rng = np.random.default_rng(0)
+    data = Decoded(rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8),
+                   np.array([1, 0] * 3, np.float32))
+    cfg = TrainConfig.preset_config("seed", batch_size=3)
+    pre = Preprocessing()  # RGB / 255, as the seed
+    x, y = next(iter(image_dataset(data, cfg, pre, train=True)))
+    assert x.shape == (3, 32, 32, 3) and x.dtype == "float32"
+    assert 0.0 <= float(np.min(x)) and float(np.max(x)) <= 1.0
+    plain = np.stack([next(iter(image_dataset(data, cfg, pre, train=False)))[0].numpy()])
+    assert plain.shape == (1, 3, 32, 32, 3)
+
+
+def test_a_missing_training_folder_is_one_line_and_exit_2(tmp_path, capsys):
+    assert cli.main(["train", str(tmp_path / "nope"), str(tmp_path), "m.keras"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "folder not found" in err and "\n" not in err
+
+
+def test_offline_imagenet_fails_with_a_hint():
+    from grasp_success_ros.errors import WeightsUnavailableError
+    from grasp_success_ros.model_builder import build_model
+
+    with pytest.raises(WeightsUnavailableError, match="--weights PATH"):
+        build_model("mobilenet_v3_small", 32, weights="imagenet")

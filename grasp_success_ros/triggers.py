@@ -1,0 +1,53 @@
+"""Message -> time on the frames' clock: one rule for the live node and the bag tools.
+
+The node calls these with rclpy messages and its clock's time at receipt; the bag tools call
+them with rosbags-deserialised messages and the bag's receive (log) time of that message.
+Both kinds of message have the same fields, so both sides compute the same stamps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# trigger_type -> the ROS message type the node subscribes with
+TRIGGER_MSGTYPES = {
+    "empty": "std_msgs/msg/Empty",
+    "bool": "std_msgs/msg/Bool",
+    "header": "std_msgs/msg/Header",
+    "string": "std_msgs/msg/String",
+}
+NOT_COMPLETED = ("not_completed", "Bool false on grasp_completed is not a completed grasp")
+
+
+def stamp_seconds(stamp: Any) -> float:
+    """builtin_interfaces/Time -> seconds (the same float on every side)."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+@dataclass(frozen=True)
+class TriggerInfo:
+    """What one trigger message means: its event time, its label for the record, and a
+    rejection ``(code, reason)`` when it is not a completed grasp (Bool false)."""
+
+    stamp: float
+    trigger: str
+    rejection: tuple[str, str] | None = None
+
+
+def trigger_info(trigger_type: str, msg: Any, receipt_s: float) -> TriggerInfo:
+    """Empty/String/Bool: the event time is the receipt time; Header: its stamp (receipt
+    time when zero); Bool false is rejected as ``not_completed``."""
+    if trigger_type == "header":
+        stamp = stamp_seconds(msg.stamp) or receipt_s
+        return TriggerInfo(stamp, f"header:{msg.frame_id}" if msg.frame_id else "header")
+    if trigger_type == "string":
+        return TriggerInfo(receipt_s, f"string:{msg.data[:200]}")
+    if trigger_type == "bool" and not msg.data:
+        return TriggerInfo(receipt_s, trigger_type, NOT_COMPLETED)
+    return TriggerInfo(receipt_s, trigger_type)
+
+
+def frame_stamp(msg: Any, receipt_s: float) -> float:
+    """A camera frame's time: its header stamp, or the receipt time when that is zero."""
+    return stamp_seconds(msg.header.stamp) or receipt_s

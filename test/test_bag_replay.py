@@ -1,0 +1,124 @@
+"""A synthetic bag replayed through the installed node over real DDS gives, event by event,
+the verdicts that ``bag-eval`` gives for the same bag; replay keeps the recorded pace."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import rclpy
+import rosnode
+from rclpy.executors import SingleThreadedExecutor
+from rosgraph_msgs.msg import Clock
+from std_msgs.msg import Empty
+
+from grasp_success_ros.bag_eval import evaluate_bag
+from grasp_success_ros.bag_writer import write_session
+from grasp_success_ros.bags import BagTopics
+from grasp_success_ros.classifier import GraspClassifier
+from grasp_success_ros.node_config import NodeConfig
+from grasp_success_ros.replay import ReplayOptions, replay
+from grasp_success_ros.stream_player import StreamPlayer
+
+pytestmark = pytest.mark.ros
+
+REPO = Path(__file__).resolve().parent.parent
+GRASPS = 8
+
+
+@pytest.fixture(scope="module")
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+def replay_cli(bag: Path, ns: str) -> subprocess.CompletedProcess:
+    """``grasp-success replay`` in its own process, into the node's namespace, with /clock."""
+    remaps = [a for t in ("/camera/image_raw", "/grasp_completed")
+              for a in ("--remap", f"{t}:={ns}{t}")]
+    cmd = [sys.executable, "-m", "grasp_success_ros.cli", "replay", str(bag), "--clock",
+           *remaps, "--wait-for", f"{ns}/camera/image_raw", "--wait-for",
+           f"{ns}/grasp_completed", "--quiet"]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=180)
+
+
+def wait_for_node(player: StreamPlayer, ns: str, proc, timeout: float = 120.0) -> bool:
+    """The node subscribes to the camera and the trigger (of any type) and publishes results."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and proc.poll() is None:
+        if player.image_pub.get_subscription_count() and \
+                player.count_subscribers(f"{ns}/grasp_completed") and \
+                player.count_publishers(f"{ns}/grasp_success/result"):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("trigger_type", ["header", "empty"])
+def test_replayed_bag_gives_the_node_the_verdicts_of_bag_eval(
+        ros, ros_install, trained_model, tmp_path, trigger_type):
+    bag = tmp_path / "session"
+    write_session(bag, n_grasps=GRASPS, seed=11, height=120, width=160,
+                  trigger_type=trigger_type, approach_s=0.4, hold_s=0.5)
+    ns = f"/bag_{trigger_type}"
+    log = tmp_path / "node.log"
+    proc = rosnode.start(ros_install, trained_model, log, "-r", f"__ns:={ns}",
+                         "-p", "use_sim_time:=true", "-p", f"trigger_type:={trigger_type}")
+    player = StreamPlayer(name="bag_results", namespace=ns)
+    try:
+        assert wait_for_node(player, ns, proc), log.read_text()
+        done = replay_cli(bag, ns)
+        assert done.returncode == 0, done.stderr
+        live = player.wait_for_results(GRASPS, timeout=30.0)
+    finally:
+        player.close()
+        rosnode.stop(proc)
+
+    clf, _ = GraspClassifier.from_path(trained_model)
+    policy = NodeConfig.from_values({"model_path": str(trained_model),
+                                     "trigger_type": trigger_type}).policy(clf.card.threshold)
+    offline, _ = evaluate_bag(bag, clf.predict, policy, BagTopics(trigger_type=trigger_type))
+
+    assert len(live) == len(offline) == GRASPS, log.read_text()[-3000:]
+    for node_rec, bag_res in zip(live, offline, strict=True):
+        rec = bag_res.record
+        assert node_rec["event_id"] == rec.event_id
+        assert node_rec["verdict"] is rec.verdict, (node_rec, rec)
+        assert node_rec["frame_stamps"] == pytest.approx(rec.frame_stamps, abs=1e-6)
+        assert node_rec["p_success"] == pytest.approx(rec.p_success, abs=1e-3)
+        tolerance = 1e-6 if trigger_type == "header" else 0.5 / 30
+        assert node_rec["event_stamp"] == pytest.approx(rec.event_stamp, abs=tolerance)
+
+
+def test_replay_keeps_the_recorded_pace_scaled_by_rate_and_publishes_clock(ros, tmp_path):
+    bag = tmp_path / "pace"
+    write_session(bag, n_grasps=3, seed=1, height=24, width=32, approach_s=0.3, hold_s=0.2)
+    node = rclpy.create_node("pace_listener")
+    events: list[float] = []
+    clocks: list[int] = []
+    node.create_subscription(Empty, "/pace/grasp_completed",
+                             lambda m: events.append(time.monotonic()), 10)
+    node.create_subscription(Clock, "/clock",
+                             lambda m: clocks.append(m.clock.sec * 10**9 + m.clock.nanosec), 100)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        opts = ReplayOptions(rate=2.0, clock=True, topics=["/grasp_completed"],
+                             remaps={"/grasp_completed": "/pace/grasp_completed"},
+                             wait_for=["/pace/grasp_completed"], wait_timeout_s=30)
+        sent = replay(bag, opts, log=lambda m: None)
+        time.sleep(0.3)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+    assert sent == 3 and len(events) == 3
+    gaps = [b - a for a, b in zip(events, events[1:], strict=False)]
+    assert gaps == pytest.approx([0.35, 0.35], abs=0.08)  # 0.7 s per grasp at rate 2
+    assert clocks and clocks == sorted(clocks) and clocks[0] >= 1_700_000_000 * 10**9

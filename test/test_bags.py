@@ -1,0 +1,364 @@
+"""Bag tools without ROS: reading rosbag2 layouts, event times, ground truth, bag-eval, extract,
+and clear errors for bad bags."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import bag_formats
+import pytest
+
+from grasp_success_ros import cli
+from grasp_success_ros.bag_eval import evaluate_bag, summarize
+from grasp_success_ros.bag_writer import bool_cdr, typestore, write_items, write_session
+from grasp_success_ros.bags import BagTopics, open_bag, read_session
+from grasp_success_ros.errors import BagError
+from grasp_success_ros.policy import PolicyConfig
+
+SMALL = {"height": 120, "width": 160}
+FPS = 30.0
+
+
+@pytest.fixture(scope="module")
+def bag(tmp_path_factory) -> Path:
+    """A labelled synthetic session: 6 grasps, 160x120, sqlite3."""
+    path = tmp_path_factory.mktemp("bags") / "session"
+    write_session(path, n_grasps=6, seed=3, **SMALL)
+    return path
+
+
+def session_of(path: Path, **topics):
+    b = open_bag(path)
+    return b, read_session(b, BagTopics(**topics))
+
+
+def run_cli(*argv: str) -> int:
+    return cli.main([str(a) for a in argv])
+
+
+# ------------------------------------------------------------------------- reading
+
+
+@pytest.mark.parametrize("layout", ["humble-sqlite3", "humble-mcap", "jazzy-sqlite3",
+                                    "jazzy-mcap", "sqlite3", "mcap"])
+def test_bags_in_the_layouts_ros2_bag_record_writes_are_read(tmp_path, layout):
+    path = bag_formats.session(tmp_path / "b", layout, n_grasps=2, seed=5, **SMALL)
+    b, s = session_of(path)
+    with b:
+        assert len(s.frames) == 2 * 60 and len(s.events) == 2
+        assert all(e.label is not None for e in s.events)
+
+
+def test_a_single_storage_file_is_read_like_its_bag_folder(bag):
+    b, s = session_of(next(bag.glob("*.db3")))
+    with b:
+        assert len(s.events) == 6
+
+
+def test_empty_trigger_events_happen_at_their_receive_time(bag):
+    b, s = session_of(bag)
+    with b:
+        assert [e.stamp for e in s.events] == [e.log_ns * 1e-9 for e in s.events]
+        assert [e.event_id for e in s.events] == list(range(1, 7))
+
+
+def test_header_trigger_events_happen_at_their_stamp(tmp_path):
+    path = tmp_path / "h"
+    write_session(path, n_grasps=2, seed=5, trigger_type="header", start_ns=2_000_000_000,
+                  **SMALL)
+    b, s = session_of(path, trigger_type="header")
+    with b:
+        assert s.events[0].trigger == "header:grasp_manager"
+        assert s.events[0].stamp == pytest.approx(s.events[0].log_ns * 1e-9, abs=1e-9)
+
+
+def test_frames_are_stamped_by_their_header(bag):
+    b, s = session_of(bag)
+    with b:
+        gaps = {round(b2.stamp - a.stamp, 4) for a, b2 in zip(s.frames, s.frames[1:],
+                                                                 strict=False)}
+        assert gaps == {round(1 / FPS, 4)}
+
+
+def test_labels_are_the_first_ground_truth_at_or_after_each_event(bag):
+    from grasp_success_ros.synth import grasp_stream
+
+    truth = [i.label for i in grasp_stream(3, 6, **SMALL) if i.kind == "event"]
+    b, s = session_of(bag)
+    with b:
+        assert [e.label for e in s.events] == truth
+
+
+def test_a_csv_beside_the_bag_gives_the_ground_truth(tmp_path):
+    path = tmp_path / "nolabels"
+    write_session(path, n_grasps=3, seed=2, labels=False, **SMALL)
+    (path / "labels.csv").write_text("event,label\n1,success\n2,failure\n3,1\n")
+    policy = PolicyConfig()
+    results, source = evaluate_bag(path, lambda imgs: [0.9] * len(imgs), policy)
+    assert source.endswith("labels.csv")
+    assert [r.truth for r in results] == [True, False, True]
+
+
+def test_a_csv_with_event_times_matches_the_nearest_event(tmp_path):
+    path = tmp_path / "nolabels"
+    s = write_session(path, n_grasps=2, seed=2, labels=False, **SMALL)
+    b, sess = session_of(path)
+    with b:
+        times = [e.stamp for e in sess.events]
+    csv = tmp_path / "truth.csv"
+    csv.write_text(f"time,label\n{times[1] + 0.1},false\n{times[0] - 0.1},true\n")
+    results, _ = evaluate_bag(s.path, lambda imgs: [0.1] * len(imgs), PolicyConfig(),
+                              labels_csv=csv)
+    assert [r.truth for r in results] == [True, False]
+
+
+def test_bool_false_triggers_get_a_not_completed_record(tmp_path):
+    from rosbags.rosbag2 import Writer
+
+    ts = typestore()
+    src = tmp_path / "src"
+    write_session(src, n_grasps=1, seed=1, trigger_type="bool", **SMALL)
+    out = tmp_path / "bools"
+    with Writer(out, version=9) as w:  # the same session plus one Bool false at the end
+        conns = {}
+        b = open_bag(src)
+        with b:
+            for topic, msgtype, t, raw in b.all_messages():
+                if topic not in conns:
+                    conns[topic] = w.add_connection(topic, msgtype, typestore=ts)
+                w.write(conns[topic], t, raw)
+            w.write(conns["/grasp_completed"], t + 1, bool_cdr(ts, False))
+    results, _ = evaluate_bag(out, lambda imgs: [0.9] * len(imgs), PolicyConfig(),
+                              BagTopics(trigger_type="bool"))
+    assert [r.record.error_code for r in results] == [None, "not_completed"]
+
+
+# ------------------------------------------------------------------------- bag-eval
+
+
+def test_bag_eval_uses_the_shared_decision_path(bag):
+    """Records are the node's: the first frame at or after the event, threshold applied."""
+    seen = []
+
+    def predict(imgs):
+        seen.append(imgs[0].shape)
+        return [0.7] * len(imgs)
+
+    results, _ = evaluate_bag(bag, predict, PolicyConfig(threshold=0.75))
+    rec = results[0].record
+    assert seen[0] == (120, 160, 3)
+    assert rec.verdict is False and rec.confidence == pytest.approx(0.3)
+    assert rec.event_stamp <= rec.frame_stamps[0] < rec.event_stamp + 1 / FPS
+    assert rec.policy == "first_after"
+
+
+def test_an_event_without_frames_after_it_gets_no_fresh_frame(tmp_path):
+    from grasp_success_ros.synth import grasp_stream
+
+    # the event comes 1.0 s into the stream; the camera stops at 0.9 s
+    items = [i for i in grasp_stream(1, 1, **SMALL) if i.kind == "event" or i.t < 0.9]
+    write_items(tmp_path / "b", items)
+    results, _ = evaluate_bag(tmp_path / "b", lambda imgs: [0.9], PolicyConfig())
+    assert results[0].record.error_code == "no_fresh_frame"
+
+
+def test_bag_eval_on_a_synthetic_bag_reaches_95_percent(tmp_path, trained_model):
+    path = tmp_path / "eval"
+    write_session(path, n_grasps=30, seed=7, approach_s=0.4, hold_s=0.5, **SMALL)
+    from grasp_success_ros.classifier import GraspClassifier
+
+    clf, _ = GraspClassifier.from_path(trained_model)
+    results, _ = evaluate_bag(path, clf.predict, PolicyConfig(threshold=clf.card.threshold))
+    summary = summarize(results)
+    assert summary["labelled"] == 30
+    assert summary["accuracy"] >= 0.95, summary["seed_line"]
+
+
+def test_bag_eval_cli_reports_the_seed_line_csv_json_and_plots(bag, tmp_path, capsys,
+                                                               trained_model):
+    out = tmp_path / "report"
+    assert run_cli("bag-eval", bag, "--model", trained_model, "--out", out, "--json",
+                   "--no-progress") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["summary"]["seed_line"].endswith(")") and len(doc["events"]) == 6
+    assert set(doc["summary"]["confusion"]) == {"success", "failure"}
+    assert {"precision", "recall"} <= set(doc["summary"]["success"])
+    rows = (out / "events.csv").read_text().splitlines()
+    assert rows[0].startswith("bag,event_id,event_stamp") and len(rows) == 7
+    assert (out / "p_success.png").is_file() and (out / "confusion.png").is_file()
+
+
+def test_several_bags_are_evaluated_together_and_a_bad_one_is_named(bag, tmp_path, capsys,
+                                                                    trained_model):
+    second = tmp_path / "second"
+    write_session(second, n_grasps=2, seed=9, storage="mcap", **SMALL)
+    code = run_cli("bag-eval", bag, second, tmp_path / "missing", "--model", trained_model,
+                   "--quiet")
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "8 events in 2 bag(s)" in captured.out
+    assert "no bag at" in captured.err and "missing" in captured.err
+    assert "bag-eval [" in captured.err  # the progress bar
+
+
+# ------------------------------------------------------------------------- bad bags
+
+
+def expect_cli_error(capsys, *argv) -> str:
+    code = run_cli(*argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_a_missing_bag_is_a_one_line_error(tmp_path, capsys):
+    err = expect_cli_error(capsys, "extract", tmp_path / "nope", tmp_path / "out")
+    assert "no bag at" in err
+
+
+def test_a_bag_with_none_of_the_expected_topics_names_the_topics_it_has(tmp_path, capsys):
+    talker = bag_formats.talker_bag(tmp_path / "talker")
+    err = expect_cli_error(capsys, "extract", talker, tmp_path / "out")
+    assert "no image topic '/camera/image_raw'" in err
+    assert "no trigger topic '/grasp_completed'" in err
+    assert "/topic (std_msgs/msg/String, 10 messages)" in err and "/rosout" in err
+
+
+def test_an_empty_bag_is_explained(tmp_path, capsys):
+    from rosbags.rosbag2 import Writer
+
+    with Writer(tmp_path / "empty", version=9) as w:
+        w.add_connection("/camera/image_raw", "sensor_msgs/msg/Image", typestore=typestore())
+    err = expect_cli_error(capsys, "extract", tmp_path / "empty", tmp_path / "out")
+    assert "is empty" in err and "/camera/image_raw" in err
+
+
+def test_a_trigger_of_another_type_suggests_the_option(tmp_path, capsys):
+    write_session(tmp_path / "b", n_grasps=1, trigger_type="header", **SMALL)
+    err = expect_cli_error(capsys, "extract", tmp_path / "b", tmp_path / "out")
+    assert "std_msgs/msg/Header" in err and "--trigger-type header" in err
+
+
+def test_an_unknown_message_type_on_the_image_topic_is_explained(tmp_path, capsys):
+    from rosbags.rosbag2 import Writer
+
+    msgdef = "uint32 width\nuint8[] pixels\n"
+    with Writer(tmp_path / "custom", version=9) as w:
+        c = w.add_connection("/camera/image_raw", "my_msgs/msg/Frame", msgdef=msgdef,
+                             rihs01="RIHS01_" + "0" * 64)
+        t = w.add_connection("/grasp_completed", "std_msgs/msg/Empty", typestore=typestore())
+        w.write(c, 1, b"\x00\x01\x00\x00" + bytes(8))
+        w.write(t, 2, b"\x00\x01\x00\x00\x00")
+    err = expect_cli_error(capsys, "extract", tmp_path / "custom", tmp_path / "out")
+    assert "my_msgs/msg/Frame" in err and "sensor_msgs/msg/Image" in err
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_a_truncated_bag_is_explained(tmp_path, capsys, bag, storage):
+    path = tmp_path / "cut"
+    if storage == "sqlite3":
+        shutil.copytree(bag, path)
+    else:
+        write_session(path, n_grasps=3, seed=3, storage="mcap", **SMALL)
+    data = next(p for p in path.iterdir() if p.suffix in (".db3", ".mcap"))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    err = expect_cli_error(capsys, "extract", path, tmp_path / "out")
+    assert "truncated or corrupt" in err and str(path) in err
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(BagError):
+        run_cli("--debug", "extract", tmp_path / "nope", tmp_path / "out")
+
+
+# ------------------------------------------------------------------------- extract
+
+
+def frames_in(path: Path, lo: float, hi: float) -> list[int]:
+    """Per event: how many frames are stamped in [event + lo, event + hi)."""
+    b, s = session_of(path)
+    with b:
+        return [sum(e.stamp + lo <= f.stamp < e.stamp + hi for f in s.frames)
+                for e in s.events]
+
+
+def test_extract_writes_class_folders_named_by_bag_and_stamp(bag, tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert run_cli("extract", bag, out, "--window", "0.2", "--dedup", "0") == 0
+    b, s = session_of(bag)
+    with b:
+        labels = [e.label for e in s.events]
+    n = frames_in(bag, 0.0, 0.2 + 1e-9)
+    success = sorted((out / "success").iterdir())
+    assert len(success) == sum(k for k, ok in zip(n, labels, strict=True) if ok)
+    assert len(list((out / "failure").iterdir())) == sum(n) - len(success)
+    assert all(f.name.startswith("session_17000") and f.suffix == ".png" for f in success)
+    summary = json.loads((out / "extract_summary.json").read_text())
+    assert summary["session"]["success"] == len(success)
+    assert "total" in capsys.readouterr().out
+
+
+def test_extract_adds_frames_before_the_grasp_as_failures(bag, tmp_path):
+    run_cli("extract", bag, tmp_path / "a", "--window", "0.1", "--dedup", "0")
+    run_cli("extract", bag, tmp_path / "b", "--window", "0.1", "--dedup", "0",
+            "--before", "0.2", "--before-gap", "0.3")
+    without = json.loads((tmp_path / "a" / "extract_summary.json").read_text())["session"]
+    with_before = json.loads((tmp_path / "b" / "extract_summary.json").read_text())["session"]
+    assert with_before["success"] == without["success"]
+    assert with_before["failure"] == without["failure"] + sum(frames_in(bag, -0.5, -0.3))
+
+
+def test_extract_drops_near_duplicate_frames(tmp_path):
+    import numpy as np
+
+    from grasp_success_ros.synth import StreamItem, render_scene
+
+    img = render_scene(np.random.default_rng(0), True, 120, 160)
+    items = [StreamItem(0.5, "event", None, True, 0)] + [
+        StreamItem(i / FPS, "frame", img, None, 0) for i in range(30)]
+    write_items(tmp_path / "same", sorted(items, key=lambda i: (i.t, i.kind != "event")))
+    run_cli("extract", tmp_path / "same", tmp_path / "ds", "--window", "0.3")
+    summary = json.loads((tmp_path / "ds" / "extract_summary.json").read_text())["same"]
+    assert summary["success"] == 1 and summary["duplicates"] >= 8
+
+
+@pytest.mark.slow
+def test_extract_train_bag_eval_round_trip(tmp_path):
+    """Bags -> extract -> train -> bag-eval on a bag of other grasps."""
+    from grasp_success_ros.training import TrainConfig, train
+
+    train_bags = [tmp_path / f"train_{i}" for i in range(3)]
+    for i, path in enumerate(train_bags):
+        write_session(path, n_grasps=30, seed=30 + i, **SMALL)
+    write_session(tmp_path / "valid", n_grasps=20, seed=40, **SMALL)
+    write_session(tmp_path / "test", n_grasps=20, seed=50, **SMALL)
+    assert run_cli("extract", *train_bags, tmp_path / "train", "--window", "0.3",
+                   "--before", "0.3", "--dedup", "0.5") == 0
+    assert run_cli("extract", tmp_path / "valid", tmp_path / "valid_ds", "--window", "0.2") == 0
+    model = tmp_path / "rt.keras"
+    cfg = TrainConfig(backbone="mobilenet_v3_small", input_size=96, weights=None, epochs=10,
+                      batch_size=32, learning_rate=1e-3, optimizer="adam", seed=0)
+    train(tmp_path / "train", tmp_path / "valid_ds", model, cfg)
+    out = tmp_path / "report"
+    assert run_cli("bag-eval", tmp_path / "test", "--model", model, "--out", out,
+                   "--quiet") == 0
+    report = json.loads((out / "report.json").read_text())["summary"]
+    assert report["labelled"] == 20 and report["verdicts"] == 20
+    assert report["accuracy"] >= 0.7, report["seed_line"]
+
+
+def test_synth_bag_writes_a_session_bag_eval_can_read(tmp_path, capsys):
+    assert run_cli("synth", "--bag", tmp_path / "s", "--grasps", "2", "--width", "160",
+                   "--height", "120", "--storage", "mcap") == 0
+    assert "120 frames, 2 events" in capsys.readouterr().out
+    b, s = session_of(tmp_path / "s")
+    with b:
+        assert len(s.events) == 2 and next((tmp_path / "s").glob("*.mcap"))
+
+
+def test_synth_without_out_dir_or_bag_is_an_error(capsys):
+    assert run_cli("synth") == 2
+    assert "--bag" in capsys.readouterr().err

@@ -1,0 +1,236 @@
+"""predict, evaluate and export: on the seed's sample photos, synthetic scenes and videos."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from tool_helpers import colour_folders, red_minus_blue, seed_samples, solid, write_rgb
+
+from grasp_success_ros import cli
+from grasp_success_ros.card import ModelCard, card_path_for
+from grasp_success_ros.classifier import GraspClassifier
+from grasp_success_ros.errors import ConfigError
+from grasp_success_ros.evaluation import (
+    Evaluation,
+    evaluate_folder,
+    roc_auc,
+    threshold_for_precision,
+)
+from grasp_success_ros.export import export_model
+from grasp_success_ros.node_config import NodeConfig
+from grasp_success_ros.policy import PolicyConfig, decide
+from grasp_success_ros.predict import predict_images, video_decision
+
+
+def run_cli(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def rb_model(tmp_path):
+    return red_minus_blue(tmp_path / "rb.keras")
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def test_predict_lists_every_image_of_a_folder_recursively_with_verdict_and_confidence(
+        capsys, rb_model):
+    code, out, _ = run_cli(capsys, "predict", seed_samples(), rb_model, "--json")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 14
+    for row in rows:
+        assert row["verdict"] is (row["p_success"] >= 0.5)
+        assert row["confidence"] == pytest.approx(max(row["p_success"], 1 - row["p_success"]))
+
+
+def test_predict_table_and_csv_name_the_columns(capsys, rb_model):
+    image = next((seed_samples() / "success").iterdir())
+    _, table, _ = run_cli(capsys, "predict", image, rb_model)
+    assert table.splitlines()[0].split() == ["file", "verdict", "P(success)", "confidence"]
+    _, csv_text, _ = run_cli(capsys, "predict", image, rb_model, "--csv")
+    assert csv_text.splitlines()[0] == "file,verdict,p_success,confidence,error"
+
+
+def test_an_unreadable_image_gets_a_row_with_the_reason(tmp_path, rb_model):
+    write_rgb(tmp_path / "imgs" / "red.png", solid((255, 0, 0)))
+    (tmp_path / "imgs" / "broken.jpg").write_bytes(b"not a jpeg")
+    clf, _ = GraspClassifier.from_path(rb_model)
+    rows = {r.file.split("/")[-1]: r for r in predict_images(tmp_path / "imgs", clf)}
+    assert rows["red.png"].verdict is True and rows["broken.jpg"].error
+
+
+def write_video(path, colours, fps=30.0, size=(64, 48)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    for rgb in colours:
+        writer.write(cv2.cvtColor(solid(rgb, (size[1], size[0])), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+@pytest.mark.parametrize("end, verdict", [((255, 0, 0), True), ((0, 0, 255), False)])
+def test_a_video_is_decided_by_its_last_fifth_in_rgb_and_plotted(capsys, tmp_path, rb_model,
+                                                                 end, verdict):
+    start = (0, 0, 255) if verdict else (255, 0, 0)
+    video = write_video(tmp_path / "grasp.avi", [start] * 40 + [end] * 10)
+    code, out, _ = run_cli(capsys, "predict", video, rb_model, "--video", "--json",
+                           "--plot", tmp_path / "frames.png")
+    result = json.loads(out)
+    assert code == 0 and result["frames"] == 50 and result["window_start"] == 40
+    assert result["verdict"] is verdict  # BGR frames fed as-is would invert this
+    assert (tmp_path / "frames.png").stat().st_size > 0
+
+
+def test_the_video_rule_is_the_policy_vote_and_its_window_and_fraction_are_options():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        p = rng.random(int(rng.integers(5, 40)))
+        decision, start = video_decision(p, 0.5)
+        assert decision == decide(p[start:], PolicyConfig(combine="vote"))
+    p = np.r_[np.ones(8), np.zeros(2)]  # 8 of 10 say success, the last two do not
+    assert not video_decision(p, 0.5)[0].verdict
+    assert video_decision(p, 0.5, window=1.0)[0].verdict
+    assert not video_decision(p, 0.5, window=1.0, fraction=0.8)[0].verdict
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def evaluation(p, truth, threshold=0.5):
+    return Evaluation([f"{i}.png" for i in range(len(p))], np.asarray(truth, bool),
+                      np.asarray(p, np.float64), threshold)
+
+
+def test_metrics_of_both_classes_and_the_seed_line():
+    ev = evaluation([0.9, 0.8, 0.3, 0.6, 0.2, 0.1], [1, 1, 1, 0, 0, 0])
+    m = ev.metrics()
+    assert m["confusion"] == {"tp": 2, "fn": 1, "tn": 2, "fp": 1}
+    assert m["success"]["precision"] == pytest.approx(2 / 3)
+    assert m["failure"]["recall"] == pytest.approx(2 / 3)
+    assert m["success"]["f1"] == pytest.approx(2 / 3)
+    assert m["roc_auc"] == pytest.approx(8 / 9)  # 8 of 9 (success, failure) pairs ordered
+    assert ev.seed_line() == ("4 (2 successful + 2 unsuccessful) out of 6 tests are correct "
+                              "(accuracy 0.67)")
+
+
+def test_roc_auc_counts_ties_half_and_is_undefined_for_one_class():
+    assert roc_auc(np.array([1, 0], bool), np.array([0.5, 0.5])) == pytest.approx(0.5)
+    assert np.isnan(roc_auc(np.array([1, 1], bool), np.array([0.2, 0.9])))
+
+
+def test_target_precision_picks_the_lowest_threshold_that_reaches_it():
+    ev = evaluation([0.95, 0.9, 0.8, 0.7, 0.6, 0.55, 0.3], [1, 1, 0, 1, 1, 0, 0])
+    choice = threshold_for_precision(ev, 0.75)
+    # at 0.6: 5 predicted successes, 4 true (0.8); at 0.55 the precision drops to 0.67
+    assert choice.threshold == pytest.approx(0.6) and choice.precision == pytest.approx(0.8)
+    assert (choice.accepted, choice.successes, choice.given_up) == (4, 4, 0)
+    strict = threshold_for_precision(ev, 1.0)
+    assert strict.threshold == pytest.approx(0.9) and strict.given_up == 2
+    with pytest.raises(ConfigError, match="no threshold reaches"):
+        threshold_for_precision(evaluation([0.9, 0.8], [0, 1]), 1.0)
+
+
+def test_evaluate_prints_the_seed_line_and_writes_the_plots_on_the_seed_samples(
+        capsys, tmp_path, rb_model):
+    code, out, _ = run_cli(capsys, "evaluate", seed_samples(), rb_model, "--out-dir",
+                           tmp_path / "eval")
+    assert code == 0
+    assert out.splitlines()[0].endswith("out of 14 tests are correct (accuracy "
+                                        f"{out.splitlines()[0][-5:-1]})")
+    assert "confusion matrix" in out and "ROC AUC" in out
+    for name in ("outputs.png", "roc.png", "precision_recall.png"):
+        assert (tmp_path / "eval" / name).stat().st_size > 0
+
+
+def test_evaluate_json_is_strict_json_with_per_class_numbers(capsys, tmp_path, rb_model):
+    colour_folders(tmp_path / "test", "pos", "neg", n=5)
+    code, out, _ = run_cli(capsys, "evaluate", tmp_path / "test", rb_model, "--json",
+                           "--out-dir", tmp_path / "eval")
+    data = json.loads(out)
+    assert code == 0 and data["accuracy"] == 1.0 and data["roc_auc"] == 1.0
+    assert data["success"]["class"] == "pos" and data["failure"]["recall"] == 1.0
+    assert data["seed_line"].startswith("10 (5 successful + 5 unsuccessful) out of 10")
+
+
+def test_target_precision_writes_the_threshold_into_the_card_and_the_node_uses_it(
+        capsys, tmp_path, rb_model):
+    folders = tmp_path / "test"
+    for i, red in enumerate((250, 200, 160, 140)):  # purple-ish successes
+        write_rgb(folders / "success" / f"{i}.png", solid((red, 0, 120)))
+    for i, red in enumerate((150, 60, 20)):  # one failure (150) among the successes
+        write_rgb(folders / "failure" / f"{i}.png", solid((red, 0, 120)))
+    code, out, _ = run_cli(capsys, "evaluate", folders, rb_model, "--target-precision", "1.0",
+                           "--out-dir", tmp_path / "eval")
+    assert code == 0 and "1 are not" in out
+    card = ModelCard.load(card_path_for(rb_model))
+    p_160 = 1 / (1 + np.exp(-4 * (160 - 120) / 255))
+    assert card.threshold == pytest.approx(p_160, abs=1e-3)  # 150 < 160: all above succeed
+    clf, _ = GraspClassifier.from_path(rb_model)
+    assert NodeConfig.from_values({"model_path": str(rb_model)}).policy(
+        clf.card.threshold).threshold == card.threshold
+
+
+def test_evaluate_refuses_ambiguous_folders_in_one_line(capsys, tmp_path, rb_model):
+    colour_folders(tmp_path / "test", "apples", "pears", n=1)
+    code, _, err = run_cli(capsys, "evaluate", tmp_path / "test", rb_model)
+    assert code == 2 and "--success-class" in err and err.count("\n") == 1
+
+
+# --------------------------------------------------------------------------- export
+
+
+@pytest.fixture(scope="module")
+def exported(trained_model, tmp_path_factory):
+    """The trained fixture exported to ONNX and TFLite (float)."""
+    out = tmp_path_factory.mktemp("exported")
+    return {fmt: export_model(trained_model, fmt, out=out / f"tiny.{fmt}", log=lambda s: None)
+            for fmt in ("onnx", "tflite")}
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_an_exported_model_gives_the_keras_verdicts_on_the_test_images(
+        exported, trained_model, synth_data, fmt):
+    result = exported[fmt]
+    assert result.max_abs_diff < 1e-4 and result.verdicts_agree == result.samples
+    keras_clf, _ = GraspClassifier.from_path(trained_model)
+    clf, notes = GraspClassifier.from_path(result.path)
+    assert clf.runtime == fmt and clf.card.threshold == keras_clf.card.threshold
+    for folder in (synth_data["valid"], seed_samples()):
+        a = evaluate_folder(folder, keras_clf)
+        b = evaluate_folder(folder, clf)
+        np.testing.assert_array_equal(a.predicted, b.predicted)
+        np.testing.assert_allclose(a.p_success, b.p_success, atol=1e-4)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_exported_models_serve_the_classifier_api_the_node_uses(exported, fmt):
+    clf, notes = GraspClassifier.from_path(exported[fmt].path)
+    clf.warm_up({1, 5})
+    size = clf.input_size
+    assert clf.predict_prepared(np.zeros((3, size, size, 3), np.float32)).shape == (3,)
+    assert clf.predict([solid((10, 200, 30), (480, 640))]).shape == (1,) and notes
+
+
+def test_predict_and_evaluate_accept_an_exported_model(capsys, tmp_path, exported, synth_data):
+    code, out, _ = run_cli(capsys, "predict", synth_data["valid"] / "success",
+                           exported["tflite"].path, "--csv")
+    assert code == 0 and len(out.splitlines()) == 51
+    code, out, _ = run_cli(capsys, "evaluate", seed_samples(), exported["onnx"].path, "--json",
+                           "--out-dir", tmp_path)
+    assert code == 0 and json.loads(out)["images"][0]["file"]
+
+
+def test_int8_needs_a_calibration_folder_and_then_runs(capsys, tmp_path, trained_model,
+                                                       synth_data):
+    code, _, err = run_cli(capsys, "export", trained_model, "--format", "tflite",
+                           "--quantize", "int8")
+    assert code == 2 and "calibration" in err
+    code, out, _ = run_cli(capsys, "export", trained_model, "--format", "tflite", "--quantize",
+                           "int8", "--calibration", synth_data["valid"], "--out",
+                           tmp_path / "q.tflite", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["size_bytes"] < result["keras_size_bytes"] / 3
+    assert result["max_abs_diff"] < 0.5 and ModelCard.load(tmp_path / "q.card.json")
