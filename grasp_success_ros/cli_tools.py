@@ -36,7 +36,8 @@ def _train(args: argparse.Namespace) -> int:
         "backbone": args.backbone, "input_size": args.input_size, "head": args.head,
         "weights": None if args.weights == "none" else args.weights, "epochs": args.epochs,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-        "optimizer": args.optimizer, "seed": args.seed, "success_class": args.success_class,
+        "optimizer": args.optimizer, "lr_schedule": args.lr_schedule, "seed": args.seed,
+        "success_class": args.success_class,
         "dense_units": args.dense_units, "dropout": args.dropout, "balance": args.balance,
         "patience": args.patience, "fine_tune_epochs": args.fine_tune_epochs,
         "fine_tune_layers": args.fine_tune_layers,
@@ -88,6 +89,8 @@ def _add_train(sub) -> None:
     p.add_argument("--learning-rate", type=float, default=None, help="default 1e-4")
     p.add_argument("--optimizer", default=None, choices=("rmsprop", "adam"),
                    help="default rmsprop")
+    p.add_argument("--lr-schedule", default=None, choices=("constant", "cosine"),
+                   help="learning-rate schedule (default constant)")
     p.add_argument("--augment", default=None, choices=("seed", "light", "none"),
                    help="seed: rotation 40, shift 0.2, shear 0.2, zoom 0.2, flip; light "
                    "(default): shift 0.1, zoom 0.1, flip; none")

@@ -89,6 +89,7 @@ class TrainConfig:
     batch_size: int = 20
     learning_rate: float = 1e-4
     optimizer: str = "rmsprop"
+    lr_schedule: str = "constant"
     freeze_backbone: bool | None = None
     augment: bool = True
     augmentation: Augmentation = AUGMENTATIONS["light"]
@@ -129,6 +130,7 @@ class TrainConfig:
             (self.batch_size >= 1, "batch size must be >= 1"),
             (self.learning_rate > 0, "learning rate must be > 0"),
             (self.optimizer in ("rmsprop", "adam"), "optimizer must be rmsprop or adam"),
+            (self.lr_schedule in ("constant", "cosine"), "lr_schedule must be constant or cosine"),
             (self.balance in BALANCES, f"balance must be one of {BALANCES}"),
             (self.fine_tune_epochs >= 0, "fine-tune epochs must be >= 0"),
             (self.fine_tune_layers >= 1, "fine-tune layers must be >= 1"),
@@ -333,9 +335,13 @@ def _unfreeze_top(base, n_layers: int) -> int:
     return len(top)
 
 
-def _optimizer(name: str, lr: float):
+def _optimizer(name: str, lr: float, decay_steps: int | None = None):
+    """RMSprop or Adam; with ``decay_steps`` the rate follows a cosine down to zero (helps
+    short from-scratch runs settle)."""
     import keras
 
+    if decay_steps:
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps)
     return keras.optimizers.RMSprop(lr) if name == "rmsprop" else keras.optimizers.Adam(lr)
 
 
@@ -527,7 +533,9 @@ def train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
              _feature_dataset(fva, va.labels, cfg, False), cfg, recorder, "head", cfg.epochs,
              steps, logs_dir, verbose)
     else:
-        model.compile(optimizer=_optimizer(cfg.optimizer, cfg.learning_rate),
+        decay = cfg.epochs * (steps or math.ceil(len(tr.labels) / cfg.batch_size)) \
+            if cfg.lr_schedule == "cosine" else None
+        model.compile(optimizer=_optimizer(cfg.optimizer, cfg.learning_rate, decay),
                       loss="binary_crossentropy", metrics=_metrics(), jit_compile=JIT)
         _fit(model, image_dataset(tr, cfg, pre, True).map(_weighted(weights)),
              image_dataset(va, cfg, pre, False), cfg, recorder,
