@@ -28,8 +28,8 @@ class ParamSpec:
 
 
 PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("model_path", "", "Model file (.keras, or a seed .h5); its card is "
-              "<stem>.card.json beside it. Required."),
+    ParamSpec("model_path", "", "Model file (.keras, a seed .h5, or an exported .onnx / "
+              ".tflite); its card is <stem>.card.json beside it. Required."),
     ParamSpec("allow_custom_code", False, "Load models that carry Python code (Lambda "
               "layers). Only for files you trust."),
     ParamSpec("image_transport", "raw", "raw: sensor_msgs/Image on camera/image_raw; "
@@ -97,7 +97,8 @@ class NodeConfig:
             if spec.min is not None and not spec.min <= value <= spec.max:
                 raise ConfigError(f"{spec.name} must be in [{spec.min}, {spec.max}], not {value}")
         if not self.model_path:
-            raise ConfigError("model_path is empty: set it to a .keras or .h5 model file")
+            raise ConfigError("model_path is empty: set it to a .keras, .h5, .onnx or .tflite "
+                              "model file")
         if self.frame_selection == "n_after" and self.buffer_size < 2 * self.n_frames:
             raise ConfigError("buffer_size must be at least 2 x n_frames")
         self.policy(0.5)

@@ -18,7 +18,8 @@ from launch_ros.substitutions import FindPackageShare
 from launch import LaunchDescription
 
 ARGUMENTS = (
-    ("model_path", "", "Model file (.keras or seed .h5); its card <stem>.card.json beside it."),
+    ("model_path", "", "Model file (.keras, seed .h5, .onnx, .tflite); card <stem>.card.json "
+     "beside it."),
     ("camera_topic", "/camera/image_raw", "Hand camera image topic (sensor_msgs/Image); with "
      "image_transport compressed, its /compressed sub-topic is used."),
     ("trigger_topic", "/grasp_completed", "Grasp-completed event topic from the grasp manager."),
