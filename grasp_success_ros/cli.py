@@ -9,6 +9,7 @@ from pathlib import Path
 
 from grasp_success_ros import __version__
 from grasp_success_ros.cli_bags import add_bag_commands
+from grasp_success_ros.cli_bench import add_bench_command
 from grasp_success_ros.cli_tools import add_tool_commands
 from grasp_success_ros.errors import GraspSuccessError
 
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, default=480)
     p.set_defaults(func=_demo)
     add_bag_commands(sub)
+    add_bench_command(sub)
     return parser
 
 

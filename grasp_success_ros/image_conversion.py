@@ -21,10 +21,19 @@ _HALF_HEIGHT_PLANES = ("nv12", "nv21")
 
 
 def to_rgb(msg: Any) -> np.ndarray:
-    """Any sensor_msgs/Image or CompressedImage -> (H, W, 3) RGB uint8."""
-    if hasattr(msg, "format"):
-        return compressed_to_rgb(msg)
-    return image_to_rgb(msg)
+    """Any sensor_msgs/Image or CompressedImage -> (H, W, 3) RGB uint8.
+
+    Raises ImageConversionError, and nothing else, for any message it cannot convert (a
+    decoder's own exception, e.g. OpenCV's on a corrupt BMP header, included)."""
+    try:
+        if hasattr(msg, "format"):
+            return compressed_to_rgb(msg)
+        return image_to_rgb(msg)
+    except ImageConversionError:
+        raise
+    except Exception as exc:
+        raise ImageConversionError(
+            f"cannot decode image: {type(exc).__name__}: {str(exc).strip()[:300]}") from None
 
 
 def _layout(msg: Any) -> tuple[str, np.dtype, int, int]:

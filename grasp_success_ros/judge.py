@@ -95,6 +95,8 @@ def judge_selected(event: GraspEvent, frames: Sequence[Frame], selection: Select
         images = [decode(f.msg) for f in chosen]
     except GraspSuccessError as exc:
         return failure_record(event, cfg, "bad_image", str(exc), stamps)
+    except Exception as exc:  # a decoder bug must cost one event, never the node
+        return failure_record(event, cfg, "bad_image", f"{type(exc).__name__}: {exc}", stamps)
     try:
         p = np.asarray(predict(images), dtype=np.float64).reshape(-1)
         if p.size != len(images) or not np.all(np.isfinite(p)):

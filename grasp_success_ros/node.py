@@ -23,7 +23,7 @@ from rcl_interfaces.msg import (
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Empty, Float32, Header, String
 from std_srvs.srv import Trigger
@@ -41,6 +41,11 @@ TRIGGER_MSG = {"empty": Empty, "bool": Bool, "header": Header, "string": String}
 WORKER_PERIOD_S = 0.02
 BACKSTOP_S = 5.0
 LOG_THROTTLE_S = 5.0
+# Every event must be answered: keep all trigger messages until the callback takes them (a
+# depth of 10 lost events of a 100-events-per-second burst while the worker was busy), and
+# keep enough answers for a slow reliable reader to catch up.
+TRIGGER_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+ANSWER_DEPTH = 100
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
@@ -86,9 +91,10 @@ class GraspSuccessNode(Node):
         camera_group = MutuallyExclusiveCallbackGroup()
         self._worker_group = MutuallyExclusiveCallbackGroup()
         self._create_subscriptions(camera_group)
-        self._verdict_pub = self.create_publisher(Bool, "grasp_success", 10)
-        self._confidence_pub = self.create_publisher(Float32, "grasp_success/confidence", 10)
-        self._result_pub = self.create_publisher(String, "grasp_success/result", 10)
+        self._verdict_pub = self.create_publisher(Bool, "grasp_success", ANSWER_DEPTH)
+        self._confidence_pub = self.create_publisher(Float32, "grasp_success/confidence",
+                                                     ANSWER_DEPTH)
+        self._result_pub = self.create_publisher(String, "grasp_success/result", ANSWER_DEPTH)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._wake = self.create_guard_condition(self._process_pending, self._worker_group)
         self.create_timer(WORKER_PERIOD_S, self._process_pending, self._worker_group)
@@ -113,7 +119,7 @@ class GraspSuccessNode(Node):
             self.create_subscription(Image, "camera/image_raw", self._on_image,
                                      qos_profile_sensor_data, callback_group=group)
         self.create_subscription(TRIGGER_MSG[self.config.trigger_type], "grasp_completed",
-                                 self._on_trigger, 10, callback_group=group)
+                                 self._on_trigger, TRIGGER_QOS, callback_group=group)
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -164,7 +170,14 @@ class GraspSuccessNode(Node):
     def _judge(self, event, frames, selection, policy) -> GraspRecord:
         if self.classifier is None:
             return failure_record(event, policy, "model_not_ready", "no model is loaded")
-        return judge_selected(event, frames, selection, self.classifier.predict, to_rgb, policy)
+        try:
+            return judge_selected(event, frames, selection, self.classifier.predict, to_rgb,
+                                  policy)
+        except Exception as exc:  # never down, never silent: the event still gets its record
+            self.get_logger().error(f"event {event.event_id}: judging failed: {exc!r}",
+                                    throttle_duration_sec=LOG_THROTTLE_S)
+            return failure_record(event, policy, "inference_error",
+                                  f"{type(exc).__name__}: {exc}")
 
     def _publish(self, record: GraspRecord) -> None:
         with self._publish_lock:  # the worker and the trigger callback both answer events

@@ -14,21 +14,28 @@ from collections.abc import Iterable
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from std_msgs.msg import Bool, Empty, Float32, String
+from std_msgs.msg import Bool, Empty, Float32, Header, String
 
 from grasp_success_ros.image_conversion import rgb_to_image_fields
 from grasp_success_ros.synth import StreamItem
 
+_TRIGGERS = {"empty": Empty, "bool": Bool, "header": Header, "string": String}
+
 
 class StreamPlayer(Node):
-    """Publishes frames (stamped now) and Empty events; records every result."""
+    """Publishes frames (stamped now) and grasp events; records every result.
+
+    ``trigger_type`` is the node's: ``empty``, ``bool`` (true), ``header`` (stamped now) or
+    ``string``.
+    """
 
     def __init__(self, name: str = "grasp_stream_player", namespace: str = "",
-                 encoding: str = "rgb8") -> None:
+                 encoding: str = "rgb8", trigger_type: str = "empty") -> None:
         super().__init__(name, namespace=namespace)
         self.encoding = encoding
+        self.trigger_type = trigger_type
         self.image_pub = self.create_publisher(Image, "camera/image_raw", 5)
-        self.event_pub = self.create_publisher(Empty, "grasp_completed", 10)
+        self.event_pub = self.create_publisher(_TRIGGERS[trigger_type], "grasp_completed", 10)
         self.results: list[dict] = []
         self.verdicts: list[bool] = []
         self.confidences: list[float] = []
@@ -79,7 +86,7 @@ class StreamPlayer(Node):
             if item.kind == "frame":
                 self.publish_frame(item.image)
             else:
-                self.event_pub.publish(Empty())
+                self.publish_event()
                 labels.append(bool(item.label))
         return labels
 
@@ -88,6 +95,17 @@ class StreamPlayer(Node):
             self.results.clear()
             self.verdicts.clear()
             self.confidences.clear()
+
+    def publish_event(self) -> None:
+        """One grasp-completed event in the node's trigger type."""
+        msg = _TRIGGERS[self.trigger_type]()
+        if self.trigger_type == "header":
+            msg.stamp = self.get_clock().now().to_msg()
+        elif self.trigger_type == "bool":
+            msg.data = True
+        elif self.trigger_type == "string":
+            msg.data = "grasp completed"
+        self.event_pub.publish(msg)
 
     def wait_for_results(self, n: int, timeout: float) -> list[dict]:
         """The first ``n`` results in event order (fewer if the timeout passes)."""

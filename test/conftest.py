@@ -35,9 +35,16 @@ def synth_data(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def trained_model(synth_data, tmp_path_factory) -> Path:
-    """A small MobileNetV3 classifier trained from scratch on synthetic scenes."""
+def trained_model(request, tmp_path_factory) -> Path:
+    """A small MobileNetV3 classifier trained from scratch on synthetic scenes.
+
+    ``GRASP_SUCCESS_TEST_MODEL=/path/model.keras`` (trained with the Makefile's demo recipe)
+    skips the training when iterating on the ROS tests."""
     from grasp_success_ros.training import TrainConfig, train
+
+    if os.environ.get("GRASP_SUCCESS_TEST_MODEL"):
+        return Path(os.environ["GRASP_SUCCESS_TEST_MODEL"])
+    synth_data = request.getfixturevalue("synth_data")
 
     out = tmp_path_factory.mktemp("model") / "tiny.keras"
     cfg = TrainConfig(backbone="mobilenet_v3_small", input_size=TINY_SIZE, weights=None,
@@ -50,7 +57,11 @@ def trained_model(synth_data, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def ros_install(tmp_path_factory) -> Path:
-    """``colcon build`` of this package into a fresh install space, as a user would."""
+    """``colcon build`` of this package into a fresh install space, as a user would.
+
+    ``GRASP_SUCCESS_TEST_INSTALL=/path/install`` reuses an install space instead."""
+    if os.environ.get("GRASP_SUCCESS_TEST_INSTALL"):
+        return Path(os.environ["GRASP_SUCCESS_TEST_INSTALL"])
     base = tmp_path_factory.mktemp("colcon")
     subprocess.run(
         [sys.executable, "-m", "colcon", "build", "--paths", str(REPO),

@@ -1,0 +1,37 @@
+"""``grasp-success bench --quick --json``: the whole bench runs against the colcon-built node
+and reports every headline number; behaviour only, never wall-clock thresholds."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.ros
+
+KEYS = ("forward_ms_p50", "seed_predict_ms_p50", "event_to_verdict_ms_p50",
+        "event_to_verdict_ms_p95", "startup_s", "peak_rss_mb")
+RATIOS = ("e2v_over_forward", "e2v_minus_wait_over_forward", "e2v_over_seed_predict",
+          "n5_over_n1")
+
+
+def test_quick_bench_reports_positive_numbers(ros_install, tmp_path):
+    out = tmp_path / "bench.json"
+    cmd = (f"source {shlex.quote(str(ros_install / 'setup.bash'))} && "
+           f"{shlex.quote(sys.executable)} -m grasp_success_ros.cli bench --quick --runs 3 "
+           f"--events 3 --json {shlex.quote(str(out))}")
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    for key in KEYS:
+        assert isinstance(report[key], float | int) and report[key] > 0, (key, report[key])
+    for key in RATIOS:
+        assert report["ratios"][key] > 0, (key, report["ratios"])
+    for policy in ("first_after", "n_after"):
+        run = report["node"]["keras"][policy]
+        assert run["640x480"]["events"] == 3 and run["640x480"]["verdicts"] >= 1, run
+        assert run["startup_s"] > 0 and run["peak_rss_mb"] > 0
+    assert "| forward batch 1" in proc.stdout

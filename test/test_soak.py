@@ -1,0 +1,52 @@
+"""A one-minute soak in the suite: 1280x720 frames at 30 Hz, an event every 2 s; every event
+answered exactly once and the node's memory flat after warm-up (scripts/soak.py runs the
+same loop for 10 minutes)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+import rclpy
+import rosnode
+from conftest import REPO
+
+from grasp_success_ros.stream_player import StreamPlayer
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+SECONDS, WARMUP_S = 60.0, 20.0
+
+
+def load_soak():
+    spec = importlib.util.spec_from_file_location("soak", REPO / "scripts" / "soak.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["soak"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_one_minute_of_hd_frames_and_events(ros_install, trained_model, tmp_path):
+    soak = load_soak()
+    log = tmp_path / "node.log"
+    # rosnode.start runs `bash -c "source ... && exec node"`: after the exec the Popen pid is
+    # the node itself.
+    proc = rosnode.start(ros_install, trained_model, log, "-r", "__ns:=/soak")
+    rclpy.init()
+    player = StreamPlayer(name="soak_player", namespace="/soak")
+    try:
+        assert player.wait_for_node(180.0, alive=lambda: proc.poll() is None), log.read_text()
+        report = soak.run_soak(player, proc.pid, SECONDS, 1280, 720, event_period=2.0)
+        print("\n" + report.summary(WARMUP_S))
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert report.events >= 25
+        assert len(report.records) == report.events, report.summary(WARMUP_S)
+        assert sorted(report.answered_ids.values()) == [1] * report.events
+        assert report.verdicts >= 0.9 * report.events, report.summary(WARMUP_S)
+        warm, end = report.rss_at(WARMUP_S), report.rss[-1][1]
+        assert end <= warm * 1.05 + 10.0, report.summary(WARMUP_S)
+    finally:
+        player.close()
+        rclpy.try_shutdown()
+        assert rosnode.stop(proc) == 0, log.read_text()[-3000:]
