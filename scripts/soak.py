@@ -144,6 +144,8 @@ def main(argv=None) -> int:
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=30.0,
                         help="seconds before the reference memory sample")
+    parser.add_argument("--rss-period", type=float, default=30.0,
+                        help="seconds between memory samples")
     parser.add_argument("--namespace", default="/soak")
     parser.add_argument("--log", type=Path, default=Path("soak_node.log"))
     args = parser.parse_args(argv)
@@ -162,7 +164,7 @@ def main(argv=None) -> int:
             print(f"the node did not come up; see {args.log}", file=sys.stderr)
             return 1
         report = run_soak(player, node.pid, args.minutes * 60, args.width, args.height,
-                          args.event_period, args.fps, rss_period=30.0)
+                          args.event_period, args.fps, rss_period=args.rss_period)
         print(report.summary(min(args.warmup, args.minutes * 60)))
         ok = len(report.records) == report.events == len(report.answered_ids)
         print("node still running" if node.poll() is None else "THE NODE EXITED")
