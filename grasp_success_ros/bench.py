@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,6 @@ class BenchConfig:
     fps: float = 30.0
     dds: bool = True
     log: Callable[[str], None] = print
-    extra: dict = field(default_factory=dict)
 
 
 def quick_config(**kw) -> BenchConfig:
@@ -156,11 +155,11 @@ def bench_forward(path: Path, runs: int, batch: int) -> dict:
 def bench_seed_predict(path: Path, runs: int, workdir: Path) -> dict:
     """The seed's predict.py: load the image, resize, RGB, /255, expand_dims, model.predict."""
     import cv2
-    import keras
 
+    from grasp_success_ros.model_io import load_model
     from grasp_success_ros.synth import render_scene
 
-    model = keras.models.load_model(path, compile=False)
+    model = load_model(path).model
     size = int(model.inputs[0].shape[1])
     image = workdir / "seed_image.jpg"
     cv2.imwrite(str(image), render_scene(np.random.default_rng(0), True, 480, 640)[..., ::-1])
@@ -221,12 +220,10 @@ class _Camera:
 
 def _events(player, n: int, timeout: float, rng) -> list[dict]:
     """Send one event at a time (at a random phase of the frame clock), wait for its answer."""
-    from std_msgs.msg import Empty
-
     player.clear()
     for i in range(n):
         time.sleep(0.15 + rng.random() * 0.1)
-        player.event_pub.publish(Empty())
+        player.publish_event()
         player.wait_for_results(i + 1, timeout)
     return player.wait_for_results(n, 1.0)
 
@@ -312,11 +309,12 @@ def _ratio(a, b):
 
 
 def run_bench(cfg: BenchConfig) -> dict:
+    from grasp_success_ros.errors import ConfigError
     from grasp_success_ros.runtimes import RUNTIMES
 
     for r in cfg.runtimes:
         if r not in RUNTIMES:
-            raise ValueError(f"runtime must be one of {RUNTIMES}, not {r!r}")
+            raise ConfigError(f"runtime must be one of {RUNTIMES}, not {r!r}")
     report: dict = {"machine": machine_info(), "config": {
         "model": cfg.model or f"{cfg.backbone} {cfg.input_size} px, GAP head, random weights",
         "runtimes": list(cfg.runtimes), "runs": cfg.runs, "batch": cfg.batch,
@@ -327,6 +325,9 @@ def run_bench(cfg: BenchConfig) -> dict:
         workdir = Path(tmp)
         paths = prepare_models(cfg, workdir)
         runtimes = [r for r in cfg.runtimes if r in paths]
+        if not runtimes:
+            raise ConfigError(f"{cfg.model} runs only in the {', '.join(paths)} runtime; "
+                              f"pass --runtime {', '.join(paths)}")
         chosen = runtimes[0]
 
         report["forward_ms"] = {}
@@ -432,8 +433,10 @@ def format_table(report: dict) -> str:
         for policy in ("first_after", "n_after"):
             def cell(r, policy=policy, res=res):
                 s = node[r][policy][res]
+                net = s["e2v_minus_first_wait_ms" if policy == "first_after"
+                        else "e2v_minus_last_wait_ms"]["p50"]
                 return (f"{_fmt(s['e2v_ms']['p50'])} / {_fmt(s['e2v_ms']['p95'])} "
-                        f"(-wait {_fmt(s['e2v_minus_first_wait_ms']['p50'])})")
+                        f"(-wait {_fmt(net)}; {s['verdicts']}/{s['events']})")
             row(f"event-to-verdict {policy} {res}, p50 / p95 ms", cell)
     row("startup to ready, s (first_after / n_after)", lambda r: (
         f"{_fmt(node[r]['first_after']['startup_s'])} / "
