@@ -190,7 +190,8 @@ def _replay(args: argparse.Namespace) -> int:
     opts = ReplayOptions(rate=args.rate, loop=args.loop, start_offset_s=args.start_offset,
                          clock=args.clock is not None, clock_rate_hz=args.clock or 100.0,
                          topics=args.topics or (), remaps=parse_remaps(args.remap),
-                         wait_for=args.wait_for, wait_timeout_s=args.wait_timeout).validate()
+                         wait_for=args.wait_for, wait_timeout_s=args.wait_timeout,
+                         delay_s=args.delay).validate()
     rclpy.init(args=None)
     try:
         log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
@@ -220,6 +221,9 @@ def _add_replay(sub) -> None:
     p.add_argument("--wait-for", action="append", default=[], metavar="TOPIC",
                    help="wait until TOPIC (as published) has a subscriber; repeatable")
     p.add_argument("--wait-timeout", type=float, default=60.0, metavar="S")
+    p.add_argument("--delay", type=float, default=0.0, metavar="S",
+                   help="sleep S seconds before the first message (after --wait-for), so "
+                        "best-effort subscribers that match late miss nothing")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_replay)
 

@@ -48,10 +48,12 @@ class ReplayOptions:
     remaps: dict[str, str] = field(default_factory=dict)
     wait_for: Sequence[str] = ()  # topics (after remapping) that need a subscriber first
     wait_timeout_s: float = 60.0
+    delay_s: float = 0.0  # before the first message, like `ros2 bag play --delay`
 
     def validate(self) -> ReplayOptions:
-        if self.rate <= 0 or self.start_offset_s < 0 or self.clock_rate_hz <= 0:
-            raise BagError("rate and clock rate must be > 0, start offset >= 0")
+        if self.rate <= 0 or self.start_offset_s < 0 or self.clock_rate_hz <= 0 \
+                or self.delay_s < 0:
+            raise BagError("rate and clock rate must be > 0, start offset and delay >= 0")
         return self
 
 
@@ -125,6 +127,7 @@ def replay(path, opts: ReplayOptions, log: Callable[[str], None] = print,
             raise BagError(f"bag {path}: nothing to publish; {bag.describe_topics()}")
         clock = _Clock(node, opts.clock_rate_hz) if opts.clock else None
         _wait_for_subscribers(node, pubs, opts)
+        time.sleep(opts.delay_s)
         sent = 0
         while True:
             sent += _one_pass(bag, pubs, clock, opts)
