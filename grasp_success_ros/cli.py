@@ -11,7 +11,11 @@ from grasp_success_ros import __version__
 from grasp_success_ros.cli_bags import add_bag_commands
 from grasp_success_ros.cli_bench import add_bench_command
 from grasp_success_ros.cli_tools import add_tool_commands
+from grasp_success_ros.dds_profile import use_large_image_profile
 from grasp_success_ros.errors import GraspSuccessError
+
+# Commands whose process publishes camera frames over DDS (see dds_profile.py).
+IMAGE_PUBLISHERS = ("demo", "replay", "bench")
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -60,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    if args.command in IMAGE_PUBLISHERS:
+        use_large_image_profile()
     try:
         return args.func(args)
     except GraspSuccessError as exc:

@@ -9,7 +9,9 @@ Include it from your robot's launch file, e.g.::
                           'camera_topic': '/allegro/camera/image_raw'}.items())
 """
 
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+import os
+
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -28,7 +30,21 @@ ARGUMENTS = (
                                           "grasp_success.yaml"]),
      "Parameters file; defaults to the installed config/grasp_success.yaml."),
     ("use_sim_time", "false", "Use /clock (bag replay) instead of the wall clock."),
+    ("fastdds_profile", PathJoinSubstitution([FindPackageShare("grasp_success_ros"), "config",
+                                              "fastdds_large_images.xml"]),
+     "Fast DDS profile for the processes of this launch (a 16 MB shared-memory segment, so "
+     "camera-sized images are not lost as UDP fragments); '' to leave DDS as configured. "
+     "Not applied when FASTRTPS_DEFAULT_PROFILES_FILE is already set."),
 )
+PROFILE_VARS = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+
+
+def _dds_profile(context):
+    """Set the profile for the processes started after this (a camera driver included)."""
+    profile = LaunchConfiguration("fastdds_profile").perform(context)
+    if not profile or any(var in os.environ for var in PROFILE_VARS):
+        return []
+    return [SetEnvironmentVariable(var, profile) for var in PROFILE_VARS]
 
 
 def _node(context):
@@ -55,4 +71,5 @@ def _node(context):
 def generate_launch_description() -> LaunchDescription:
     args = [DeclareLaunchArgument(name, default_value=default, description=description)
             for name, default, description in ARGUMENTS]
-    return LaunchDescription([*args, OpaqueFunction(function=_node)])
+    return LaunchDescription([*args, OpaqueFunction(function=_dds_profile),
+                              OpaqueFunction(function=_node)])

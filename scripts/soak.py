@@ -152,9 +152,11 @@ def main(argv=None) -> int:
 
     import rclpy
 
+    from grasp_success_ros.dds_profile import use_large_image_profile
     from grasp_success_ros.demo import installed_params_file, start_node, stop_node
     from grasp_success_ros.stream_player import StreamPlayer
 
+    use_large_image_profile()  # our camera publishes 1280x720 frames
     node = start_node(args.model, installed_params_file(), ["-r", f"__ns:={args.namespace}"],
                       stdout=args.log.open("w"), stderr=subprocess.STDOUT)
     rclpy.init()

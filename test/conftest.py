@@ -16,6 +16,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Keep this test run's DDS traffic to itself and to this machine.
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+# The tests publish camera frames as a camera driver would: with the packaged Fast DDS
+# profile, as the README tells users to (else most best-effort 640x480 frames are lost).
+from grasp_success_ros.dds_profile import use_large_image_profile  # noqa: E402
+
+use_large_image_profile()
 
 TINY_SIZE = 96
 # The demo recipe (Makefile): a from-scratch MobileNetV3 needs this many scenes to reach

@@ -98,6 +98,18 @@ def test_records_carry_the_stamps_of_the_judged_frames(live):
     assert record["frame_stamps"][0] >= record["event_stamp"]
 
 
+def test_camera_sized_frames_all_reach_the_node_so_it_judges_the_first_after_each_event(live):
+    # 640x480 rgb8 is larger than Fast DDS's default shared-memory segment; published with
+    # the packaged profile (as conftest does, like the README says) none may be lost.
+    player, _, _ = live
+    player.clear()
+    image = frame(3, True, size=(480, 640))
+    published = [event_then_frames(player, [image] * 3) for _ in range(10)]
+    records = player.wait_for_results(10, timeout=20.0)
+    assert [r["frame_stamps"][0] for r in records] == pytest.approx(
+        [stamps[0] for stamps in published], abs=1e-6)
+
+
 def test_a_malformed_image_gives_a_failure_record_and_the_node_keeps_serving(live):
     player, proc, _ = live
     player.clear()

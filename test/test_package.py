@@ -46,6 +46,13 @@ def test_launch_params_file_defaults_to_the_installed_config(ros_install):
     assert (share / "launch" / "grasp_success.launch.py").is_file()
 
 
+def test_launch_applies_the_installed_fast_dds_profile(ros_install):
+    consts = string_constants(launch_tree())
+    assert {"fastdds_large_images.xml", "FASTRTPS_DEFAULT_PROFILES_FILE"} <= consts
+    share = ros_install / "grasp_success_ros" / "share" / "grasp_success_ros"
+    assert (share / "config" / "fastdds_large_images.xml").is_file()
+
+
 def test_launch_arguments_all_have_descriptions():
     tree = launch_tree()
     assign = next(n for n in tree.body if isinstance(n, ast.Assign)

@@ -1,0 +1,44 @@
+"""The packaged Fast DDS profile and when the tools apply it."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from grasp_success_ros.dds_profile import PROFILE_VARS, profile_path, use_large_image_profile
+
+NS = {"f": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
+
+
+def test_the_profile_gives_shared_memory_a_segment_larger_than_an_hd_frame():
+    root = ET.parse(profile_path()).getroot()
+    shm = [d for d in root.iterfind(".//f:transport_descriptor", NS)
+           if d.findtext("f:type", namespaces=NS) == "SHM"]
+    assert int(shm[0].findtext("f:segment_size", namespaces=NS)) >= 4 * 1280 * 720 * 3
+
+
+def test_the_profile_is_the_default_participant_profile_and_keeps_udp_for_other_hosts():
+    root = ET.parse(profile_path()).getroot()
+    participant = root.find("f:participant", NS)
+    assert participant.get("is_default_profile") == "true"
+    types = {d.findtext("f:type", namespaces=NS)
+             for d in root.iterfind(".//f:transport_descriptor", NS)}
+    assert types == {"SHM", "UDPv4"}
+
+
+def test_fast_dds_without_a_profile_gets_the_packaged_one_under_both_variable_names():
+    env = {}
+    assert use_large_image_profile(env) == profile_path()
+    assert {env[var] for var in PROFILE_VARS} == {str(profile_path())}
+
+
+def test_a_profile_the_user_chose_is_left_alone_even_an_empty_one():
+    for value in ("/etc/my_profile.xml", ""):
+        env = {"FASTRTPS_DEFAULT_PROFILES_FILE": value}
+        assert use_large_image_profile(env) is None
+        assert env == {"FASTRTPS_DEFAULT_PROFILES_FILE": value}
+
+
+def test_another_middleware_is_left_alone():
+    env = {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}
+    assert use_large_image_profile(env) is None
+    assert env == {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}
