@@ -8,7 +8,7 @@ DEMO_MODEL := $(DEMO_DIR)/demo.keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: venv build demo test test-replay lint clean
+.PHONY: venv build demo test lint clean
 
 venv: $(VENV)/.installed
 
@@ -36,10 +36,6 @@ demo: build $(DEMO_MODEL)
 
 test: venv
 	$(ACTIVATE) && python -m pytest -ra
-
-# The live replay equality test, deselected from `make test` (see pyproject.toml).
-test-replay: venv
-	$(ACTIVATE) && python -m pytest -ra -m replay_equality test/test_bag_replay.py
 
 lint: venv
 	$(ACTIVATE) && ruff check .

@@ -192,7 +192,7 @@ def _replay(args: argparse.Namespace) -> int:
                          topics=args.topics or (), remaps=parse_remaps(args.remap),
                          wait_for=args.wait_for, wait_timeout_s=args.wait_timeout,
                          delay_s=args.delay).validate()
-    rclpy.init(args=None)
+    rclpy.init(args=[])  # our options are argparse's, not ROS arguments
     try:
         log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
         sent = replay(args.bag, opts, log=log)

@@ -21,7 +21,8 @@ from rcl_interfaces.msg import (
     SetParametersResult,
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -30,6 +31,7 @@ from std_srvs.srv import Trigger
 
 from grasp_success_ros.classifier import GraspClassifier
 from grasp_success_ros.errors import GraspSuccessError
+from grasp_success_ros.executor import NodeExecutor
 from grasp_success_ros.frame_buffer import FrameBuffer
 from grasp_success_ros.image_conversion import to_rgb
 from grasp_success_ros.judge import Frame, GraspEvent, GraspRecord, failure_record, judge_selected
@@ -38,7 +40,7 @@ from grasp_success_ros.policy import PolicyConfig, select_frames
 from grasp_success_ros.triggers import stamp_seconds, trigger_info
 
 TRIGGER_MSG = {"empty": Empty, "bool": Bool, "header": Header, "string": String}
-WORKER_PERIOD_S = 0.02
+DEADLINE_POLL_S = 0.05
 BACKSTOP_S = 5.0
 LOG_THROTTLE_S = 5.0
 # Every event must be answered: keep all trigger messages until the callback takes them (a
@@ -46,6 +48,9 @@ LOG_THROTTLE_S = 5.0
 # keep enough answers for a slow reliable reader to catch up.
 TRIGGER_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
 ANSWER_DEPTH = 100
+# A thread each for the camera, the trigger, the worker, the classify service and the
+# default group (/clock, parameters, diagnostics, deadline polling): none waits its turn.
+EXECUTOR_THREADS = 5
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
@@ -88,19 +93,27 @@ class GraspSuccessNode(Node):
         self._stats = {"verdicts": 0, "failures": 0, "last_latency_ms": float("nan")}
         self._publish_lock = threading.Lock()
 
-        camera_group = MutuallyExclusiveCallbackGroup()
-        self._worker_group = MutuallyExclusiveCallbackGroup()
-        self._create_subscriptions(camera_group)
+        self._create_subscriptions()
         self._verdict_pub = self.create_publisher(Bool, "grasp_success", ANSWER_DEPTH)
         self._confidence_pub = self.create_publisher(Float32, "grasp_success/confidence",
                                                      ANSWER_DEPTH)
         self._result_pub = self.create_publisher(String, "grasp_success/result", ANSWER_DEPTH)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._wake = self.create_guard_condition(self._process_pending, self._worker_group)
-        self.create_timer(WORKER_PERIOD_S, self._process_pending, self._worker_group)
+        # The worker group holds one entity, the wake-up guard condition: with a timer and a
+        # service beside it, rclpy's executor re-dispatched whichever lost the race for the
+        # busy group, piling up thousands of tasks and starving the camera callback.
+        self._wake = self.create_guard_condition(self._process_pending,
+                                                 MutuallyExclusiveCallbackGroup())
+        # Timers on the steady clock: a ROS-time timer also wakes the executor on every
+        # /clock message (use_sim_time with a bag's 100 Hz /clock).
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        # Wakes the worker for the deadlines of pending events (cancelling it while idle
+        # raced with the executor calling it: rclpy raised 'timer is canceled').
+        self.create_timer(DEADLINE_POLL_S, self._wake_if_pending, clock=steady)
         self.create_service(Trigger, "~/classify", self._on_classify,
-                            callback_group=self._worker_group)
-        self.create_timer(self.config.diagnostics_period_s, self._publish_diagnostics)
+                            callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(self.config.diagnostics_period_s, self._publish_diagnostics,
+                          clock=steady)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         card = self.classifier.card
         self.get_logger().info(
@@ -110,16 +123,19 @@ class GraspSuccessNode(Node):
 
     # --- inputs -------------------------------------------------------------------------
 
-    def _create_subscriptions(self, group) -> None:
+    def _create_subscriptions(self) -> None:
+        """Camera and trigger in groups of their own: in one mutually exclusive group a
+        30 Hz camera kept winning the executor's turn and delayed events by seconds."""
+        camera, trigger = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         if self.config.image_transport == "compressed":
             self.create_subscription(CompressedImage, "camera/image_raw/compressed",
                                      self._on_image, qos_profile_sensor_data,
-                                     callback_group=group)
+                                     callback_group=camera)
         else:
             self.create_subscription(Image, "camera/image_raw", self._on_image,
-                                     qos_profile_sensor_data, callback_group=group)
+                                     qos_profile_sensor_data, callback_group=camera)
         self.create_subscription(TRIGGER_MSG[self.config.trigger_type], "grasp_completed",
-                                 self._on_trigger, TRIGGER_QOS, callback_group=group)
+                                 self._on_trigger, TRIGGER_QOS, callback_group=trigger)
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -148,6 +164,10 @@ class GraspSuccessNode(Node):
         self._wake.trigger()
 
     # --- the worker ---------------------------------------------------------------------
+
+    def _wake_if_pending(self) -> None:
+        if self._pending:
+            self._wake.trigger()
 
     def _process_pending(self) -> None:
         """Answer every pending event whose frames are there or whose deadline passed."""
@@ -253,7 +273,7 @@ def main(args=None) -> int:
         rclpy.logging.get_logger("grasp_success_node").fatal(f"{type(exc).__name__}: {exc}")
         rclpy.try_shutdown()
         return 1
-    executor = MultiThreadedExecutor(num_threads=3)
+    executor = NodeExecutor(num_threads=EXECUTOR_THREADS)
     executor.add_node(node)
     try:
         executor.spin()

@@ -1,0 +1,79 @@
+"""The node's executor submits every ready callback to its thread pool exactly once, even
+while another callback group keeps the cores busy (rclpy#1452 re-submitted them by the
+thousand and starved the camera callback)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.qos import QoSProfile
+from std_msgs.msg import Int32
+
+from grasp_success_ros.executor import NodeExecutor
+
+pytestmark = pytest.mark.ros
+MESSAGES = 200
+
+
+@pytest.fixture()
+def context():
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
+
+
+def busy_work() -> None:
+    """About 100 ms of numpy (releases the GIL, like inference)."""
+    a = np.random.default_rng(0).random((400, 400))
+    end = time.monotonic() + 0.1
+    while time.monotonic() < end:
+        a = a @ a.T / 400.0
+
+
+def test_every_callback_runs_once_and_none_is_queued_twice_while_a_group_is_busy(context):
+    node = rclpy.create_node("executor_under_test", context=context)
+    talker = rclpy.create_node("executor_talker", context=context)
+    executor = NodeExecutor(num_threads=4, context=context)
+    submitted: Counter = Counter()
+    submit = executor._executor.submit
+
+    def counting_submit(fn, *args):
+        submitted.update([args[0] if args else fn])  # the rclpy task, however it is wrapped
+        return submit(fn, *args)
+
+    executor._executor.submit = counting_submit
+    received: list[int] = []
+    node.create_subscription(Int32, "counts", lambda m: received.append(m.data),
+                             QoSProfile(depth=MESSAGES),
+                             callback_group=MutuallyExclusiveCallbackGroup())
+    worker = node.create_guard_condition(lambda: (busy_work(), wake.trigger()),
+                                         MutuallyExclusiveCallbackGroup())
+    wake = worker
+    pub = talker.create_publisher(Int32, "counts", QoSProfile(depth=MESSAGES))
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        end = time.monotonic() + 10.0
+        while not pub.get_subscription_count() and time.monotonic() < end:
+            time.sleep(0.05)
+        wake.trigger()  # the worker keeps itself busy from now on
+        for i in range(MESSAGES):
+            pub.publish(Int32(data=i))
+            time.sleep(0.01)
+        end = time.monotonic() + 10.0
+        while len(received) < MESSAGES and time.monotonic() < end:
+            time.sleep(0.05)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        talker.destroy_node()
+    assert received == list(range(MESSAGES))
+    assert max(submitted.values()) == 1
