@@ -49,6 +49,8 @@ class BenchConfig:
     resolutions: tuple[tuple[int, int], ...] = ((640, 480), (1280, 720))
     fps: float = 30.0
     dds: bool = True
+    quantize: tuple[str, ...] = ()  # fp16 / int8 variants of each exported runtime
+    accuracy_data: str | None = None  # labelled class folders: accuracy of every variant
     log: Callable[[str], None] = print
 
 
@@ -133,7 +135,51 @@ def prepare_models(cfg: BenchConfig, workdir: Path) -> dict[str, Path]:
         export_model(path, fmt, out=out, log=lambda _m: None)
         cfg.log(f"exported to {fmt} in {time.perf_counter() - t:.1f} s")
         paths[fmt] = out
+        for q in cfg.quantize:
+            paths[f"{fmt}-{q}"] = _export_variant(path, fmt, q, cfg, workdir)
     return paths
+
+
+def _export_variant(path: Path, fmt: str, quantize: str, cfg: BenchConfig,
+                    workdir: Path) -> Path:
+    """A quantized export; int8 calibrates on --accuracy-data or on synthetic scenes."""
+    from grasp_success_ros.export import export_model
+
+    calibration = cfg.accuracy_data
+    if quantize == "int8" and calibration is None:
+        from grasp_success_ros.synth import write_dataset
+
+        calibration = workdir / "calibration"
+        if not calibration.is_dir():
+            write_dataset(calibration, 64, seed=5)
+    out = workdir / f"{path.stem}.{quantize}.{fmt}"
+    t = time.perf_counter()
+    export_model(path, fmt, quantize=quantize, calibration_dir=calibration,
+                 samples_dir=calibration, out=out, log=lambda _m: None)
+    cfg.log(f"exported to {fmt} ({quantize}) in {time.perf_counter() - t:.1f} s")
+    return out
+
+
+def bench_accuracy(paths: dict[str, Path], data: str | Path) -> dict[str, dict]:
+    """Accuracy of every variant on the same labelled folders (the quantization cost)."""
+    from grasp_success_ros.classifier import GraspClassifier
+    from grasp_success_ros.evaluation import evaluate_folder
+
+    out = {}
+    for name, path in paths.items():
+        clf, _notes = GraspClassifier.from_path(path)
+        ev = evaluate_folder(data, clf)
+        out[name] = {"accuracy": ev.metrics()["accuracy"], "images": len(ev.truth),
+                     "p_success": ev.p_success}
+    reference = out.get("keras")
+    for row in out.values():
+        if reference is not None:
+            row["accuracy_change_points"] = 100.0 * (row["accuracy"] - reference["accuracy"])
+            row["max_abs_dp_vs_keras"] = float(np.max(np.abs(row["p_success"]
+                                                             - reference["p_success"])))
+    for row in out.values():
+        del row["p_success"]
+    return out
 
 
 # --------------------------------------------------------------------------- 1. and 2.
@@ -331,11 +377,16 @@ def run_bench(cfg: BenchConfig) -> dict:
         chosen = runtimes[0]
 
         report["forward_ms"] = {}
-        for r in runtimes:
+        variants = runtimes + [v for v in paths if v not in runtimes and "-" in v]
+        for r in variants:
             report["forward_ms"][r] = bench_forward(paths[r], cfg.runs, cfg.batch)
             f = report["forward_ms"][r]
-            cfg.log(f"forward {r:6s}: batch 1 p50 {_fmt(f['batch1']['p50'])} ms, batch "
+            cfg.log(f"forward {r:11s}: batch 1 p50 {_fmt(f['batch1']['p50'])} ms, batch "
                     f"{cfg.batch} p50 {_fmt(f[f'batch{cfg.batch}']['p50'])} ms")
+        if cfg.accuracy_data:
+            report["accuracy"] = bench_accuracy(paths, cfg.accuracy_data)
+            for name, row in report["accuracy"].items():
+                cfg.log(f"accuracy {name:11s}: {row['accuracy']:.4f} on {row['images']} images")
         if "keras" in paths:
             report["seed_predict_ms"] = bench_seed_predict(paths["keras"], cfg.runs, workdir)
             cfg.log(f"seed model.predict: p50 "
@@ -372,7 +423,7 @@ def summary(report: dict, chosen: str, cfg: BenchConfig) -> dict:
     e2v = one.get("e2v_ms", {})
     startups = [p.get("startup_s") for p in node.values() if p.get("startup_s") is not None]
     rss = [p.get("peak_rss_mb") for p in node.values() if p.get("peak_rss_mb") is not None]
-    fp32 = {r: v["batch1"]["p50"] for r, v in report["forward_ms"].items()}
+    fp32 = {r: v["batch1"]["p50"] for r, v in report["forward_ms"].items() if "-" not in r}
     best = min(fp32, key=fp32.get)
     cores = report["machine"]["cores"]
     irv2 = cfg.model is None and cfg.backbone == "inception_resnet_v2" and cfg.input_size == 350
@@ -384,6 +435,9 @@ def summary(report: dict, chosen: str, cfg: BenchConfig) -> dict:
         "e2v_over_seed_predict": _ratio(e2v.get("p50"), seed),
         "n5_over_n1": _ratio(five.get("e2v_ms", {}).get("p50"), e2v.get("p50")),
         "best_fp32_over_cpu_floor": _ratio(fp32[best], floor),
+        **{f"{v}_speedup_over_fp32": _ratio(fp32.get(v.split("-")[0]),
+                                            report["forward_ms"][v]["batch1"]["p50"])
+           for v in report["forward_ms"] if "-" in v},
     }
     return {
         "runtime": chosen,
@@ -449,6 +503,11 @@ def format_table(report: dict) -> str:
                      f"{_fmt(seed['with_image_load']['p50'])} ms, p95 "
                      f"{_fmt(seed['with_image_load']['p95'])} ms; predict only p50 "
                      f"{_fmt(seed['predict_only']['p50'])} ms")
+    for name, row in report.get("accuracy", {}).items():
+        change = row.get("accuracy_change_points")
+        lines.append(f"accuracy {name}: {row['accuracy']:.4f} on {row['images']} images"
+                     + ("" if change is None else f" ({change:+.2f} points vs keras, "
+                        f"max |dP| {row['max_abs_dp_vs_keras']:.3g})"))
     lines.append("")
     lines.append(f"ratios ({report['runtime']}):")
     for k, v in report["ratios"].items():

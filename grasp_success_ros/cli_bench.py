@@ -17,6 +17,17 @@ def _runtimes(text: str) -> tuple[str, ...]:
     return names
 
 
+def _quantizations(text: str) -> tuple[str, ...]:
+    from grasp_success_ros.export import QUANTIZATIONS
+
+    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    if not names or any(n not in QUANTIZATIONS for n in names):
+        raise argparse.ArgumentTypeError(
+            f"quantizations are a comma-separated list of {', '.join(QUANTIZATIONS)}, "
+            f"not {text!r}")
+    return names
+
+
 def _bench(args: argparse.Namespace) -> int:
     from grasp_success_ros.bench import (
         BenchConfig,
@@ -29,7 +40,8 @@ def _bench(args: argparse.Namespace) -> int:
     if args.runs is not None and args.runs < 1:
         raise ConfigError("--runs must be at least 1")
     options = dict(model=args.model, runtimes=args.runtime, runs=args.runs, events=args.events,
-                   dds=not args.no_dds)
+                   dds=not args.no_dds, quantize=args.quantize,
+                   accuracy_data=args.accuracy_data)
     if args.quick:
         cfg = quick_config(**options)
     else:
@@ -55,6 +67,12 @@ def add_bench_command(subparsers) -> None:
     p.add_argument("--runs", type=int, help="timed forward runs after warm-up (default 20)")
     p.add_argument("--events", type=int, help="grasp events per node configuration (default 15)")
     p.add_argument("--no-dds", action="store_true", help="skip the live-node measurements")
+    p.add_argument("--quantize", type=_quantizations, default=(), metavar="fp16,int8",
+                   help="also time fp16 / int8 exports of each onnx / tflite runtime (int8 "
+                   "calibrates on --accuracy-data, else on synthetic scenes)")
+    p.add_argument("--accuracy-data", metavar="DIR",
+                   help="labelled class folders: report the accuracy of every variant on them "
+                   "(the cost of quantization; use a trained --model)")
     p.add_argument("--quick", action="store_true",
                    help="MobileNetV3-Small at 96 px, few runs, a short DDS phase")
     p.add_argument("--json", metavar="OUT", help="write the full report as JSON")

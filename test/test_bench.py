@@ -35,3 +35,25 @@ def test_quick_bench_reports_positive_numbers(ros_install, tmp_path):
         assert run["640x480"]["events"] == 3 and run["640x480"]["verdicts"] >= 1, run
         assert run["startup_s"] > 0 and run["peak_rss_mb"] > 0
     assert "| forward batch 1" in proc.stdout
+
+
+def test_bench_times_int8_next_to_fp32_and_measures_its_accuracy_cost(trained_model, tmp_path):
+    from grasp_success_ros.synth import write_dataset
+
+    data = tmp_path / "test_set"
+    write_dataset(data, 60, seed=3)
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "grasp_success_ros.cli", "bench", "--model", str(trained_model),
+           "--runtime", "onnx", "--quantize", "int8", "--accuracy-data", str(data),
+           "--no-dds", "--runs", "2", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report["forward_ms"]) == {"onnx", "onnx-int8"}
+    assert report["ratios"]["onnx-int8_speedup_over_fp32"] > 0
+    accuracy = report["accuracy"]
+    assert set(accuracy) == {"keras", "onnx", "onnx-int8"}
+    assert all(row["images"] == 60 for row in accuracy.values())
+    assert accuracy["onnx"]["accuracy"] == accuracy["keras"]["accuracy"]
+    assert accuracy["onnx"]["max_abs_dp_vs_keras"] < 1e-4
+    assert "accuracy_change_points" in accuracy["onnx-int8"]
