@@ -41,7 +41,7 @@ def _bench(args: argparse.Namespace) -> int:
         raise ConfigError("--runs must be at least 1")
     options = dict(model=args.model, runtimes=args.runtime, runs=args.runs, events=args.events,
                    dds=not args.no_dds, quantize=args.quantize,
-                   accuracy_data=args.accuracy_data)
+                   accuracy_data=args.accuracy_data, calibration=args.calibration)
     if args.quick:
         cfg = quick_config(**options)
     else:
@@ -68,8 +68,9 @@ def add_bench_command(subparsers) -> None:
     p.add_argument("--events", type=int, help="grasp events per node configuration (default 15)")
     p.add_argument("--no-dds", action="store_true", help="skip the live-node measurements")
     p.add_argument("--quantize", type=_quantizations, default=(), metavar="fp16,int8",
-                   help="also time fp16 / int8 exports of each onnx / tflite runtime (int8 "
-                   "calibrates on --accuracy-data, else on synthetic scenes)")
+                   help="also time fp16 / int8 exports of each onnx / tflite runtime")
+    p.add_argument("--calibration", metavar="DIR", help="int8 calibration images, like the "
+                   "robot's (default: 64 synthetic scenes)")
     p.add_argument("--accuracy-data", metavar="DIR",
                    help="labelled class folders: report the accuracy of every variant on them "
                    "(the cost of quantization; use a trained --model)")
