@@ -10,7 +10,12 @@ on a busy machine where the absolute numbers are noisy:
 3. event-to-verdict latency through the live node over DDS (its own process), camera at
    30 Hz, single-frame (``first_after``) and 5-frame (``n_after``) policies;
 4. time from process start to ``ready``;
-5. the node's peak resident memory (``VmHWM``).
+5. the node's peak resident memory (``VmHWM``);
+6. offline ``bag-eval`` throughput on a synthetic 640x480 session.
+
+With ``--quantize`` the fp16 / int8 exports are measured beside FP32 (forward, node), and with
+``--accuracy-data`` every variant's accuracy on the same labelled images (the quantization
+cost). The CPU floor comes from a measured float32 GEMM peak.
 """
 
 from __future__ import annotations
@@ -228,6 +233,36 @@ def bench_seed_predict(path: Path, runs: int, workdir: Path) -> dict:
             "predict_only": stats(_time_ms(lambda: model.predict(x, verbose=0), runs))}
 
 
+# --------------------------------------------------------------------------- 6.
+
+
+def bench_bag_eval(path: Path, workdir: Path, grasps: int = 20) -> dict:
+    """Offline ``bag-eval`` on a synthetic 640x480 session: events and frames per second,
+    first_after (one frame per event) and n_after (five)."""
+    from grasp_success_ros.bag_eval import evaluate_bag
+    from grasp_success_ros.bag_writer import write_session
+    from grasp_success_ros.classifier import GraspClassifier
+    from grasp_success_ros.node_config import NodeConfig
+
+    bag = workdir / "bench_session"
+    if not bag.exists():
+        write_session(bag, n_grasps=grasps, seed=3, height=480, width=640)
+    clf, _notes = GraspClassifier.from_path(path)
+    out = {}
+    for policy_name in ("first_after", "n_after"):
+        policy = NodeConfig.from_values({"model_path": str(path),
+                                         "frame_selection": policy_name}).policy(
+            clf.card.threshold)
+        t = time.perf_counter()
+        results, _ = evaluate_bag(bag, clf.predict, policy)
+        wall = time.perf_counter() - t
+        judged = sum(len(r.record.frame_stamps) for r in results)
+        out[policy_name] = {"events": len(results), "frames_judged": judged, "wall_s": wall,
+                            "events_per_s": len(results) / wall,
+                            "frames_per_s": judged / wall}
+    return out
+
+
 # --------------------------------------------------------------------------- 3. to 5.
 
 
@@ -393,6 +428,10 @@ def run_bench(cfg: BenchConfig) -> dict:
             f = report["forward_ms"][r]
             cfg.log(f"forward {r:11s}: batch 1 p50 {_fmt(f['batch1']['p50'])} ms, batch "
                     f"{cfg.batch} p50 {_fmt(f[f'batch{cfg.batch}']['p50'])} ms")
+        report["bag_eval"] = bench_bag_eval(paths[chosen], workdir)
+        for policy, row in report["bag_eval"].items():
+            cfg.log(f"bag-eval {chosen} {policy}: {row['frames_per_s']:.1f} frames/s, "
+                    f"{row['events_per_s']:.1f} events/s ({row['events']} events, 640x480)")
         if cfg.accuracy_data:
             report["accuracy"] = bench_accuracy(paths, cfg.accuracy_data)
             for name, row in report["accuracy"].items():
@@ -466,6 +505,8 @@ def summary(report: dict, chosen: str, cfg: BenchConfig) -> dict:
         "wait_first_frame_ms_p50": one.get("wait_first_frame_ms", {}).get("p50"),
         "five_frame_event_to_verdict_ms_p50": five.get("e2v_ms", {}).get("p50"),
         "startup_s": max(startups) if startups else None,
+        "bag_eval_frames_per_s": report.get("bag_eval", {}).get("first_after", {}).get(
+            "frames_per_s"),
         "peak_rss_mb": max(rss) if rss else None,
         "best_fp32_runtime": best,
         "cpu_floor_ms": floor,
@@ -529,6 +570,10 @@ def format_table(report: dict) -> str:
                      f"{_fmt(seed['with_image_load']['p50'])} ms, p95 "
                      f"{_fmt(seed['with_image_load']['p95'])} ms; predict only p50 "
                      f"{_fmt(seed['predict_only']['p50'])} ms")
+    for policy, row in report.get("bag_eval", {}).items():
+        lines.append(f"bag-eval ({report['runtime']}, {policy}, 640x480 bag): "
+                     f"{row['frames_per_s']:.1f} frames/s judged, {row['events_per_s']:.2f} "
+                     f"events/s")
     for name, row in report.get("accuracy", {}).items():
         change = row.get("accuracy_change_points")
         lines.append(f"accuracy {name}: {row['accuracy']:.4f} on {row['images']} images"

@@ -13,7 +13,7 @@ import pytest
 from grasp_success_ros import cli
 from grasp_success_ros.bag_eval import evaluate_bag, summarize
 from grasp_success_ros.bag_writer import bool_cdr, typestore, write_items, write_session
-from grasp_success_ros.bags import BagTopics, open_bag, read_session
+from grasp_success_ros.bags import BagTopics, frame_decoder, load_frames, open_bag, read_session
 from grasp_success_ros.errors import BagError
 from grasp_success_ros.policy import PolicyConfig
 
@@ -362,3 +362,19 @@ def test_synth_bag_writes_a_session_bag_eval_can_read(tmp_path, capsys):
 def test_synth_without_out_dir_or_bag_is_an_error(capsys):
     assert run_cli("synth") == 2
     assert "--bag" in capsys.readouterr().err
+
+
+RECORDED = sorted(p for p in (Path(__file__).parent / "data" / "rosbag2").iterdir()
+                  if p.is_dir())
+
+
+@pytest.mark.parametrize("path", RECORDED or [None], ids=[p.name for p in RECORDED] or ["none"])
+def test_bags_recorded_by_rosbag2_are_read(path):
+    if path is None:
+        pytest.skip("no bag recorded by ROS 2's rosbag2 in test/data/rosbag2 (see its README)")
+    b, s = session_of(path)
+    with b:
+        assert len(s.events) == 3 and all(e.label is not None for e in s.events)
+        indices = range(len(s.frames))
+        decode = frame_decoder(s, load_frames(s, indices))
+        assert all(decode(i).ndim == 3 for i in indices)
