@@ -35,7 +35,6 @@ def test_quick_bench_reports_positive_numbers(ros_install, tmp_path):
         assert run["640x480"]["events"] == 3 and run["640x480"]["verdicts"] >= 1, run
         assert run["startup_s"] > 0 and run["peak_rss_mb"] > 0
     assert report["bag_eval"]["first_after"]["frames_per_s"] > 0
-    assert report["machine"]["gemm_gflops"] > 0
     assert "| forward batch 1" in proc.stdout
 
 
