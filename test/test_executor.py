@@ -53,9 +53,14 @@ def test_every_callback_runs_once_and_none_is_queued_twice_while_a_group_is_busy
     node.create_subscription(Int32, "counts", lambda m: received.append(m.data),
                              QoSProfile(depth=MESSAGES),
                              callback_group=MutuallyExclusiveCallbackGroup())
-    worker = node.create_guard_condition(lambda: (busy_work(), wake.trigger()),
-                                         MutuallyExclusiveCallbackGroup())
-    wake = worker
+    stop = threading.Event()
+
+    def keep_busy():
+        busy_work()
+        if not stop.is_set():
+            wake.trigger()
+
+    wake = node.create_guard_condition(keep_busy, MutuallyExclusiveCallbackGroup())
     pub = talker.create_publisher(Int32, "counts", QoSProfile(depth=MESSAGES))
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -72,6 +77,8 @@ def test_every_callback_runs_once_and_none_is_queued_twice_while_a_group_is_busy
         while len(received) < MESSAGES and time.monotonic() < end:
             time.sleep(0.05)
     finally:
+        stop.set()
+        time.sleep(0.2)  # let the last busy callback finish
         executor.shutdown()
         node.destroy_node()
         talker.destroy_node()
