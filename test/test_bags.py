@@ -330,7 +330,9 @@ def test_extract_train_bag_eval_round_trip(tmp_path):
     """Bags -> extract -> train -> bag-eval on a bag of other grasps."""
     from grasp_success_ros.training import TrainConfig, train
 
-    train_bags = [tmp_path / f"train_{i}" for i in range(3)]
+    # 6 bags: with 3, a from-scratch model landed anywhere in 0.65-0.95 (CI once 0.65);
+    # with 6, 0.85-0.95 over three training seeds.
+    train_bags = [tmp_path / f"train_{i}" for i in range(6)]
     for i, path in enumerate(train_bags):
         write_session(path, n_grasps=30, seed=30 + i, **SMALL)
     write_session(tmp_path / "valid", n_grasps=20, seed=40, **SMALL)
