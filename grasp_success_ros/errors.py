@@ -40,3 +40,10 @@ class ConfigError(GraspSuccessError):
 
 class BagError(GraspSuccessError):
     """A rosbag2 recording is missing, unreadable or lacks what a bag tool needs."""
+
+
+def require(checks: list[tuple[bool, str]]) -> None:
+    """Raise ConfigError with the message of the first failed (ok, message) check."""
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)

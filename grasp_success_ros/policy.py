@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grasp_success_ros.errors import ConfigError
+from grasp_success_ros.errors import require
 
 SELECTIONS = ("first_after", "latest", "n_after")
 COMBINES = ("mean", "vote")
@@ -42,9 +42,7 @@ class PolicyConfig:
             (self.deadline_s > self.settle_s, "deadline_s must be greater than settle_s"),
             (0.0 <= self.threshold <= 1.0, "threshold must be in [0, 1]"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        require(checks)
         return self
 
     @property

@@ -29,7 +29,7 @@ import numpy as np
 
 from grasp_success_ros.card import ModelCard, Preprocessing
 from grasp_success_ros.dataset import ImageList, class_folders, list_folders, read_resized
-from grasp_success_ros.errors import ConfigError, DatasetError
+from grasp_success_ros.errors import ConfigError, DatasetError, require
 from grasp_success_ros.model_builder import build_model
 from grasp_success_ros.model_io import save_model
 from grasp_success_ros.preprocessing import to_model_input
@@ -137,9 +137,7 @@ class TrainConfig:
             (self.mixed_precision in ("auto", "on", "off"), "mixed precision: auto, on or off"),
             (0.0 <= self.threshold <= 1.0, "threshold must be in [0, 1]"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        require(checks)
         return self
 
     @property
