@@ -5,27 +5,21 @@ from __future__ import annotations
 import argparse
 
 from grasp_success_ros.errors import ConfigError
+from grasp_success_ros.export import QUANTIZATIONS
+from grasp_success_ros.runtimes import RUNTIMES
 
 
-def _runtimes(text: str) -> tuple[str, ...]:
-    from grasp_success_ros.runtimes import RUNTIMES
+def _comma_list(choices: tuple[str, ...], what: str):
+    """An argparse type: a comma-separated list drawn from ``choices``."""
 
-    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
-    if not names or any(n not in RUNTIMES for n in names):
-        raise argparse.ArgumentTypeError(
-            f"runtimes are a comma-separated list of {', '.join(RUNTIMES)}, not {text!r}")
-    return names
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+        if not names or any(n not in choices for n in names):
+            raise argparse.ArgumentTypeError(
+                f"{what} are a comma-separated list of {', '.join(choices)}, not {text!r}")
+        return names
 
-
-def _quantizations(text: str) -> tuple[str, ...]:
-    from grasp_success_ros.export import QUANTIZATIONS
-
-    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
-    if not names or any(n not in QUANTIZATIONS for n in names):
-        raise argparse.ArgumentTypeError(
-            f"quantizations are a comma-separated list of {', '.join(QUANTIZATIONS)}, "
-            f"not {text!r}")
-    return names
+    return parse
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -61,13 +55,14 @@ def add_bench_command(subparsers) -> None:
         description=__doc__)
     p.add_argument("--model", help="a .keras / .h5 / .onnx / .tflite model (default: a fresh "
                    "InceptionResNetV2 at 350 px, GAP head, random weights)")
-    p.add_argument("--runtime", type=_runtimes, default=("keras",),
+    p.add_argument("--runtime", type=_comma_list(RUNTIMES, "runtimes"), default=("keras",),
                    help="keras, onnx, tflite or a comma-separated list; the first is the one "
                    "the headline numbers are for (default keras)")
     p.add_argument("--runs", type=int, help="timed forward runs after warm-up (default 20)")
     p.add_argument("--events", type=int, help="grasp events per node configuration (default 15)")
     p.add_argument("--no-dds", action="store_true", help="skip the live-node measurements")
-    p.add_argument("--quantize", type=_quantizations, default=(), metavar="fp16,int8",
+    p.add_argument("--quantize", type=_comma_list(QUANTIZATIONS, "quantizations"), default=(),
+                   metavar="fp16,int8",
                    help="also time fp16 / int8 exports of each onnx / tflite runtime")
     p.add_argument("--calibration", metavar="DIR", help="int8 calibration images, like the "
                    "robot's (default: 64 synthetic scenes)")

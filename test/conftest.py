@@ -28,6 +28,16 @@ TINY_SIZE = 96
 TRAIN_IMAGES = 10000
 
 
+@pytest.fixture(scope="module")
+def ros():
+    """rclpy initialised for the test module's own participants (players, listeners)."""
+    import rclpy
+
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> dict[str, Path]:
     """Synthetic train / valid folders (different seeds)."""

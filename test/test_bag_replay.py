@@ -30,13 +30,6 @@ REPO = Path(__file__).resolve().parent.parent
 GRASPS = 8
 
 
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-
-
 def replay_cli(bag: Path, ns: str) -> subprocess.CompletedProcess:
     """``grasp-success replay`` in its own process, into the node's namespace, with /clock."""
     remaps = [a for t in ("/camera/image_raw", "/grasp_completed")

@@ -148,13 +148,6 @@ def start_nodes(install, model, tmp, specs) -> dict[str, LiveNode]:
 
 
 @pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-
-
-@pytest.fixture(scope="module")
 def fleet(ros, ros_install, trained_model, tmp_path_factory):
     """/hostile: raw camera, Header events (their stamps make frame choice deterministic);
     /hostile_c: compressed camera, Bool events."""
@@ -170,20 +163,20 @@ def fleet(ros, ros_install, trained_model, tmp_path_factory):
         assert rosnode.stop(node.proc) == 0, node.log.read_text()[-3000:]
 
 
-@pytest.fixture
-def hostile(fleet) -> LiveNode:
-    node = fleet["hostile"]
+def alive_and_clear(node: LiveNode) -> LiveNode:
     assert node.alive(), node.log.read_text()[-3000:]
     node.player.clear()
     return node
+
+
+@pytest.fixture
+def hostile(fleet) -> LiveNode:
+    return alive_and_clear(fleet["hostile"])
 
 
 @pytest.fixture
 def hostile_c(fleet) -> LiveNode:
-    node = fleet["hostile_c"]
-    assert node.alive(), node.log.read_text()[-3000:]
-    node.player.clear()
-    return node
+    return alive_and_clear(fleet["hostile_c"])
 
 
 def scene(seed: int = 0, success: bool = True, size=(240, 320)) -> np.ndarray:

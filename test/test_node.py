@@ -25,13 +25,6 @@ pytestmark = pytest.mark.ros
 
 
 @pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-
-
-@pytest.fixture(scope="module")
 def live(ros, ros_install, trained_model, tmp_path_factory):
     """The node with the default parameters, and a player in the same namespace."""
     log = tmp_path_factory.mktemp("node") / "node.log"
