@@ -22,9 +22,9 @@ build: venv
 	$(ACTIVATE) && colcon build --paths . --event-handlers console_cohesion-
 
 $(DEMO_MODEL): | venv
-	$(ACTIVATE) && python -m grasp_success_ros.cli synth $(DEMO_DIR)/data/train --images 10000 --seed 1
-	$(ACTIVATE) && python -m grasp_success_ros.cli synth $(DEMO_DIR)/data/valid --images 200 --seed 2
-	$(ACTIVATE) && python -m grasp_success_ros.cli train $(DEMO_DIR)/data/train \
+	$(ACTIVATE) && python -m grasp_success_ros synth $(DEMO_DIR)/data/train --images 10000 --seed 1
+	$(ACTIVATE) && python -m grasp_success_ros synth $(DEMO_DIR)/data/valid --images 200 --seed 2
+	$(ACTIVATE) && python -m grasp_success_ros train $(DEMO_DIR)/data/train \
 	  $(DEMO_DIR)/data/valid $(DEMO_MODEL) --backbone mobilenet_v3_small --input-size 96 \
 	  --weights none --epochs 4 --batch-size 32 --optimizer adam --learning-rate 1e-3 \
 	  --lr-schedule cosine --augment none --no-early-stopping

@@ -11,13 +11,13 @@ setup(
     name=PACKAGE,
     version=VERSION,
     packages=find_packages(exclude=["test"]),
-    package_data={PACKAGE: ["resources/*.xml"]},
+    package_data={f"{PACKAGE}.ros": ["resources/*.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config",
-         glob("config/*.yaml") + glob(f"{PACKAGE}/resources/*.xml")),
+         glob("config/*.yaml") + glob(f"{PACKAGE}/ros/resources/*.xml")),
     ],
     install_requires=["setuptools"],
     zip_safe=False,
@@ -28,8 +28,8 @@ setup(
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [
-            f"grasp_success_node = {PACKAGE}.node:main",
-            f"grasp-success = {PACKAGE}.cli:main",
+            f"grasp_success_node = {PACKAGE}.ros.node:main",
+            f"grasp-success = {PACKAGE}.cli.main:main",
         ],
     },
 )

@@ -1,7 +1,8 @@
 """Grasp success verification for ROS 2.
 
-Everything in this package except :mod:`grasp_success_ros.node` (and the demo
-driver) imports and runs without ROS.
+The package is a ROS-free core with thin adapters (see README, "Architecture"): only
+``grasp_success_ros.ros`` and ``grasp_success_ros.cli`` import rclpy; the import-linter
+contracts in pyproject.toml enforce it.
 """
 
 __version__ = "0.1.0"

@@ -95,8 +95,8 @@ def run_soak(player, pid: int | None, seconds: float, width: int = 1280, height:
     from sensor_msgs.msg import Image
     from std_msgs.msg import Empty
 
-    from grasp_success_ros.image_conversion import rgb_to_image_fields
-    from grasp_success_ros.synth import render_scene
+    from grasp_success_ros.data.image_conversion import rgb_to_image_fields
+    from grasp_success_ros.data.synth import render_scene
 
     rng = np.random.default_rng(0)
     scenes = {label: [Image(**rgb_to_image_fields(render_scene(rng, label, height, width)))
@@ -152,9 +152,9 @@ def main(argv=None) -> int:
 
     import rclpy
 
-    from grasp_success_ros.dds_profile import use_large_image_profile
-    from grasp_success_ros.demo import installed_params_file, start_node, stop_node
-    from grasp_success_ros.stream_player import StreamPlayer
+    from grasp_success_ros.cli.demo import installed_params_file, start_node, stop_node
+    from grasp_success_ros.ros.dds_profile import use_large_image_profile
+    from grasp_success_ros.ros.stream_player import StreamPlayer
 
     use_large_image_profile()  # our camera publishes 1280x720 frames
     node = start_node(args.model, installed_params_file(), ["-r", f"__ns:={args.namespace}"],

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from grasp_success_ros.bag_writer import write_session
+from grasp_success_ros.bags.writer import write_session
 
 HUMBLE_QOS = ("- history: 3\n  depth: 0\n  reliability: 1\n  durability: 2\n  deadline:\n"
               "    sec: 0\n    nsec: 0\n  lifespan:\n    sec: 0\n    nsec: 0\n  liveliness: 1\n"

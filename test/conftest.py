@@ -18,7 +18,7 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 # The tests publish camera frames as a camera driver would: with the packaged Fast DDS
 # profile, as the README tells users to (else most best-effort 640x480 frames are lost).
-from grasp_success_ros.dds_profile import use_large_image_profile  # noqa: E402
+from grasp_success_ros.ros.dds_profile import use_large_image_profile  # noqa: E402
 
 use_large_image_profile()
 
@@ -41,7 +41,7 @@ def ros():
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> dict[str, Path]:
     """Synthetic train / valid folders (different seeds)."""
-    from grasp_success_ros.synth import write_dataset
+    from grasp_success_ros.data.synth import write_dataset
 
     root = tmp_path_factory.mktemp("synth")
     write_dataset(root / "train", TRAIN_IMAGES, seed=1)
@@ -55,7 +55,7 @@ def trained_model(request, tmp_path_factory) -> Path:
 
     ``GRASP_SUCCESS_TEST_MODEL=/path/model.keras`` (trained with the Makefile's demo recipe)
     skips the training when iterating on the ROS tests."""
-    from grasp_success_ros.training import TrainConfig, train
+    from grasp_success_ros.training.train import TrainConfig, train
 
     if os.environ.get("GRASP_SUCCESS_TEST_MODEL"):
         return Path(os.environ["GRASP_SUCCESS_TEST_MODEL"])

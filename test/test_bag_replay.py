@@ -16,13 +16,13 @@ from rclpy.executors import SingleThreadedExecutor
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Empty
 
-from grasp_success_ros.bag_eval import evaluate_bag
-from grasp_success_ros.bag_writer import write_session
-from grasp_success_ros.bags import BagTopics
-from grasp_success_ros.classifier import GraspClassifier
-from grasp_success_ros.node_config import NodeConfig
-from grasp_success_ros.replay import ReplayOptions, replay
-from grasp_success_ros.stream_player import StreamPlayer
+from grasp_success_ros.bags.evaluate import evaluate_bag
+from grasp_success_ros.bags.reader import BagTopics
+from grasp_success_ros.bags.writer import write_session
+from grasp_success_ros.core.params import NodeConfig
+from grasp_success_ros.model.classifier import GraspClassifier
+from grasp_success_ros.ros.replay import ReplayOptions, replay
+from grasp_success_ros.ros.stream_player import StreamPlayer
 
 pytestmark = pytest.mark.ros
 
@@ -34,7 +34,7 @@ def replay_cli(bag: Path, ns: str) -> subprocess.CompletedProcess:
     """``grasp-success replay`` in its own process, into the node's namespace, with /clock."""
     remaps = [a for t in ("/camera/image_raw", "/grasp_completed")
               for a in ("--remap", f"{t}:={ns}{t}")]
-    cmd = [sys.executable, "-m", "grasp_success_ros.cli", "replay", str(bag), "--clock",
+    cmd = [sys.executable, "-m", "grasp_success_ros", "replay", str(bag), "--clock",
            *remaps, "--wait-for", f"{ns}/camera/image_raw", "--wait-for",
            f"{ns}/grasp_completed", "--delay", "2", "--quiet"]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=180)

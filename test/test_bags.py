@@ -10,12 +10,18 @@ from pathlib import Path
 import bag_formats
 import pytest
 
-from grasp_success_ros import cli
-from grasp_success_ros.bag_eval import evaluate_bag, summarize
-from grasp_success_ros.bag_writer import bool_cdr, typestore, write_items, write_session
-from grasp_success_ros.bags import BagTopics, frame_decoder, load_frames, open_bag, read_session
-from grasp_success_ros.errors import BagError
-from grasp_success_ros.policy import PolicyConfig
+from grasp_success_ros.bags.evaluate import evaluate_bag, summarize
+from grasp_success_ros.bags.reader import (
+    BagTopics,
+    frame_decoder,
+    load_frames,
+    open_bag,
+    read_session,
+)
+from grasp_success_ros.bags.writer import bool_cdr, typestore, write_items, write_session
+from grasp_success_ros.cli import main as cli
+from grasp_success_ros.core.errors import BagError
+from grasp_success_ros.core.policy import PolicyConfig
 
 SMALL = {"height": 120, "width": 160}
 FPS = 30.0
@@ -83,7 +89,7 @@ def test_frames_are_stamped_by_their_header(bag):
 
 
 def test_labels_are_the_first_ground_truth_at_or_after_each_event(bag):
-    from grasp_success_ros.synth import grasp_stream
+    from grasp_success_ros.data.synth import grasp_stream
 
     truth = [i.label for i in grasp_stream(3, 6, **SMALL) if i.kind == "event"]
     b, s = session_of(bag)
@@ -155,7 +161,7 @@ def test_bag_eval_uses_the_shared_decision_path(bag):
 
 
 def test_an_event_without_frames_after_it_gets_no_fresh_frame(tmp_path):
-    from grasp_success_ros.synth import grasp_stream
+    from grasp_success_ros.data.synth import grasp_stream
 
     # the event comes 1.0 s into the stream; the camera stops at 0.9 s
     items = [i for i in grasp_stream(1, 1, **SMALL) if i.kind == "event" or i.t < 0.9]
@@ -167,7 +173,7 @@ def test_an_event_without_frames_after_it_gets_no_fresh_frame(tmp_path):
 def test_bag_eval_on_a_synthetic_bag_reaches_95_percent(tmp_path, trained_model):
     path = tmp_path / "eval"
     write_session(path, n_grasps=30, seed=7, approach_s=0.4, hold_s=0.5, **SMALL)
-    from grasp_success_ros.classifier import GraspClassifier
+    from grasp_success_ros.model.classifier import GraspClassifier
 
     clf, _ = GraspClassifier.from_path(trained_model)
     results, _ = evaluate_bag(path, clf.predict, PolicyConfig(threshold=clf.card.threshold))
@@ -314,7 +320,7 @@ def test_extract_adds_frames_before_the_grasp_as_failures(bag, tmp_path):
 def test_extract_drops_near_duplicate_frames(tmp_path):
     import numpy as np
 
-    from grasp_success_ros.synth import StreamItem, render_scene
+    from grasp_success_ros.data.synth import StreamItem, render_scene
 
     img = render_scene(np.random.default_rng(0), True, 120, 160)
     items = [StreamItem(0.5, "event", None, True, 0)] + [
@@ -328,7 +334,7 @@ def test_extract_drops_near_duplicate_frames(tmp_path):
 @pytest.mark.slow
 def test_extract_train_bag_eval_round_trip(tmp_path):
     """Bags -> extract -> train -> bag-eval on a bag of other grasps."""
-    from grasp_success_ros.training import TrainConfig, train
+    from grasp_success_ros.training.train import TrainConfig, train
 
     # 6 bags: with 3, a from-scratch model landed anywhere in 0.65-0.95 (CI once 0.65);
     # with 6, 0.85-0.95 over three training seeds.

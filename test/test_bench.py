@@ -21,7 +21,7 @@ RATIOS = ("e2v_over_forward", "e2v_minus_wait_over_forward", "e2v_over_seed_pred
 def test_quick_bench_reports_positive_numbers(ros_install, tmp_path):
     out = tmp_path / "bench.json"
     cmd = (f"source {shlex.quote(str(ros_install / 'setup.bash'))} && "
-           f"{shlex.quote(sys.executable)} -m grasp_success_ros.cli bench --quick --runs 3 "
+           f"{shlex.quote(sys.executable)} -m grasp_success_ros.cli.main bench --quick --runs 3 "
            f"--events 3 --json {shlex.quote(str(out))}")
     proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -39,12 +39,12 @@ def test_quick_bench_reports_positive_numbers(ros_install, tmp_path):
 
 
 def test_bench_times_int8_next_to_fp32_and_measures_its_accuracy_cost(trained_model, tmp_path):
-    from grasp_success_ros.synth import write_dataset
+    from grasp_success_ros.data.synth import write_dataset
 
     data = tmp_path / "test_set"
     write_dataset(data, 60, seed=3)
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, "-m", "grasp_success_ros.cli", "bench", "--model", str(trained_model),
+    cmd = [sys.executable, "-m", "grasp_success_ros", "bench", "--model", str(trained_model),
            "--runtime", "onnx", "--quantize", "int8", "--accuracy-data", str(data),
            "--no-dds", "--runs", "2", "--json", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

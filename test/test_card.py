@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from grasp_success_ros.card import ModelCard, Preprocessing, card_path_for, seed_card
-from grasp_success_ros.errors import ModelCardError
+from grasp_success_ros.core.errors import ModelCardError
+from grasp_success_ros.model.card import ModelCard, Preprocessing, card_path_for, seed_card
 
 
 def test_card_lives_beside_its_model():

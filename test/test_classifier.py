@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from grasp_success_ros.card import ModelCard, Preprocessing
-from grasp_success_ros.classifier import GraspClassifier
+from grasp_success_ros.model.card import ModelCard, Preprocessing
+from grasp_success_ros.model.classifier import GraspClassifier
 
 
 def red_minus_blue_model(size=32):
@@ -67,7 +67,7 @@ def test_a_batch_equals_frame_by_frame_whatever_the_frame_sizes():
 @pytest.mark.parametrize("bad", [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32),
                                  np.zeros((10, 10, 4), np.uint8)])
 def test_non_rgb_frames_are_refused(bad):
-    from grasp_success_ros.errors import ImageConversionError
+    from grasp_success_ros.core.errors import ImageConversionError
 
     with pytest.raises(ImageConversionError):
         GraspClassifier(red_minus_blue_model(), card()).predict([bad])

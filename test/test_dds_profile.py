@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from grasp_success_ros.dds_profile import PROFILE_VARS, profile_path, use_large_image_profile
+from grasp_success_ros.ros.dds_profile import PROFILE_VARS, profile_path, use_large_image_profile
 
 NS = {"f": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
 

@@ -15,7 +15,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Int32
 
-from grasp_success_ros.executor import NodeExecutor
+from grasp_success_ros.ros.executor import NodeExecutor
 
 pytestmark = pytest.mark.ros
 MESSAGES = 200

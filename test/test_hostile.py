@@ -27,8 +27,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Header, String
 
-from grasp_success_ros.image_conversion import rgb_to_image_fields
-from grasp_success_ros.synth import render_scene
+from grasp_success_ros.data.image_conversion import rgb_to_image_fields
+from grasp_success_ros.data.synth import render_scene
 
 pytestmark = pytest.mark.ros
 

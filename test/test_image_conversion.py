@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image
 
-from grasp_success_ros.errors import ImageConversionError
-from grasp_success_ros.image_conversion import rgb_to_image_fields, to_rgb
+from grasp_success_ros.core.errors import ImageConversionError
+from grasp_success_ros.data.image_conversion import rgb_to_image_fields, to_rgb
 
 RGB = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
 

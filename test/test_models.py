@@ -10,16 +10,16 @@ import keras
 import numpy as np
 import pytest
 
-from grasp_success_ros.card import ModelCard
-from grasp_success_ros.classifier import GraspClassifier
-from grasp_success_ros.errors import (
+from grasp_success_ros.core.errors import (
     ModelCardError,
     ModelLoadError,
     ModelShapeError,
     UnsafeModelError,
 )
-from grasp_success_ros.model_builder import build_model
-from grasp_success_ros.model_io import load_model, save_model
+from grasp_success_ros.model.builder import build_model
+from grasp_success_ros.model.card import ModelCard
+from grasp_success_ros.model.classifier import GraspClassifier
+from grasp_success_ros.model.loading import load_model, save_model
 
 KINDS = [("inception_resnet_v2", 75, "gap"), ("inception_resnet_v2", 75, "flatten"),
          ("inception_v3", 75, "gap"), ("mobilenet_v3_small", 48, "flatten")]

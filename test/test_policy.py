@@ -2,8 +2,8 @@
 
 import pytest
 
-from grasp_success_ros.errors import ConfigError
-from grasp_success_ros.policy import PolicyConfig, decide, select_frames
+from grasp_success_ros.core.errors import ConfigError
+from grasp_success_ros.core.policy import PolicyConfig, decide, select_frames
 
 STAMPS = [10.0, 10.1, 10.2, 10.3, 10.4, 10.5, 10.6]
 

@@ -10,10 +10,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from grasp_success_ros.errors import ImageConversionError
-from grasp_success_ros.image_conversion import to_rgb
-from grasp_success_ros.judge import Frame, GraspEvent, judge_offline, judge_selected
-from grasp_success_ros.policy import PolicyConfig, select_frames
+from grasp_success_ros.core.errors import ImageConversionError
+from grasp_success_ros.core.judge import Frame, GraspEvent, judge_offline, judge_selected
+from grasp_success_ros.core.policy import PolicyConfig, select_frames
+from grasp_success_ros.data.image_conversion import to_rgb
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -12,7 +12,7 @@ import rclpy
 import rosnode
 from conftest import REPO
 
-from grasp_success_ros.stream_player import StreamPlayer
+from grasp_success_ros.ros.stream_player import StreamPlayer
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

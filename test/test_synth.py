@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from grasp_success_ros.synth import StreamItem, grasp_stream, render_scene, write_dataset
+from grasp_success_ros.data.synth import StreamItem, grasp_stream, render_scene, write_dataset
 
 SMALL = {"height": 48, "width": 64}
 

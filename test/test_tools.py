@@ -7,20 +7,20 @@ import numpy as np
 import pytest
 from tool_helpers import colour_folders, red_minus_blue, seed_samples, solid, write_rgb
 
-from grasp_success_ros import cli
-from grasp_success_ros.card import ModelCard, card_path_for
-from grasp_success_ros.classifier import GraspClassifier
-from grasp_success_ros.errors import ConfigError
-from grasp_success_ros.evaluation import (
+from grasp_success_ros.cli import main as cli
+from grasp_success_ros.core.errors import ConfigError
+from grasp_success_ros.core.params import NodeConfig
+from grasp_success_ros.core.policy import PolicyConfig, decide
+from grasp_success_ros.evaluation.evaluate import (
     Evaluation,
     evaluate_folder,
     roc_auc,
     threshold_for_precision,
 )
-from grasp_success_ros.export import export_model
-from grasp_success_ros.node_config import NodeConfig
-from grasp_success_ros.policy import PolicyConfig, decide
-from grasp_success_ros.predict import predict_images, video_decision
+from grasp_success_ros.evaluation.predict import predict_images, video_decision
+from grasp_success_ros.model.card import ModelCard, card_path_for
+from grasp_success_ros.model.classifier import GraspClassifier
+from grasp_success_ros.model.export import export_model
 
 
 def run_cli(capsys, *argv):

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 from tool_helpers import backbone_weights, colour_folders, copy_images, rename_classes
 
-from grasp_success_ros import cli
-from grasp_success_ros.card import ModelCard, Preprocessing
-from grasp_success_ros.classifier import GraspClassifier
-from grasp_success_ros.dataset import class_folders, load_folders
-from grasp_success_ros.errors import DatasetError
-from grasp_success_ros.evaluation import evaluate_folder
-from grasp_success_ros.model_builder import backbone_spec, build_backbone
-from grasp_success_ros.model_io import load_model
-from grasp_success_ros.synth import write_dataset
-from grasp_success_ros.training import (
+from grasp_success_ros.cli import main as cli
+from grasp_success_ros.core.errors import DatasetError
+from grasp_success_ros.data.folders import class_folders, load_folders
+from grasp_success_ros.data.synth import write_dataset
+from grasp_success_ros.evaluation.evaluate import evaluate_folder
+from grasp_success_ros.model.builder import backbone_spec, build_backbone
+from grasp_success_ros.model.card import ModelCard, Preprocessing
+from grasp_success_ros.model.classifier import GraspClassifier
+from grasp_success_ros.model.loading import load_model
+from grasp_success_ros.training.train import (
     AUGMENTATIONS,
     Augmentation,
     Decoded,
@@ -212,7 +212,7 @@ def test_the_seed_preset_is_the_seed_recipe_and_explicit_options_win(monkeypatch
                                             horizontal_flip=True)
     assert cfg.seed_preprocessing
     seen = []
-    monkeypatch.setattr("grasp_success_ros.training.train", lambda *a, **k: seen.append(a[3]))
+    monkeypatch.setattr("grasp_success_ros.training.train.train", lambda *a, **k: seen.append(a[3]))
     assert cli.main(["train", "a", "b", "m.keras", "--preset", "seed", "--batch-size", "8"]) == 0
     assert seen[0].batch_size == 8 and seen[0].optimizer == "rmsprop" and seen[0].frozen
 
@@ -237,8 +237,8 @@ def test_a_missing_training_folder_is_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_offline_imagenet_fails_with_a_hint():
-    from grasp_success_ros.errors import WeightsUnavailableError
-    from grasp_success_ros.model_builder import build_model
+    from grasp_success_ros.core.errors import WeightsUnavailableError
+    from grasp_success_ros.model.builder import build_model
 
     with pytest.raises(WeightsUnavailableError, match="--weights PATH"):
         build_model("mobilenet_v3_small", 32, weights="imagenet")

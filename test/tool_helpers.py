@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import pytest
 
-from grasp_success_ros.card import ModelCard
-from grasp_success_ros.model_io import load_model, save_model
-from grasp_success_ros.training import backbone_of
+from grasp_success_ros.model.card import ModelCard
+from grasp_success_ros.model.loading import load_model, save_model
+from grasp_success_ros.training.train import backbone_of
 
 SEED_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed_samples"
 

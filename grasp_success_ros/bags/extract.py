@@ -1,0 +1,131 @@
+"""Train-ready class folders from labelled events in bags (``grasp-success extract``).
+
+Frames stamped in a window after each labelled event go to ``success/`` or ``failure/``
+(its ground truth); optionally frames from before the grasp go to ``failure/`` (the open
+hand over the object still on the table: the seed did the same with video frames).
+Near-duplicates (a frame that barely differs from the previous one kept from the same
+window) are dropped. Files are named ``<bag>_<stamp in microseconds>.png``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from grasp_success_ros.bags.evaluate import labelled_session
+from grasp_success_ros.bags.reader import BagTopics, frame_decoder, load_frames
+from grasp_success_ros.core.errors import BagError, GraspSuccessError
+
+CLASSES = ("success", "failure")
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    window_s: float = 0.5  # frames in [event + settle_s, event + settle_s + window_s]
+    settle_s: float = 0.0
+    before_s: float = 0.0  # > 0: frames in [event - gap - before_s, event - gap) as failures
+    before_gap_s: float = 0.3
+    dedup: float = 1.0  # mean abs grey difference (0-255) of 32x32 thumbnails; 0 keeps all
+    image_format: str = "png"
+    label_tolerance_s: float = 0.5
+
+    def validate(self) -> ExtractOptions:
+        if self.window_s <= 0 or self.settle_s < 0 or self.before_s < 0 or \
+                self.before_gap_s < 0 or self.dedup < 0:
+            raise BagError("window must be > 0; settle, before, before-gap and dedup >= 0")
+        if self.image_format not in ("png", "jpg"):
+            raise BagError("image format must be png or jpg")
+        return self
+
+
+def _thumb(rgb: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def _window(stamps: list[float], lo: float, hi: float, include_hi: bool) -> range:
+    first = bisect.bisect_left(stamps, lo)
+    last = bisect.bisect_right(stamps, hi) if include_hi else bisect.bisect_left(stamps, hi)
+    return range(first, last)
+
+
+def extract_bag(path: str | Path, out_dir: str | Path, topics: BagTopics | None = None,
+                opts: ExtractOptions | None = None, labels_csv: Path | None = None
+                ) -> dict:
+    """Write one bag's labelled frames into OUT/success and OUT/failure; returns its counts."""
+    topics, opts = topics or BagTopics(), (opts or ExtractOptions()).validate()
+    out = Path(out_dir)
+    for cls in CLASSES:
+        (out / cls).mkdir(parents=True, exist_ok=True)
+    bag, session, source = labelled_session(Path(path), topics, labels_csv,
+                                            opts.label_tolerance_s)
+    with bag:
+        if source is None:
+            raise BagError(f"bag {path}: no ground truth: no label topic {topics.label!r} "
+                           f"(--label-topic) and no labels CSV (--labels, or labels.csv "
+                           f"beside the bag); {bag.describe_topics()}")
+        stamps = [f.stamp for f in session.frames]
+        plan: list[tuple[str, list[int]]] = []  # (class, frame positions) per window
+        counts = {"success": 0, "failure": 0, "duplicates": 0, "bad_frames": 0,
+                  "events": len(session.events), "unlabelled": 0, "label_source": source}
+        for ev in session.events:
+            if ev.label is None or ev.rejection is not None:
+                counts["unlabelled"] += ev.label is None
+                continue
+            start = ev.stamp + opts.settle_s
+            plan.append(("success" if ev.label else "failure",
+                         list(_window(stamps, start, start + opts.window_s, True))))
+            if opts.before_s > 0:
+                end = ev.stamp - opts.before_gap_s
+                plan.append(("failure", list(_window(stamps, end - opts.before_s, end, False))))
+        needed = {session.frames[i].index for _, idx in plan for i in idx}
+        decode = frame_decoder(session, load_frames(session, needed))
+        written: set[int] = set()
+        for cls, idx in plan:
+            last = None
+            for i in idx:
+                ref = session.frames[i]
+                if ref.index in written:
+                    continue
+                try:
+                    rgb = decode(ref.index)
+                except GraspSuccessError:
+                    counts["bad_frames"] += 1
+                    continue
+                thumb = _thumb(rgb)
+                if last is not None and opts.dedup > 0 and \
+                        float(np.mean(np.abs(thumb - last))) < opts.dedup:
+                    counts["duplicates"] += 1
+                    continue
+                last = thumb
+                name = out / cls / f"{bag.name}_{int(round(ref.stamp * 1e6))}.{opts.image_format}"
+                if not cv2.imwrite(str(name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+                    raise BagError(f"cannot write {name}")
+                written.add(ref.index)
+                counts[cls] += 1
+    return counts
+
+
+def format_summary(per_bag: dict[str, dict]) -> str:
+    lines = [f"{'bag':24s}{'success':>9s}{'failure':>9s}{'dropped':>9s}{'events':>8s}"
+             f"{'unlabelled':>12s}"]
+    tot = {"success": 0, "failure": 0, "duplicates": 0, "events": 0, "unlabelled": 0}
+    for name, c in per_bag.items():
+        lines.append(f"{name[:23]:24s}{c['success']:9d}{c['failure']:9d}{c['duplicates']:9d}"
+                     f"{c['events']:8d}{c['unlabelled']:12d}")
+        for k in tot:
+            tot[k] += c[k]
+    lines.append(f"{'total':24s}{tot['success']:9d}{tot['failure']:9d}{tot['duplicates']:9d}"
+                 f"{tot['events']:8d}{tot['unlabelled']:12d}")
+    return "\n".join(lines)
+
+
+def write_summary(out_dir: Path, per_bag: dict[str, dict]) -> Path:
+    path = Path(out_dir) / "extract_summary.json"
+    path.write_text(json.dumps(per_bag, indent=2) + "\n")
+    return path

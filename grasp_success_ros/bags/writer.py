@@ -1,0 +1,147 @@
+"""Synthetic grasp sessions as rosbag2 recordings (sqlite3 or mcap), for tests and the demo.
+
+A session is what ``ros2 bag record`` would have captured beside the node: the hand camera
+(``sensor_msgs/Image`` rgb8, 30 Hz, header stamps = receive times), one trigger message per
+grasp on the trigger topic, and the ground truth (``std_msgs/Bool``) right after each trigger.
+Written with rosbags and the ROS 2 Jazzy type definitions (metadata version 9 by default).
+
+Triggers are placed half a frame before the first frame of the grasp's outcome window (the
+synthetic stream's event time), i.e. between two frames, as a real trigger falls; the frame
+the policy picks is then the same whether the event time is the recorded receive time
+(``bag-eval``) or a live node's receipt time on a replayed ``/clock`` that lags by less than
+half a frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from grasp_success_ros.core.errors import BagError
+from grasp_success_ros.core.triggers import TRIGGER_MSGTYPES
+
+DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
+DEFAULT_TRIGGER_TOPIC = "/grasp_completed"
+DEFAULT_LABEL_TOPIC = "/grasp_success/ground_truth"
+DEFAULT_START_NS = 1_700_000_000_000_000_000
+STORAGES = ("sqlite3", "mcap")
+
+
+def typestore():
+    """The ROS 2 Jazzy message definitions (rosbags), shared by the bag tools."""
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_JAZZY)
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    path: Path
+    frames: int
+    events: int
+    successes: int
+    duration_s: float
+
+
+def _time(ts, ns: int):
+    return ts.types["builtin_interfaces/msg/Time"](sec=ns // 1_000_000_000,
+                                                   nanosec=ns % 1_000_000_000)
+
+
+def _header(ts, ns: int, frame_id: str):
+    return ts.types["std_msgs/msg/Header"](stamp=_time(ts, ns), frame_id=frame_id)
+
+
+def image_cdr(ts, rgb: np.ndarray, stamp_ns: int, frame_id: str = "hand_camera") -> bytes:
+    """A CDR-serialised sensor_msgs/Image (rgb8) holding ``rgb``."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w = rgb.shape[:2]
+    msg = ts.types["sensor_msgs/msg/Image"](
+        header=_header(ts, stamp_ns, frame_id), height=h, width=w, encoding="rgb8",
+        is_bigendian=0, step=w * 3, data=rgb.reshape(-1))
+    return bytes(ts.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+
+
+def trigger_cdr(ts, trigger_type: str, stamp_ns: int, index: int) -> bytes:
+    """A CDR-serialised trigger message of the node's ``trigger_type``."""
+    msgtype = TRIGGER_MSGTYPES[trigger_type]
+    cls = ts.types[msgtype]
+    if trigger_type == "header":
+        msg = _header(ts, stamp_ns, "grasp_manager")
+    elif trigger_type == "bool":
+        msg = cls(data=True)
+    elif trigger_type == "string":
+        msg = cls(data=f"grasp {index}")
+    else:
+        msg = cls(structure_needs_at_least_one_member=0)
+    return bytes(ts.serialize_cdr(msg, msgtype))
+
+
+def bool_cdr(ts, value: bool) -> bytes:
+    return bytes(ts.serialize_cdr(ts.types["std_msgs/msg/Bool"](data=bool(value)),
+                                  "std_msgs/msg/Bool"))
+
+
+def write_session(out: str | Path, n_grasps: int = 10, seed: int = 0, *, fps: float = 30.0,
+                  height: int = 120, width: int = 160, storage: str = "sqlite3",
+                  trigger_type: str = "empty", version: int = 9,
+                  start_ns: int = DEFAULT_START_NS, labels: bool = True,
+                  image_topic: str = DEFAULT_IMAGE_TOPIC,
+                  trigger_topic: str = DEFAULT_TRIGGER_TOPIC,
+                  label_topic: str = DEFAULT_LABEL_TOPIC, **stream_options) -> SessionSummary:
+    """Write a synthetic grasp session (``synth.grasp_stream``) as a rosbag2 at ``out``."""
+    from grasp_success_ros.data.synth import grasp_stream
+
+    if storage not in STORAGES:
+        raise BagError(f"storage must be one of {STORAGES}, not {storage!r}")
+    if trigger_type not in TRIGGER_MSGTYPES:
+        raise BagError(f"trigger type must be one of {tuple(TRIGGER_MSGTYPES)}")
+    items = grasp_stream(seed, n_grasps, fps=fps, height=height, width=width, **stream_options)
+    return write_items(out, items, fps=fps, storage=storage, trigger_type=trigger_type,
+                       version=version, start_ns=start_ns, labels=labels,
+                       image_topic=image_topic, trigger_topic=trigger_topic,
+                       label_topic=label_topic)
+
+
+def write_items(out: str | Path, items: Iterable, *, fps: float = 30.0,
+                storage: str = "sqlite3", trigger_type: str = "empty", version: int = 9,
+                start_ns: int = DEFAULT_START_NS, labels: bool = True,
+                image_topic: str = DEFAULT_IMAGE_TOPIC,
+                trigger_topic: str = DEFAULT_TRIGGER_TOPIC,
+                label_topic: str = DEFAULT_LABEL_TOPIC) -> SessionSummary:
+    """Write stream items (frames and labelled events) as a rosbag2."""
+    from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+
+    out = Path(out)
+    ts = typestore()
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    half_frame_ns = int(round(0.5e9 / fps))
+    frames = events = successes = 0
+    last_ns = start_ns
+    try:
+        writer = Writer(out, version=version, storage_plugin=plugin)
+    except WriterError as exc:
+        raise BagError(f"cannot write bag {out}: {exc}") from None
+    with writer:
+        cam = writer.add_connection(image_topic, "sensor_msgs/msg/Image", typestore=ts)
+        trig = writer.add_connection(trigger_topic, TRIGGER_MSGTYPES[trigger_type],
+                                     typestore=ts)
+        lab = writer.add_connection(label_topic, "std_msgs/msg/Bool", typestore=ts) \
+            if labels else None
+        for item in items:
+            t_ns = start_ns + int(round(item.t * 1e9))
+            if item.kind == "frame":
+                writer.write(cam, t_ns, image_cdr(ts, item.image, t_ns))
+                frames += 1
+            else:
+                t_ns = max(start_ns, t_ns - half_frame_ns)
+                writer.write(trig, t_ns, trigger_cdr(ts, trigger_type, t_ns, events))
+                if lab is not None:
+                    writer.write(lab, t_ns + 1000, bool_cdr(ts, bool(item.label)))
+                events += 1
+                successes += bool(item.label)
+            last_ns = max(last_ns, t_ns)
+    return SessionSummary(out, frames, events, successes, (last_ns - start_ns) * 1e-9)

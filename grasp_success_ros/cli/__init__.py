@@ -1,0 +1,1 @@
+"""The ``grasp-success`` command line (and the drivers that start processes)."""

@@ -1,0 +1,273 @@
+"""The bag subcommands of ``grasp-success``: bag-eval, extract, replay, and ``synth --bag``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from grasp_success_ros.bags.writer import (
+    DEFAULT_IMAGE_TOPIC,
+    DEFAULT_LABEL_TOPIC,
+    DEFAULT_TRIGGER_TOPIC,
+    STORAGES,
+)
+from grasp_success_ros.core.errors import BagError
+from grasp_success_ros.core.params import PARAMS, NodeConfig
+
+NODE_DEFAULTS = {p.name: p for p in PARAMS}
+
+
+def _default(name: str):
+    return NODE_DEFAULTS[name].default
+
+
+def _add_topic_options(p: argparse.ArgumentParser, labels: bool = True) -> None:
+    g = p.add_argument_group("topics (the node's defaults)")
+    g.add_argument("--image-topic", default=DEFAULT_IMAGE_TOPIC)
+    g.add_argument("--trigger-topic", default=DEFAULT_TRIGGER_TOPIC)
+    g.add_argument("--trigger-type", default=_default("trigger_type"),
+                   choices=NODE_DEFAULTS["trigger_type"].choices,
+                   help="message type on the trigger topic, as the node's trigger_type")
+    if labels:
+        g.add_argument("--label-topic", default=DEFAULT_LABEL_TOPIC,
+                       help="std_msgs/Bool ground truth; the first one at or after each event")
+        g.add_argument("--labels", default=None, metavar="CSV",
+                       help="ground truth CSV (columns label and event (1-based) or time (s)); "
+                            "default: the label topic, else BAG/labels.csv or BAG.csv")
+        g.add_argument("--label-tolerance", type=float, default=0.5, metavar="S",
+                       help="max distance of a CSV time from its event")
+
+
+def _topics(args):
+    from grasp_success_ros.bags.reader import BagTopics
+
+    return BagTopics(image=args.image_topic, trigger=args.trigger_topic,
+                     label=getattr(args, "label_topic", DEFAULT_LABEL_TOPIC),
+                     trigger_type=args.trigger_type)
+
+
+def _labels(args) -> Path | None:
+    if args.labels is None:
+        return None
+    if len(args.bags) > 1:
+        raise BagError("--labels takes one bag; put labels.csv beside each bag instead")
+    if not Path(args.labels).is_file():
+        raise BagError(f"labels file not found: {args.labels}")
+    return Path(args.labels)
+
+
+# ------------------------------------------------------------------------- bag-eval
+
+
+def _bag_eval(args: argparse.Namespace) -> int:
+    from grasp_success_ros.bags import evaluate as bag_eval
+    from grasp_success_ros.model.classifier import GraspClassifier
+
+    values = {name: getattr(args, name) for name in (
+        "frame_selection", "n_frames", "combine", "settle_s", "deadline_s", "max_frame_age_s",
+        "threshold", "trigger_type")}
+    config = NodeConfig.from_values({**values, "model_path": args.model})
+    topics, labels = _topics(args), _labels(args)
+    classifier, notes = GraspClassifier.from_path(args.model,
+                                                  allow_custom_code=args.allow_custom_code)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    policy = config.policy(classifier.card.threshold)
+    results, errors, sources = bag_eval.evaluate_bags(
+        args.bags, classifier.predict, policy, topics, labels, args.label_tolerance,
+        jobs=args.jobs, progress=not args.no_progress)
+    summary = bag_eval.summarize(results)
+    summary["label_sources"] = sources
+    if args.json:
+        print(bag_eval.to_json(summary, results, errors))
+    else:
+        print(bag_eval.format_report(summary, results, per_event=not args.quiet))
+    if args.out:
+        out = Path(args.out)
+        bag_eval.write_csv(out / "events.csv", results)
+        (out / "report.json").write_text(bag_eval.to_json(summary, results, errors) + "\n")
+        plots = bag_eval.write_plots(out, summary, results, policy.threshold)
+        if not args.json:
+            print(f"wrote {out / 'events.csv'}, {out / 'report.json'}"
+                  + "".join(f", {p}" for p in plots)
+                  + ("" if plots else " (no plots: matplotlib is not installed)"))
+    if errors:
+        if len(errors) == len(args.bags):
+            raise BagError("; ".join(errors.values()))
+        for msg in errors.values():
+            print(f"grasp-success bag-eval: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_bag_eval(sub) -> None:
+    p = sub.add_parser("bag-eval", help="judge every grasp event in rosbag2 recordings as the "
+                                        "node would, against ground truth")
+    p.add_argument("bags", nargs="+", metavar="BAG", help="bag folders (or .db3/.mcap files)")
+    p.add_argument("--model", required=True, help=".keras model (card beside it) or seed .h5")
+    p.add_argument("--allow-custom-code", action="store_true")
+    _add_topic_options(p)
+    g = p.add_argument_group("decision policy (the node's parameters and defaults)")
+    g.add_argument("--frame-selection", dest="frame_selection",
+                   default=_default("frame_selection"),
+                   choices=NODE_DEFAULTS["frame_selection"].choices)
+    g.add_argument("--n-frames", dest="n_frames", type=int, default=_default("n_frames"))
+    g.add_argument("--combine", default=_default("combine"),
+                   choices=NODE_DEFAULTS["combine"].choices)
+    g.add_argument("--settle-s", dest="settle_s", type=float, default=_default("settle_s"))
+    g.add_argument("--deadline-s", dest="deadline_s", type=float,
+                   default=_default("deadline_s"))
+    g.add_argument("--max-frame-age-s", dest="max_frame_age_s", type=float,
+                   default=_default("max_frame_age_s"))
+    g.add_argument("--threshold", type=float, default=_default("threshold"),
+                   help="negative: the model card's threshold")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write DIR/events.csv (every event), DIR/report.json and plots")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="bags read in parallel")
+    p.add_argument("--quiet", action="store_true", help="no per-event lines")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_bag_eval)
+
+
+# ------------------------------------------------------------------------- extract
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from grasp_success_ros.bags.extract import (
+        ExtractOptions,
+        extract_bag,
+        format_summary,
+        write_summary,
+    )
+
+    opts = ExtractOptions(window_s=args.window, settle_s=args.settle_s, before_s=args.before,
+                          before_gap_s=args.before_gap, dedup=args.dedup,
+                          image_format=args.format,
+                          label_tolerance_s=args.label_tolerance).validate()
+    topics, labels = _topics(args), _labels(args)
+    per_bag: dict[str, dict] = {}
+    for bag in args.bags:
+        counts = extract_bag(bag, args.out_dir, topics, opts, labels)
+        per_bag[Path(bag).name] = counts
+    print(format_summary(per_bag))
+    path = write_summary(Path(args.out_dir), per_bag)
+    print(f"wrote {args.out_dir}/success and {args.out_dir}/failure; counts in {path}")
+    return 0
+
+
+def _add_extract(sub) -> None:
+    p = sub.add_parser("extract", help="class folders (success/, failure/) from labelled "
+                                       "events in bags, for training")
+    p.add_argument("bags", nargs="+", metavar="BAG")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    _add_topic_options(p)
+    p.add_argument("--window", type=float, default=0.5, metavar="S",
+                   help="frames stamped within S seconds after the event (+ settle)")
+    p.add_argument("--settle-s", type=float, default=0.0)
+    p.add_argument("--before", type=float, default=0.0, metavar="S",
+                   help="also S seconds of frames before the grasp, as failures (0: off)")
+    p.add_argument("--before-gap", type=float, default=0.3, metavar="S",
+                   help="...ending this long before the event")
+    p.add_argument("--dedup", type=float, default=1.0,
+                   help="drop a frame whose 32x32 grey thumbnail differs from the previous "
+                        "kept one by less than this (mean abs, 0-255); 0 keeps all")
+    p.add_argument("--format", default="png", choices=("png", "jpg"))
+    p.set_defaults(func=_extract)
+
+
+# ------------------------------------------------------------------------- replay
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import rclpy
+
+    from grasp_success_ros.ros.replay import ReplayOptions, parse_remaps, replay
+
+    opts = ReplayOptions(rate=args.rate, loop=args.loop, start_offset_s=args.start_offset,
+                         clock=args.clock is not None, clock_rate_hz=args.clock or 100.0,
+                         topics=args.topics or (), remaps=parse_remaps(args.remap),
+                         wait_for=args.wait_for, wait_timeout_s=args.wait_timeout,
+                         delay_s=args.delay).validate()
+    rclpy.init(args=[])  # our options are argparse's, not ROS arguments
+    try:
+        log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+        sent = replay(args.bag, opts, log=log)
+        if not args.quiet:
+            print(f"replayed {sent} messages from {args.bag}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        rclpy.try_shutdown()
+    return 0
+
+
+def _add_replay(sub) -> None:
+    p = sub.add_parser("replay", help="publish a bag's messages live at the recorded pace "
+                                      "(without rosbag2; `ros2 bag play` on a ROS install)")
+    p.add_argument("bag", metavar="BAG")
+    p.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    p.add_argument("--loop", action="store_true")
+    p.add_argument("--start-offset", type=float, default=0.0, metavar="S",
+                   help="start S seconds into the bag")
+    p.add_argument("--clock", type=float, nargs="?", const=100.0, default=None, metavar="HZ",
+                   help="publish /clock (for use_sim_time) before every message and at HZ "
+                        "(default 100)")
+    p.add_argument("--topics", nargs="+", default=None, help="only these topics")
+    p.add_argument("--remap", action="append", default=[], metavar="FROM:=TO")
+    p.add_argument("--wait-for", action="append", default=[], metavar="TOPIC",
+                   help="wait until TOPIC (as published) has a subscriber; repeatable")
+    p.add_argument("--wait-timeout", type=float, default=60.0, metavar="S")
+    p.add_argument("--delay", type=float, default=0.0, metavar="S",
+                   help="sleep S seconds before the first message (after --wait-for), so "
+                        "best-effort subscribers that match late miss nothing")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_replay)
+
+
+# ------------------------------------------------------------------------- synth --bag
+
+
+def _extend_synth(sub) -> None:
+    """``synth --bag OUT``: a synthetic grasp session as a rosbag2 instead of image folders."""
+    p = sub.choices.get("synth")
+    if p is None:
+        return
+    for action in p._actions:  # OUT_DIR becomes optional when --bag is given
+        if action.dest == "out_dir":
+            action.nargs, action.default = "?", None
+    g = p.add_argument_group("rosbag2 session (--bag)")
+    g.add_argument("--bag", default=None, metavar="OUT",
+                   help="write a grasp session as a rosbag2 (camera 30 Hz, events, labels)")
+    g.add_argument("--grasps", type=int, default=20)
+    g.add_argument("--storage", default="sqlite3", choices=STORAGES)
+    g.add_argument("--trigger-type", default="empty",
+                   choices=NODE_DEFAULTS["trigger_type"].choices)
+    g.add_argument("--fps", type=float, default=30.0)
+    images = p.get_default("func")
+
+    def synth(args: argparse.Namespace) -> int:
+        if args.bag is None:
+            if args.out_dir is None:
+                raise BagError("synth needs OUT_DIR (image folders) or --bag OUT (a rosbag2)")
+            return images(args)
+        from grasp_success_ros.bags.writer import write_session
+
+        s = write_session(args.bag, args.grasps, seed=args.seed, fps=args.fps,
+                          height=args.height, width=args.width, storage=args.storage,
+                          trigger_type=args.trigger_type)
+        print(f"wrote {s.path} ({args.storage}): {s.frames} frames, {s.events} events "
+              f"({s.successes} successful), {s.duration_s:.1f} s")
+        return 0
+
+    p.set_defaults(func=synth)
+
+
+def add_bag_commands(sub) -> None:
+    _extend_synth(sub)
+    _add_bag_eval(sub)
+    _add_extract(sub)
+    _add_replay(sub)

@@ -1,0 +1,89 @@
+"""``grasp-success demo``: the installed node judging a synthetic grasp stream over DDS."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = "grasp_success_ros"
+
+
+def installed_node_command() -> list[str]:
+    """The installed executable (after ``source install/setup.bash``), else the module."""
+    try:
+        from ament_index_python.packages import get_package_prefix
+
+        exe = Path(get_package_prefix(PACKAGE)) / "lib" / PACKAGE / "grasp_success_node"
+        if exe.is_file():
+            return [str(exe)]
+    except Exception:  # package not installed in an ament prefix
+        pass
+    return [sys.executable, "-m", f"{PACKAGE}.node"]
+
+
+def installed_params_file() -> Path:
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        path = Path(get_package_share_directory(PACKAGE)) / "config" / "grasp_success.yaml"
+        if path.is_file():
+            return path
+    except Exception:
+        pass
+    return Path(__file__).resolve().parent.parent / "config" / "grasp_success.yaml"
+
+
+def start_node(model: Path, params_file: Path, extra: list[str] = (), **popen) -> subprocess.Popen:
+    cmd = [*installed_node_command(), "--ros-args", "--params-file", str(params_file),
+           "-p", f"model_path:={model}", *extra]
+    return subprocess.Popen(cmd, **popen)
+
+
+def stop_node(proc: subprocess.Popen, timeout: float = 20.0) -> int:
+    """Ctrl-C, as a user would; kill only if it does not exit."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def run_demo(model: Path, grasps: int, seed: int, width: int, height: int) -> int:
+    import rclpy
+
+    from grasp_success_ros.data.synth import grasp_stream
+    from grasp_success_ros.evaluation.scoring import accuracy, seed_line
+    from grasp_success_ros.ros.stream_player import StreamPlayer
+
+    print(f"starting grasp_success_node with {model} ...", flush=True)
+    node = start_node(model, installed_params_file())
+    rclpy.init()
+    player = StreamPlayer()
+    try:
+        if not player.wait_for_node(180.0, alive=lambda: node.poll() is None):
+            print("the node did not come up (see its log above)", file=sys.stderr)
+            return 1
+        print(f"node ready; playing {grasps} synthetic grasps at 30 Hz, {width}x{height}",
+              flush=True)
+        labels = player.play(grasp_stream(seed, grasps, width=width, height=height))
+        results = player.wait_for_results(len(labels), timeout=30.0)
+        verdicts = [r["verdict"] for r in results] + [None] * (len(labels) - len(results))
+        for i, (truth, r) in enumerate(zip(labels, results, strict=False), 1):
+            shown = {True: "SUCCESS", False: "FAILURE", None: "none"}[r["verdict"]]
+            detail = r["error"] or f"confidence {r['confidence']:.3f}"
+            mark = "ok" if r["verdict"] is truth else "WRONG"
+            print(f"grasp {i:3d}: truth {'SUCCESS' if truth else 'FAILURE'}  verdict {shown:7s} "
+                  f"{detail}  latency {r['latency_ms']:.0f} ms  {mark}")
+        print(seed_line(labels, verdicts, noun="grasps"))
+        print(f"answered {len(results)} of {len(labels)} events; "
+              f"accuracy {accuracy(labels, verdicts):.3f}")
+        return 0 if len(results) == len(labels) else 1
+    finally:
+        player.close()
+        rclpy.try_shutdown()
+        stop_node(node)

@@ -1,0 +1,79 @@
+"""``grasp-success``: the command line around the core (synth, train, demo)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from grasp_success_ros import __version__
+from grasp_success_ros.cli.bags import add_bag_commands
+from grasp_success_ros.cli.bench import add_bench_command
+from grasp_success_ros.cli.tools import add_tool_commands
+from grasp_success_ros.core.errors import GraspSuccessError
+from grasp_success_ros.ros.dds_profile import use_large_image_profile
+
+# Commands whose process publishes camera frames over DDS (see dds_profile.py).
+IMAGE_PUBLISHERS = ("demo", "replay", "bench")
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from grasp_success_ros.data.synth import write_dataset
+
+    counts = write_dataset(args.out_dir, args.images, seed=args.seed, height=args.height,
+                           width=args.width)
+    print(f"wrote {counts['success']} success and {counts['failure']} failure images "
+          f"to {args.out_dir}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from grasp_success_ros.cli.demo import run_demo
+
+    return run_demo(Path(args.model), args.grasps, args.seed, args.width, args.height)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grasp-success", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_tool_commands(sub)  # train, predict, evaluate, export
+
+    p = sub.add_parser("synth", help="draw synthetic grasp scenes into success/ and failure/")
+    p.add_argument("out_dir")
+    p.add_argument("--images", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=320)
+    p.add_argument("--height", type=int, default=240)
+    p.set_defaults(func=_synth)
+
+    p = sub.add_parser("demo", help="run the installed node on a synthetic grasp stream")
+    p.add_argument("--model", required=True)
+    p.add_argument("--grasps", type=int, default=20)
+    p.add_argument("--seed", type=int, default=100)
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--height", type=int, default=480)
+    p.set_defaults(func=_demo)
+    add_bag_commands(sub)
+    add_bench_command(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    if args.command in IMAGE_PUBLISHERS:
+        use_large_image_profile()
+    try:
+        return args.func(args)
+    except GraspSuccessError as exc:
+        if args.debug:
+            raise
+        print(f"grasp-success {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""``grasp-success train | predict | evaluate | export``: the seeds' tools as one command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from grasp_success_ros.core.errors import ConfigError
+
+
+def _jsonable(value):
+    """NaN/inf become null so the output is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _dump(data) -> str:
+    return json.dumps(_jsonable(data), indent=1, allow_nan=False)
+
+
+# --------------------------------------------------------------------------- train
+
+
+def _train(args: argparse.Namespace) -> int:
+    from grasp_success_ros.training.train import AUGMENTATIONS, TrainConfig, train
+
+    given = {
+        "backbone": args.backbone, "input_size": args.input_size, "head": args.head,
+        "weights": None if args.weights == "none" else args.weights, "epochs": args.epochs,
+        "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+        "optimizer": args.optimizer, "lr_schedule": args.lr_schedule, "seed": args.seed,
+        "success_class": args.success_class,
+        "dense_units": args.dense_units, "dropout": args.dropout, "balance": args.balance,
+        "patience": args.patience, "fine_tune_epochs": args.fine_tune_epochs,
+        "fine_tune_layers": args.fine_tune_layers,
+        "fine_tune_learning_rate": args.fine_tune_learning_rate,
+        "cache_features": not args.no_feature_cache, "mixed_precision": args.mixed_precision,
+        "deterministic": args.deterministic, "threshold": args.threshold,
+        "tensorboard": not args.no_tensorboard, "progress": False if args.quiet else None,
+    }
+    if args.augment is not None:
+        given["augment"] = args.augment != "none"
+        given["augmentation"] = AUGMENTATIONS[args.augment]
+    if args.freeze_backbone is not None:
+        given["freeze_backbone"] = args.freeze_backbone == "yes"
+    if args.no_early_stopping:
+        given["early_stopping"] = False
+    kwargs = {k: v for k, v in given.items() if v is not None}
+    kwargs["weights"] = given["weights"]  # None = from scratch
+    # Options left unset (None) take the preset's value, or TrainConfig's default.
+    cfg = TrainConfig.preset_config(args.preset, **kwargs) if args.preset \
+        else TrainConfig(**kwargs).validate()
+    train(args.train_dir, args.valid_dir, args.model_out, cfg)
+    return 0
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train a classifier from class folders (seed train.py)",
+        description="Train from TRAIN_DIR and VALID_DIR, each with a success and a failure "
+        "folder (succ/zon_desk, success/failure, pos/neg, ... or --success-class). Writes "
+        "MODEL_OUT (.keras) and beside it its card, history CSV, accuracy/loss plots and "
+        "TensorBoard logs.")
+    p.add_argument("train_dir")
+    p.add_argument("valid_dir")
+    p.add_argument("model_out", help="output .keras file; its card is written beside it")
+    p.add_argument("--preset", choices=("seed",), default=None,
+                   help="the seed recipe: frozen backbone, RMSprop 1e-4, batch 20, its "
+                   "augmentation, RGB/255 (options given explicitly still win)")
+    p.add_argument("--backbone", default="inception_resnet_v2",
+                   choices=("inception_resnet_v2", "inception_v3", "mobilenet_v3_small"))
+    p.add_argument("--head", default="gap", choices=("gap", "flatten"))
+    p.add_argument("--input-size", type=int, default=350)
+    p.add_argument("--weights", default="imagenet",
+                   help="imagenet (downloads through Keras) | none (from scratch) | PATH of a "
+                   "'notop' weights file (robots without internet)")
+    p.add_argument("--freeze-backbone", choices=("yes", "no"), default=None,
+                   help="default: yes with pretrained weights, no from scratch")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=None, help="default 20")
+    p.add_argument("--learning-rate", type=float, default=None, help="default 1e-4")
+    p.add_argument("--optimizer", default=None, choices=("rmsprop", "adam"),
+                   help="default rmsprop")
+    p.add_argument("--lr-schedule", default=None, choices=("constant", "cosine"),
+                   help="learning-rate schedule (default constant)")
+    p.add_argument("--augment", default=None, choices=("seed", "light", "none"),
+                   help="seed: rotation 40, shift 0.2, shear 0.2, zoom 0.2, flip; light "
+                   "(default): shift 0.1, zoom 0.1, flip; none")
+    p.add_argument("--balance", default="weights", choices=("weights", "sampling", "none"),
+                   help="unbalanced data: class weights (default), balanced batches, or none")
+    p.add_argument("--fine-tune-epochs", type=int, default=0,
+                   help="after the head converged, train the top of a frozen backbone too")
+    p.add_argument("--fine-tune-layers", type=int, default=30)
+    p.add_argument("--fine-tune-learning-rate", type=float, default=1e-5)
+    p.add_argument("--patience", type=int, default=None,
+                   help="early stopping patience in epochs (default max(3, epochs/3))")
+    p.add_argument("--no-early-stopping", action="store_true")
+    p.add_argument("--no-feature-cache", action="store_true",
+                   help="do not train the head on cached features of a frozen backbone")
+    p.add_argument("--mixed-precision", default="auto", choices=("auto", "on", "off"))
+    p.add_argument("--dense-units", type=int, default=1024)
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="threshold written into the card (evaluate --target-precision "
+                   "chooses one from data)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic TensorFlow ops (reproducible, slower)")
+    p.add_argument("--success-class", default=None,
+                   help="name of the success folder when its name is not a recognised one")
+    p.add_argument("--no-tensorboard", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, one line per epoch")
+    p.set_defaults(func=_train)
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def _load(model: str, allow_custom_code: bool):
+    from grasp_success_ros.model.classifier import GraspClassifier
+
+    classifier, notes = GraspClassifier.from_path(model, allow_custom_code=allow_custom_code)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return classifier
+
+
+def _fmt(args) -> str:
+    return "json" if args.json else ("csv" if args.csv else "table")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from grasp_success_ros.evaluation.predict import (
+        format_images,
+        predict_images,
+        predict_video,
+        video_plot,
+    )
+
+    classifier = _load(args.model, args.allow_custom_code)
+    if args.video:
+        pred = predict_video(args.path, classifier, args.threshold, args.window, args.fraction)
+        plot = Path(args.plot) if args.plot else Path(args.path).with_suffix(".frames.png")
+        video_plot(pred, plot)
+        if args.json:
+            print(_dump({**pred.to_dict(), "plot": str(plot)}))
+        elif args.csv:
+            print(pred.frames_csv())
+        else:
+            print(pred.summary())
+            print(f"per-frame plot: {plot}")
+        return 0
+    rows = predict_images(args.path, classifier, args.threshold)
+    print(format_images(rows, _fmt(args)))
+    return 0
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="classify an image, a folder of images or a video",
+                       description="Per image: file, verdict, P(success), confidence. With "
+                       "--video: every frame, decided by the video rule (success if more "
+                       "than --fraction of the frames in the last --window say success).")
+    p.add_argument("path", help="image file, folder (searched recursively) or video file")
+    p.add_argument("model", help=".keras, seed .h5, .onnx or .tflite model (card beside it)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--csv", action="store_true")
+    out.add_argument("--json", action="store_true")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="success when P(success) >= this (default: the card's)")
+    p.add_argument("--video", action="store_true", help="PATH is a video file")
+    p.add_argument("--window", type=float, default=0.2,
+                   help="video: the last fraction of frames that decide (default 0.2)")
+    p.add_argument("--fraction", type=float, default=0.5,
+                   help="video: success if more than this share of them say success")
+    p.add_argument("--plot", default=None,
+                   help="video: per-frame plot PNG (default VIDEO.frames.png beside it)")
+    p.add_argument("--allow-custom-code", action="store_true")
+    p.set_defaults(func=_predict)
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from grasp_success_ros.evaluation.evaluate import (
+        evaluate_folder,
+        report_text,
+        threshold_for_precision,
+        threshold_sweep,
+        write_plots,
+    )
+    from grasp_success_ros.model.card import card_path_for
+
+    classifier = _load(args.model, args.allow_custom_code)
+    ev = evaluate_folder(args.test_dir, classifier, args.success_class, args.threshold)
+    choice = None
+    card_written = None
+    if args.target_precision is not None:
+        choice = threshold_for_precision(ev, args.target_precision)
+        card_written = card_path_for(classifier.source)
+        card = classifier.card.replace(
+            threshold=choice.threshold,
+            training={**classifier.card.training, "threshold_choice": {
+                "target_precision": choice.target, "precision": choice.precision,
+                "recall": choice.recall, "test_dir": str(args.test_dir),
+                "test_images": len(ev.truth)}})
+        card.save(card_written)
+    out_dir = Path(args.out_dir) if args.out_dir else \
+        Path(classifier.source).with_name(Path(classifier.source).stem + ".eval")
+    plots = write_plots(ev, out_dir, choice)
+    sweep = threshold_sweep(ev)
+    if args.json:
+        data = {"seed_line": ev.seed_line(), **ev.metrics(), "sweep": sweep,
+                "plots": {k: str(v) for k, v in plots.items()},
+                "images": [{"file": f, "truth": bool(t), "p_success": float(p)}
+                           for f, t, p in zip(ev.paths, ev.truth, ev.p_success, strict=True)],
+                "skipped_files": ev.skipped}
+        if choice is not None:
+            data["threshold_choice"] = {**choice.__dict__, "card": str(card_written)}
+        print(_dump(data))
+        return 0
+    print(report_text(ev, sweep))
+    print(f"plots: {', '.join(str(p) for p in plots.values())}")
+    if choice is not None:
+        print(choice.describe())
+        print(f"wrote threshold {choice.threshold:.4f} into {card_written}")
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="accuracy and more on a labelled test folder",
+                       description="The seed's line, per class counts and accuracy, confusion "
+                       "matrix, precision/recall/F1, ROC AUC, a threshold sweep, and plots "
+                       "(per-image outputs, ROC, precision-recall).")
+    p.add_argument("test_dir", help="folder with a success and a failure folder")
+    p.add_argument("model", help=".keras, seed .h5, .onnx or .tflite model (card beside it)")
+    p.add_argument("--json", action="store_true", help="one JSON object for machines")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="judge at this threshold instead of the card's")
+    p.add_argument("--target-precision", type=float, default=None,
+                   help="choose the lowest threshold whose precision on predicted successes "
+                   "reaches this on TEST_DIR and write it into the model card")
+    p.add_argument("--out-dir", default=None,
+                   help="where the plots go (default MODEL.eval/ beside the model)")
+    p.add_argument("--success-class", default=None)
+    p.add_argument("--allow-custom-code", action="store_true")
+    p.set_defaults(func=_evaluate)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _export(args: argparse.Namespace) -> int:
+    from grasp_success_ros.model.export import export_model
+
+    if args.quantize == "int8" and not args.calibration:
+        raise ConfigError("--quantize int8 needs --calibration DIR (images like the robot's)")
+    result = export_model(args.model, args.format, args.quantize, args.calibration, args.out,
+                          args.samples, args.allow_custom_code,
+                          log=lambda s: print(s, file=sys.stderr))
+    print(_dump(result.__dict__) if args.json else result.summary())
+    return 0
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a model to ONNX or TFLite, with its card",
+                       description="Writes MODEL.onnx / MODEL.tflite (MODEL.int8.tflite ... "
+                       "when quantized) and its card, and compares its outputs with the "
+                       "Keras model's.")
+    p.add_argument("model", help=".keras or seed .h5 model")
+    p.add_argument("--format", required=True, choices=("onnx", "tflite"))
+    p.add_argument("--quantize", default=None, choices=("fp16", "int8"))
+    p.add_argument("--calibration", default=None,
+                   help="folder of images for int8 calibration (searched recursively)")
+    p.add_argument("--samples", default=None,
+                   help="folder of images for the parity check (default: the calibration "
+                   "folder; random images are always added)")
+    p.add_argument("--out", default=None, help="output file (default beside the model)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--allow-custom-code", action="store_true")
+    p.set_defaults(func=_export)
+
+
+def add_tool_commands(sub) -> None:
+    """Add train, predict, evaluate and export to the ``grasp-success`` sub-parsers."""
+    _add_train(sub)
+    _add_predict(sub)
+    _add_evaluate(sub)
+    _add_export(sub)

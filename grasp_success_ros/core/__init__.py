@@ -1,0 +1,1 @@
+"""The decision core: events, frames, policy, one record per event. NumPy only."""

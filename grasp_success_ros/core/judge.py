@@ -1,0 +1,122 @@
+"""From a grasp event and buffered frames to exactly one record: the shared decision path.
+
+The node and the offline tools both call :func:`judge_event`; it never raises for bad
+frames or a failing model, it returns a failure record that says why.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from grasp_success_ros.core.errors import GraspSuccessError
+from grasp_success_ros.core.policy import PolicyConfig, Selection, decide, select_frames
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A camera frame as received: its stamp and the undecoded message."""
+
+    stamp: float
+    msg: Any
+
+
+@dataclass(frozen=True)
+class GraspEvent:
+    """A grasp-completed event: its time on the frames' clock and where it came from."""
+
+    event_id: int
+    stamp: float
+    received_monotonic: float = field(default_factory=time.monotonic)
+    trigger: str = ""
+
+
+@dataclass
+class GraspRecord:
+    """The one answer to one event (published as JSON on ``grasp_success/result``)."""
+
+    event_id: int
+    event_stamp: float
+    verdict: bool | None
+    confidence: float | None
+    p_success: float | None
+    frame_stamps: list[float]
+    frame_p_success: list[float]
+    latency_ms: float | None
+    error: str | None
+    error_code: str | None
+    threshold: float
+    policy: str
+    trigger: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict is not None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), allow_nan=False)
+
+
+def _latency_ms(event: GraspEvent) -> float:
+    return round((time.monotonic() - event.received_monotonic) * 1000.0, 3)
+
+
+def failure_record(event: GraspEvent, cfg: PolicyConfig, code: str, reason: str,
+                   frame_stamps: Sequence[float] = ()) -> GraspRecord:
+    """A record that says why no verdict was possible: never a guess."""
+    return GraspRecord(
+        event_id=event.event_id, event_stamp=event.stamp, verdict=None, confidence=None,
+        p_success=None, frame_stamps=list(frame_stamps), frame_p_success=[],
+        latency_ms=_latency_ms(event), error=f"{code}: {reason}", error_code=code,
+        threshold=cfg.threshold, policy=describe_policy(cfg), trigger=event.trigger,
+    )
+
+
+def describe_policy(cfg: PolicyConfig) -> str:
+    if cfg.selection == "n_after":
+        return f"n_after({cfg.n_frames},{cfg.combine})"
+    return cfg.selection
+
+
+def judge_selected(event: GraspEvent, frames: Sequence[Frame], selection: Selection,
+                   predict: Callable[[list[np.ndarray]], np.ndarray],
+                   decode: Callable[[Any], np.ndarray], cfg: PolicyConfig) -> GraspRecord:
+    """Decode the chosen frames, run the model once on all of them, decide."""
+    if not selection.ready:
+        return failure_record(event, cfg, selection.code or "no_frame", selection.reason or "")
+    chosen = [frames[i] for i in selection.indices]
+    stamps = [f.stamp for f in chosen]
+    try:
+        images = [decode(f.msg) for f in chosen]
+    except GraspSuccessError as exc:
+        return failure_record(event, cfg, "bad_image", str(exc), stamps)
+    except Exception as exc:  # a decoder bug must cost one event, never the node
+        return failure_record(event, cfg, "bad_image", f"{type(exc).__name__}: {exc}", stamps)
+    try:
+        p = np.asarray(predict(images), dtype=np.float64).reshape(-1)
+        if p.size != len(images) or not np.all(np.isfinite(p)):
+            raise ValueError(f"model returned {p.tolist()} for {len(images)} frames")
+    except Exception as exc:  # any model failure becomes a record, never a dead node
+        return failure_record(event, cfg, "inference_error", f"{type(exc).__name__}: {exc}",
+                              stamps)
+    decision = decide(p, cfg)
+    return GraspRecord(
+        event_id=event.event_id, event_stamp=event.stamp, verdict=decision.verdict,
+        confidence=round(decision.confidence, 6), p_success=round(decision.p_success, 6),
+        frame_stamps=stamps, frame_p_success=[round(float(x), 6) for x in p],
+        latency_ms=_latency_ms(event), error=None, error_code=None, threshold=cfg.threshold,
+        policy=describe_policy(cfg), trigger=event.trigger,
+    )
+
+
+def judge_offline(event: GraspEvent, frames: Sequence[Frame],
+                  predict: Callable[[list[np.ndarray]], np.ndarray],
+                  decode: Callable[[Any], np.ndarray], cfg: PolicyConfig) -> GraspRecord:
+    """Judge an event against a complete, stamp-sorted recording (bags, synthetic streams)."""
+    selection = select_frames([f.stamp for f in frames], event.stamp, cfg, now=None)
+    return judge_selected(event, frames, selection, predict, decode, cfg)

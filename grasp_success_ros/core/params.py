@@ -1,0 +1,114 @@
+"""The node's parameters: one table (names, defaults, ranges, descriptions) and a typed,
+validated config built from it.  No ROS imports, so the launch/params tests and the docs
+read the same table the node declares from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from grasp_success_ros.core.errors import ConfigError
+from grasp_success_ros.core.policy import COMBINES, SELECTIONS, PolicyConfig
+
+TRIGGER_TYPES = ("empty", "bool", "header", "string")
+IMAGE_TRANSPORTS = ("raw", "compressed")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One declared parameter. ``dynamic`` ones may change while the node runs."""
+
+    name: str
+    default: Any
+    description: str
+    choices: tuple[str, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    dynamic: bool = False
+
+
+PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("model_path", "", "Model file (.keras, a seed .h5, or an exported .onnx / "
+              ".tflite); its card is <stem>.card.json beside it. Required."),
+    ParamSpec("allow_custom_code", False, "Load models that carry Python code (Lambda "
+              "layers). Only for files you trust."),
+    ParamSpec("image_transport", "raw", "raw: sensor_msgs/Image on camera/image_raw; "
+              "compressed: sensor_msgs/CompressedImage on camera/image_raw/compressed.",
+              choices=IMAGE_TRANSPORTS),
+    ParamSpec("trigger_type", "empty", "Message type on grasp_completed: empty (std_msgs/"
+              "Empty), bool (std_msgs/Bool, true = completed), header (std_msgs/Header, its "
+              "stamp is the event time), string (std_msgs/String).", choices=TRIGGER_TYPES),
+    ParamSpec("frame_selection", "first_after", "first_after: the first frame stamped at or "
+              "after event + settle_s; latest: the newest frame at the event; n_after: the "
+              "first n_frames frames after event + settle_s.", choices=SELECTIONS),
+    ParamSpec("n_frames", 5, "Frames per verdict for frame_selection n_after.", min=1, max=30),
+    ParamSpec("combine", "mean", "How n_after frames become one verdict: mean probability, "
+              "or majority vote.", choices=COMBINES),
+    ParamSpec("settle_s", 0.0, "Seconds after the event before frames count (lets the hand "
+              "settle).", min=0.0, max=5.0),
+    ParamSpec("deadline_s", 2.0, "Seconds after the event by which the frames must be stamped;"
+              " past it the event gets a failure record.", min=0.05, max=30.0, dynamic=True),
+    ParamSpec("max_frame_age_s", 0.5, "Oldest frame (s before the event) that latest and the "
+              "classify service accept.", min=0.01, max=10.0, dynamic=True),
+    ParamSpec("threshold", -1.0, "Success when P(success) >= threshold. Negative: use the "
+              "model card's threshold.", min=-1.0, max=1.0, dynamic=True),
+    ParamSpec("buffer_size", 90, "Camera frames kept (undecoded) for events; 90 = 3 s at "
+              "30 Hz.", min=2, max=600),
+    ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics messages.", min=0.1,
+              max=60.0),
+    ParamSpec("warmup", True, "Run the model once per batch size before reporting ready."),
+)
+
+PARAM_NAMES = tuple(p.name for p in PARAMS)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Typed view of the parameters, validated before anything is loaded."""
+
+    model_path: str
+    allow_custom_code: bool
+    image_transport: str
+    trigger_type: str
+    frame_selection: str
+    n_frames: int
+    combine: str
+    settle_s: float
+    deadline_s: float
+    max_frame_age_s: float
+    threshold: float
+    buffer_size: int
+    diagnostics_period_s: float
+    warmup: bool
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> NodeConfig:
+        unknown = set(values) - set(PARAM_NAMES)
+        if unknown:
+            raise ConfigError(f"unknown parameters: {', '.join(sorted(unknown))}")
+        merged = {p.name: values.get(p.name, p.default) for p in PARAMS}
+        return cls(**merged).validate()
+
+    def validate(self) -> NodeConfig:
+        for spec in PARAMS:
+            value = getattr(self, spec.name)
+            if spec.choices and value not in spec.choices:
+                raise ConfigError(f"{spec.name} must be one of {spec.choices}, not {value!r}")
+            if spec.min is not None and not spec.min <= value <= spec.max:
+                raise ConfigError(f"{spec.name} must be in [{spec.min}, {spec.max}], not {value}")
+        if not self.model_path:
+            raise ConfigError("model_path is empty: set it to a .keras, .h5, .onnx or .tflite "
+                              "model file")
+        if self.frame_selection == "n_after" and self.buffer_size < 2 * self.n_frames:
+            raise ConfigError("buffer_size must be at least 2 x n_frames")
+        self.policy(0.5)
+        return self
+
+    def policy(self, card_threshold: float) -> PolicyConfig:
+        """The decision policy; a negative threshold parameter defers to the model card."""
+        threshold = self.threshold if self.threshold >= 0.0 else card_threshold
+        return PolicyConfig(
+            selection=self.frame_selection, n_frames=self.n_frames, combine=self.combine,
+            settle_s=self.settle_s, max_frame_age_s=self.max_frame_age_s,
+            deadline_s=self.deadline_s, threshold=threshold,
+        ).validate()

@@ -1,0 +1,1 @@
+"""Images: files and class folders, ROS image messages, preprocessing, synthetic scenes."""

@@ -1,0 +1,138 @@
+"""Labelled image folders as the seed used them: one sub-folder per class."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from grasp_success_ros.core.errors import DatasetError, ImageConversionError
+from grasp_success_ros.data.preprocessing import Preprocessing, load_image_rgb, resize_frame
+
+SUCCESS_NAMES = ("succ", "success", "successful", "grasped", "pos", "positive")
+FAILURE_NAMES = ("zon_desk", "fail", "failure", "unsuccessful", "notgrasped", "neg", "negative")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class ClassFolders:
+    """Which sub-folder holds successes and which failures."""
+
+    success: str
+    failure: str
+
+
+@dataclass
+class LoadedImages:
+    """Images resized to the model input (uint8), labels 1 = success, and what was skipped."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    paths: list[Path]
+    skipped: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {"success": int(self.labels.sum()), "failure": int((self.labels == 0).sum()),
+                "skipped": len(self.skipped)}
+
+
+def class_folders(root: str | Path, success_class: str | None = None) -> ClassFolders:
+    """Recognise the success and failure folders, or refuse with the reason."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"folder not found: {root}")
+    subdirs = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name[0] not in "._")
+    if len(subdirs) != 2:
+        raise DatasetError(f"{root} must hold exactly two class folders, found {subdirs}")
+    if success_class is not None:
+        if success_class not in subdirs:
+            raise DatasetError(f"--success-class {success_class!r} is not one of {subdirs}")
+        return ClassFolders(success_class, next(d for d in subdirs if d != success_class))
+    succ = [d for d in subdirs if d.lower() in SUCCESS_NAMES]
+    fail = [d for d in subdirs if d.lower() in FAILURE_NAMES]
+    if len(succ) != 1 or len(fail) != 1:
+        raise DatasetError(
+            f"cannot tell which of {subdirs} in {root} is the success class; name them e.g. "
+            "success/failure or pass --success-class NAME")
+    return ClassFolders(succ[0], fail[0])
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files under ``folder``, recursively, in a stable order."""
+    return sorted(p for p in Path(folder).rglob("*")
+                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+@dataclass
+class ImageList:
+    """The files of both classes (labels 1 = success) and the zero-byte files left out."""
+
+    paths: list[Path]
+    labels: np.ndarray
+    classes: ClassFolders
+    skipped: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {"success": int(self.labels.sum()), "failure": int((self.labels == 0).sum()),
+                "skipped": len(self.skipped)}
+
+
+def list_folders(root: str | Path, classes: ClassFolders | None = None) -> ImageList:
+    """The image files of both class folders; zero-byte files are skipped and counted."""
+    root = Path(root)
+    classes = classes or class_folders(root)
+    paths, labels, skipped = [], [], []
+    for name, label in ((classes.success, 1), (classes.failure, 0)):
+        folder = root / name
+        if not folder.is_dir():
+            raise DatasetError(f"class folder not found: {folder}")
+        files = image_files(folder)
+        if not files:
+            raise DatasetError(f"class folder {folder} holds no images")
+        kept = [f for f in files if f.stat().st_size > 0]
+        skipped += [str(f) for f in files if f.stat().st_size == 0]
+        if not kept:
+            raise DatasetError(f"no readable images in {folder} (all {len(files)} are empty)")
+        paths += kept
+        labels += [label] * len(kept)
+    return ImageList(paths, np.asarray(labels, np.float32), classes, skipped)
+
+
+def read_resized(path: str | Path, size: int, pre: Preprocessing) -> np.ndarray | None:
+    """One file decoded and resized as the classifier resizes frames; None if unreadable."""
+    try:
+        return resize_frame(load_image_rgb(path), size, pre)
+    except ImageConversionError:
+        return None
+
+
+def decode_parallel(paths: list[Path], size: int, pre: Preprocessing,
+                    workers: int | None = None) -> list[np.ndarray | None]:
+    """Decode and resize files on several threads (OpenCV releases the GIL)."""
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda p: read_resized(p, size, pre), paths))
+
+
+def load_folders(root: str | Path, size: int, pre: Preprocessing,
+                 classes: ClassFolders | None = None) -> LoadedImages:
+    """Read every image of both classes, resized as the classifier will resize frames."""
+    root = Path(root)
+    listed = list_folders(root, classes)
+    decoded = decode_parallel(listed.paths, size, pre)
+    skipped = list(listed.skipped)
+    images, labels, paths = [], [], []
+    for path, label, image in zip(listed.paths, listed.labels, decoded, strict=True):
+        if image is None:
+            skipped.append(str(path))
+            continue
+        images.append(image)
+        labels.append(label)
+        paths.append(path)
+    for label, name in ((1, listed.classes.success), (0, listed.classes.failure)):
+        if label not in labels:
+            raise DatasetError(f"no readable images in {root / name}")
+    return LoadedImages(np.stack(images), np.asarray(labels, np.float32), paths, skipped)

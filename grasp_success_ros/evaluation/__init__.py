@@ -1,0 +1,1 @@
+"""Judging a model on labelled images and files: metrics, reports, plots."""

@@ -1,0 +1,219 @@
+"""Classifying image files, folders and grasp videos offline (the seeds' test tools).
+
+Videos are judged with the video follow-up's rule: success when more than half of the
+frames in the last fifth of the video say success (window and fraction are options).
+OpenCV decodes video frames as BGR; they are converted to RGB before the classifier sees
+them (the seed's video tool fed BGR frames to an RGB model).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from grasp_success_ros.core.errors import ConfigError, DatasetError, ImageConversionError
+from grasp_success_ros.core.policy import Decision
+from grasp_success_ros.data.folders import IMAGE_SUFFIXES, image_files, read_resized
+
+CHUNK = 32
+
+
+@dataclass
+class ImagePrediction:
+    """One file's verdict; ``error`` says why there is none."""
+
+    file: str
+    verdict: bool | None
+    p_success: float | None
+    confidence: float | None
+    error: str | None = None
+
+
+def _confidence(p: float, verdict: bool) -> float:
+    return p if verdict else 1.0 - p
+
+
+def predict_images(path: str | Path, classifier, threshold: float | None = None
+                   ) -> list[ImagePrediction]:
+    """Every image file at PATH (a file, or a folder searched recursively)."""
+    path = Path(path)
+    if path.is_dir():
+        files = image_files(path)
+        if not files:
+            raise DatasetError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {path}")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise DatasetError(f"not found: {path}")
+    card = classifier.card
+    threshold = card.threshold if threshold is None else threshold
+    from grasp_success_ros.data.folders import decode_parallel
+
+    out: list[ImagePrediction] = []
+    for start in range(0, len(files), CHUNK):
+        chunk = files[start:start + CHUNK]
+        images = decode_parallel(chunk, card.input_size, card.preprocessing) \
+            if len(chunk) > 1 else [read_resized(chunk[0], card.input_size, card.preprocessing)]
+        good = [i for i, img in enumerate(images) if img is not None]
+        probs = dict(zip(good, classifier.predict([images[i] for i in good]), strict=True)) \
+            if good else {}
+        for i, file in enumerate(chunk):
+            if i not in probs:
+                out.append(ImagePrediction(str(file), None, None, None, "cannot decode image"))
+                continue
+            p = float(probs[i])
+            verdict = p >= threshold
+            out.append(ImagePrediction(str(file), verdict, p, _confidence(p, verdict)))
+    return out
+
+
+def _verdict_word(v: bool | None) -> str:
+    return "-" if v is None else ("SUCCESS" if v else "FAILURE")
+
+
+def format_images(rows: Sequence[ImagePrediction], fmt: str = "table") -> str:
+    """As an aligned table, CSV or JSON."""
+    if fmt == "json":
+        return json.dumps([asdict(r) for r in rows], indent=1)
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["file", "verdict", "p_success", "confidence", "error"])
+        for r in rows:
+            writer.writerow([r.file, "" if r.verdict is None else ("success" if r.verdict
+                                                                    else "failure"),
+                             "" if r.p_success is None else f"{r.p_success:.6f}",
+                             "" if r.confidence is None else f"{r.confidence:.6f}",
+                             r.error or ""])
+        return buf.getvalue().rstrip("\n")
+    width = max([len("file")] + [len(r.file) for r in rows])
+    lines = [f"{'file':<{width}}  {'verdict':<7}  {'P(success)':>10}  {'confidence':>10}"]
+    for r in rows:
+        if r.verdict is None:
+            lines.append(f"{r.file:<{width}}  {'-':<7}  {'-':>10}  {'-':>10}  {r.error}")
+        else:
+            lines.append(f"{r.file:<{width}}  {_verdict_word(r.verdict):<7}  "
+                         f"{r.p_success:>10.4f}  {r.confidence:>10.4f}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- video
+
+
+def video_decision(p_success: Sequence[float], threshold: float, window: float = 0.2,
+                   fraction: float = 0.5) -> tuple[Decision, int]:
+    """The video follow-up's rule; returns the decision and the first frame of the window.
+
+    The frames in the last ``window`` of the video vote (P(success) >= threshold, as
+    ``policy.decide``'s ``vote``); success when more than ``fraction`` of them say success.
+    With ``fraction`` 0.5 this is exactly ``policy.decide(..., combine='vote')`` on the
+    window.  Confidence is the share of the window's frames that voted for the verdict.
+    """
+    if not 0.0 < window <= 1.0:
+        raise ConfigError(f"window must be in (0, 1], not {window}")
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"fraction must be in [0, 1), not {fraction}")
+    p = np.asarray(p_success, np.float64)
+    if p.size == 0:
+        raise ConfigError("the video has no frames")
+    start = min(int(math.floor(p.size * (1.0 - window))), p.size - 1)
+    last = p[start:]
+    yes = int(np.count_nonzero(last >= threshold))
+    verdict = yes > fraction * last.size
+    agree = yes if verdict else last.size - yes
+    return Decision(verdict, agree / last.size, float(last.mean())), start
+
+
+@dataclass
+class VideoPrediction:
+    file: str
+    fps: float
+    p_success: np.ndarray
+    threshold: float
+    window: float
+    fraction: float
+    decision: Decision
+    window_start: int
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "verdict": self.decision.verdict,
+                "confidence": self.decision.confidence,
+                "p_success": self.decision.p_success, "frames": int(self.p_success.size),
+                "fps": self.fps, "window": self.window, "fraction": self.fraction,
+                "window_start": self.window_start, "threshold": self.threshold,
+                "frame_p_success": [round(float(v), 6) for v in self.p_success]}
+
+    def summary(self) -> str:
+        d = self.decision
+        n = self.p_success.size - self.window_start
+        yes = int(np.count_nonzero(self.p_success[self.window_start:] >= self.threshold))
+        return (f"{self.file}: {_verdict_word(d.verdict)} (confidence {d.confidence:.3f}): "
+                f"{yes} of the last {n} frames say success (needs more than "
+                f"{self.fraction:.0%}); {self.p_success.size} frames at {self.fps:.3g} fps")
+
+    def frames_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["frame", "time_s", "p_success", "verdict", "in_window"])
+        for i, p in enumerate(self.p_success):
+            writer.writerow([i, f"{i / self.fps:.4f}", f"{p:.6f}",
+                             "success" if p >= self.threshold else "failure",
+                             int(i >= self.window_start)])
+        return buf.getvalue().rstrip("\n")
+
+
+def read_video_rgb(path: str | Path, chunk: int = CHUNK):
+    """The video's fps, then chunks of RGB uint8 frames (OpenCV's BGR converted)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"video not found: {path}")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise ImageConversionError(f"cannot open video {path}")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+
+    def frames():
+        try:
+            batch = []
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                batch.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                if len(batch) == chunk:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+        finally:
+            cap.release()
+
+    return float(fps), frames()
+
+
+def predict_video(path: str | Path, classifier, threshold: float | None = None,
+                  window: float = 0.2, fraction: float = 0.5) -> VideoPrediction:
+    """Classify every frame, then decide with the video rule."""
+    threshold = classifier.card.threshold if threshold is None else threshold
+    fps, chunks = read_video_rgb(path)
+    probs = [classifier.predict(batch) for batch in chunks]
+    if not probs:
+        raise ImageConversionError(f"no frames could be read from {path}")
+    p = np.concatenate(probs)
+    decision, start = video_decision(p, threshold, window, fraction)
+    return VideoPrediction(str(path), fps, p, threshold, window, fraction, decision, start)
+
+
+def video_plot(pred: VideoPrediction, path: str | Path) -> Path:
+    from grasp_success_ros.evaluation.plots import frames_plot
+
+    return frames_plot(pred.p_success, pred.fps, pred.threshold, path, pred.window_start,
+                       title=f"{Path(pred.file).name}: {_verdict_word(pred.decision.verdict)}")

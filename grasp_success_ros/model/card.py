@@ -1,0 +1,112 @@
+"""The model card: what a model expects and what its output means.
+
+Every model is stored with a card beside it (``model.keras`` ->
+``model.card.json``).  The node, ``predict``, ``evaluate`` and the bag tools
+configure their preprocessing, output meaning and threshold from it, so one
+model file can never be read with two different conventions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grasp_success_ros.core.errors import ModelCardError
+from grasp_success_ros.data.preprocessing import Preprocessing
+
+CARD_SUFFIX = ".card.json"
+OUTPUT_P_SUCCESS = "p_success"
+OUTPUT_P_FAILURE = "p_failure"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Facts about one trained model (see the README's "Model card" section)."""
+
+    backbone: str
+    input_size: int
+    head: str = "gap"
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    output: str = OUTPUT_P_SUCCESS
+    threshold: float = 0.5
+    success_class: str = "success"
+    failure_class: str = "failure"
+    training: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""
+    format_version: int = 1
+
+    def validate(self) -> ModelCard:
+        self.preprocessing.validate()
+        if self.output not in (OUTPUT_P_SUCCESS, OUTPUT_P_FAILURE):
+            raise ModelCardError(
+                f"output must be {OUTPUT_P_SUCCESS!r} or {OUTPUT_P_FAILURE!r}, not {self.output!r}"
+            )
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ModelCardError(f"threshold must be in [0, 1], not {self.threshold}")
+        if self.input_size < 32:
+            raise ModelCardError(f"input_size {self.input_size} is too small")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        data = dict(data)
+        try:
+            pre = Preprocessing(**data.pop("preprocessing", {}))
+            known = {f.name for f in dataclasses.fields(cls)}
+            unknown = sorted(set(data) - known)
+            if unknown:
+                raise ModelCardError(f"unknown model card keys: {', '.join(unknown)}")
+            return cls(preprocessing=pre, **data).validate()
+        except TypeError as exc:
+            raise ModelCardError(f"malformed model card: {exc}") from None
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelCard:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelCardError(f"cannot read model card {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ModelCardError(f"model card {path} is not a JSON object")
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> ModelCard:
+        return dataclasses.replace(self, **changes).validate()
+
+
+def seed_card(input_size: int = 350, backbone: str = "unknown (seed .h5)") -> ModelCard:
+    """The seed notebook's conventions: RGB/255, output = P(unsuccessful).
+
+    Keras' ``flow_from_directory`` sorted the folders ``succ`` < ``zon_desk``, so the
+    sigmoid learned P(zon_desk) = P(unsuccessful); its images were resized with
+    ``load_img``'s default nearest-neighbour interpolation.
+    """
+    return ModelCard(
+        backbone=backbone,
+        input_size=input_size,
+        head="flatten",
+        preprocessing=Preprocessing(scale=1.0 / 255.0, interpolation="nearest"),
+        output=OUTPUT_P_FAILURE,
+        threshold=0.5,
+        success_class="succ",
+        failure_class="zon_desk",
+        notes="seed conventions assumed: no model card was found beside the model",
+    )
+
+
+def card_path_for(model_path: str | Path) -> Path:
+    """``models/x.keras`` -> ``models/x.card.json``."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.stem + CARD_SUFFIX)

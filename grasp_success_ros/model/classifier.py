@@ -1,0 +1,87 @@
+"""RGB frames in, P(success) out: the model plus its card's preprocessing and output meaning.
+
+The model is a Keras model or an exported one (ONNX / TFLite, see ``runtimes``); the
+runtime is chosen by file type in ``from_path``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from grasp_success_ros.data.preprocessing import prepare_batch
+from grasp_success_ros.model.card import OUTPUT_P_FAILURE, ModelCard
+from grasp_success_ros.model.loading import load_model
+
+
+def _compiled_forward(model):
+    """A graph-compiled forward pass: several times faster than eager or ``model.predict``."""
+    from grasp_success_ros.model.runtimes import ExportedModel
+
+    if isinstance(model, ExportedModel):
+        return model
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        size = model.inputs[0].shape[1]
+        spec = tf.TensorSpec((None, size, size, 3), tf.float32)
+        fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        return lambda batch: fn(batch).numpy()
+    return lambda batch: np.asarray(model(batch, training=False))
+
+
+class GraspClassifier:
+    """Batched P(success) for RGB uint8 frames of any size, preprocessed as in training."""
+
+    def __init__(self, model, card: ModelCard, source: str = "") -> None:
+        self.model = model
+        self.card = card.validate()
+        self.source = source
+        self._forward = _compiled_forward(model)
+
+    @classmethod
+    def from_path(cls, path: str | Path, allow_custom_code: bool = False):
+        """Load a model and its card; returns (classifier, loader notes).
+
+        ``.keras`` / ``.h5`` run in Keras, ``.onnx`` in ONNX Runtime, ``.tflite`` in LiteRT.
+        """
+        from grasp_success_ros.model.runtimes import load_exported, runtime_for
+
+        if runtime_for(path) == "keras":
+            loaded = load_model(path, allow_custom_code=allow_custom_code)
+        else:
+            loaded = load_exported(path)
+        return cls(loaded.model, loaded.card, source=str(loaded.path)), loaded.notes
+
+    @property
+    def runtime(self) -> str:
+        """``keras``, ``onnx`` or ``tflite``."""
+        return getattr(self.model, "runtime", "keras")
+
+    @property
+    def input_size(self) -> int:
+        return self.card.input_size
+
+    def prepare(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        return prepare_batch(frames, self.card.input_size, self.card.preprocessing)
+
+    def predict_prepared(self, batch: np.ndarray) -> np.ndarray:
+        """P(success) for an already prepared float32 batch."""
+        raw = np.asarray(self._forward(batch), dtype=np.float64).reshape(-1)
+        return 1.0 - raw if self.card.output == OUTPUT_P_FAILURE else raw
+
+    def predict(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        """P(success) for each RGB uint8 frame, shape (N,)."""
+        if len(frames) == 0:
+            return np.empty(0)
+        return self.predict_prepared(self.prepare(frames))
+
+    def warm_up(self, batch_sizes: Sequence[int] = (1,)) -> None:
+        """Trace and run the graph once per batch size so the first event is not slow."""
+        size = self.card.input_size
+        for n in sorted(set(batch_sizes)):
+            self.predict_prepared(np.zeros((n, size, size, 3), np.float32))

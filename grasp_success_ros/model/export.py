@@ -1,0 +1,255 @@
+"""Exporting a Keras grasp classifier to ONNX or TFLite, with its card and a parity check.
+
+``m.keras`` -> ``m.onnx`` / ``m.tflite`` (``m.fp16.tflite``, ``m.int8.onnx`` ... when
+quantized), each with its card beside it.  The exported model takes the same float32 batch
+as the Keras model (the card's preprocessing is applied outside the model), and its outputs
+are compared with the Keras model's on sample inputs: the largest difference is reported
+and written into the card.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from grasp_success_ros.core.errors import ConfigError, DatasetError, GraspSuccessError
+from grasp_success_ros.data.folders import image_files, read_resized
+from grasp_success_ros.data.preprocessing import to_model_input
+from grasp_success_ros.model.card import OUTPUT_P_FAILURE, ModelCard, card_path_for
+from grasp_success_ros.model.loading import load_model
+from grasp_success_ros.model.runtimes import open_exported
+
+FORMATS = ("onnx", "tflite")
+QUANTIZATIONS = ("fp16", "int8")
+MAX_CALIBRATION_IMAGES = 200
+
+
+class ExportError(GraspSuccessError):
+    """A model cannot be exported in the requested format."""
+
+
+@dataclass
+class ExportResult:
+    """What was written and how closely it matches the Keras model."""
+
+    path: str
+    card_path: str
+    format: str
+    quantize: str | None
+    size_bytes: int
+    keras_size_bytes: int
+    samples: int
+    max_abs_diff: float
+    verdicts_agree: int
+    keras_ms: float
+    exported_ms: float
+
+    def summary(self) -> str:
+        q = f" ({self.quantize})" if self.quantize else ""
+        return (f"wrote {self.path}{q}, {self.size_bytes / 1e6:.2f} MB (Keras "
+                f"{self.keras_size_bytes / 1e6:.2f} MB) and {self.card_path}\n"
+                f"parity on {self.samples} sample inputs: largest |P(success) difference| "
+                f"{self.max_abs_diff:.2e}, {self.verdicts_agree} of {self.samples} verdicts "
+                f"agree\nper image (batch 1): Keras {self.keras_ms:.1f} ms, {self.format}"
+                f"{q} {self.exported_ms:.1f} ms")
+
+
+def default_output(model_path: str | Path, fmt: str, quantize: str | None) -> Path:
+    model_path = Path(model_path)
+    middle = f".{quantize}" if quantize else ""
+    return model_path.with_name(f"{model_path.stem}{middle}.{fmt}")
+
+
+def sample_batch(folder: str | Path | None, card: ModelCard, limit: int = MAX_CALIBRATION_IMAGES,
+                 random_images: int = 8, seed: int = 0) -> np.ndarray:
+    """Model inputs from the images under ``folder`` (recursively; class folders or not),
+    plus a few random images, through the one preprocessing path."""
+    frames = []
+    if folder is not None:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise DatasetError(f"folder not found: {folder}")
+        files = image_files(folder)
+        if not files:
+            raise DatasetError(f"no images under {folder}")
+        step = max(1, len(files) // limit)
+        for path in files[::step][:limit]:
+            image = read_resized(path, card.input_size, card.preprocessing)
+            if image is not None:
+                frames.append(image)
+    rng = np.random.default_rng(seed)
+    size = card.input_size
+    frames += [rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+               for _ in range(random_images)]
+    return to_model_input(np.stack(frames), card.preprocessing)
+
+
+def _keras_forward(model, size: int):
+    import tensorflow as tf
+
+    fn = tf.function(lambda x: model(x, training=False),
+                     input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)])
+    return fn
+
+
+def _export_onnx(model, path: Path, quantize: str | None, calibration: np.ndarray | None) -> None:
+    for name in ("tf2onnx", "onnx", "onnxruntime"):
+        try:
+            __import__(name)
+        except ImportError:
+            raise ExportError(f"ONNX export needs the {name} package (pip install {name})") \
+                from None
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Path(tmp) / "model.onnx" if quantize else path
+        try:
+            with warnings.catch_warnings():  # tf2onnx's NumPy deprecation warnings
+                warnings.simplefilter("ignore", FutureWarning)
+                model.export(str(plain), format="onnx", verbose=False)
+        except Exception as exc:  # tf2onnx raises many kinds
+            raise ExportError(f"ONNX export failed: {type(exc).__name__}: {exc}") from None
+        if quantize == "fp16":
+            import onnx
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+
+            onnx.save(convert_float_to_float16(onnx.load(str(plain)), keep_io_types=True),
+                      str(path))
+        elif quantize == "int8":
+            _onnx_int8(plain, path, calibration, Path(tmp))
+
+
+def _onnx_int8(plain: Path, path: Path, calibration: np.ndarray, tmp: Path) -> None:
+    import onnxruntime as ort
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    name = ort.InferenceSession(str(plain), providers=["CPUExecutionProvider"]) \
+        .get_inputs()[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(calibration[i:i + 1] for i in range(len(calibration)))
+
+        def get_next(self):
+            item = next(self.items, None)
+            return None if item is None else {name: item}
+
+    prepped = tmp / "prepped.onnx"
+    try:
+        quant_pre_process(str(plain), str(prepped), skip_symbolic_shape=True)
+    except Exception:  # pre-processing only helps; quantize the plain model without it
+        prepped = plain
+    quantize_static(str(prepped), str(path), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    per_channel=True)
+
+
+def _export_tflite(model, path: Path, size: int, quantize: str | None,
+                   calibration: np.ndarray | None) -> None:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+        def representative():
+            for i in range(len(calibration)):
+                yield [calibration[i:i + 1]]
+
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # "Saved artifact at ..."
+            path.write_bytes(converter.convert())
+    except Exception as exc:  # the converter raises ConverterError and others
+        raise ExportError(f"TFLite conversion failed: {type(exc).__name__}: {exc}") from None
+
+
+def _median_ms(fn, x: np.ndarray, repeats: int = 10) -> float:
+    fn(x)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(x)
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return float(np.median(times))
+
+
+def _p_success(raw, card: ModelCard) -> np.ndarray:
+    p = np.asarray(raw, np.float64).reshape(-1)
+    return 1.0 - p if card.output == OUTPUT_P_FAILURE else p
+
+
+def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
+                 calibration_dir: str | Path | None = None, out: str | Path | None = None,
+                 samples_dir: str | Path | None = None, allow_custom_code: bool = False,
+                 log: Callable[[str], None] = print) -> ExportResult:
+    """Export MODEL to ``fmt`` (onnx | tflite), write its card, check it against Keras."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"format must be one of {FORMATS}, not {fmt!r}")
+    if quantize not in (None, *QUANTIZATIONS):
+        raise ConfigError(f"quantize must be one of {QUANTIZATIONS}, not {quantize!r}")
+    if quantize == "int8" and calibration_dir is None:
+        raise ConfigError("int8 quantization needs a calibration folder (--calibration DIR) "
+                          "of images like the ones the robot will see")
+    loaded = load_model(model_path, allow_custom_code=allow_custom_code)
+    card, model = loaded.card, loaded.model
+    path = Path(out) if out else default_output(loaded.path, fmt, quantize)
+    if path.suffix != f".{fmt}":
+        raise ConfigError(f"a {fmt} model must be written to a .{fmt} file, not {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    calibration = sample_batch(calibration_dir, card) if quantize == "int8" else None
+    model(np.zeros((1, card.input_size, card.input_size, 3), np.float32))  # build for export
+    log(f"exporting {loaded.path} to {fmt}{f' ({quantize})' if quantize else ''} ...")
+    if fmt == "onnx":
+        _export_onnx(model, path, quantize, calibration)
+    else:
+        _export_tflite(model, path, card.input_size, quantize, calibration)
+
+    samples = sample_batch(samples_dir or calibration_dir, card, limit=64)
+    exported = open_exported(path)
+    keras_fn = _keras_forward(model, card.input_size)
+    reference = _p_success(keras_fn(samples).numpy(), card)
+    got = _p_success(np.concatenate([exported(samples[i:i + 16])
+                                     for i in range(0, len(samples), 16)]), card)
+    diff = float(np.max(np.abs(got - reference)))
+    agree = int(np.sum((got >= card.threshold) == (reference >= card.threshold)))
+    one = samples[:1]
+    result = ExportResult(
+        path=str(path), card_path=str(card_path_for(path)), format=fmt, quantize=quantize,
+        size_bytes=os.path.getsize(path), keras_size_bytes=os.path.getsize(loaded.path),
+        samples=len(samples), max_abs_diff=diff, verdicts_agree=agree,
+        keras_ms=_median_ms(lambda x: keras_fn(x).numpy(), one),
+        exported_ms=_median_ms(exported, one))
+    info = {k: v for k, v in asdict(result).items() if k not in ("path", "card_path")}
+    card_path = card_path_for(path)
+    if card_path == card_path_for(loaded.path) and card_path.is_file():
+        # m.keras and m.onnx share m.card.json: a float export means the same thing, and a
+        # threshold chosen for one holds for the other.  Leave the Keras model's card as is.
+        log(f"{path.name} shares the card {card_path.name} with {loaded.path.name}")
+        return result
+    exported_card = card.replace(
+        training={**card.training, "export": {"from": loaded.path.name, **info}},
+        notes=(card.notes + " " if card.notes else "") +
+        f"Exported from {loaded.path.name} to {fmt}{f' ({quantize})' if quantize else ''}; "
+        f"largest |P(success) difference| to Keras {diff:.2e} on {len(samples)} inputs.")
+    exported_card.save(card_path)
+    return result

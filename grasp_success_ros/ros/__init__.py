@@ -1,0 +1,1 @@
+"""Everything that touches rclpy: the node, its executor, DDS set-up, players."""

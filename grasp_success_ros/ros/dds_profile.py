@@ -1,0 +1,40 @@
+"""The Fast DDS profile that lets camera-sized images through shared memory.
+
+Fast DDS (ROS 2 Jazzy's default middleware) sends a message larger than its 512 KB
+shared-memory segment as UDP fragments; a best-effort subscriber then loses most camera
+frames (see ``resources/fastdds_large_images.xml``). The profile has to be in the
+environment of the process that *publishes* the images before it calls ``rclpy.init()``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+from importlib import resources
+from pathlib import Path
+
+PROFILE_VARS = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+FAST_DDS_RMWS = ("", "rmw_fastrtps_cpp", "rmw_fastrtps_dynamic_cpp")
+
+
+def profile_path() -> Path:
+    """The packaged profile (also installed to share/grasp_success_ros/config)."""
+    return Path(str(resources.files("grasp_success_ros.ros") / "resources"
+                    / "fastdds_large_images.xml"))
+
+
+def use_large_image_profile(env: MutableMapping[str, str] | None = None) -> Path | None:
+    """Point Fast DDS at the packaged profile unless the user configured DDS already.
+
+    Returns the profile set, or None when the environment was left alone (another RMW, or a
+    profile file already chosen). Call it before ``rclpy.init()``.
+    """
+    env = os.environ if env is None else env
+    if env.get("RMW_IMPLEMENTATION", "") not in FAST_DDS_RMWS:
+        return None
+    if any(var in env for var in PROFILE_VARS):  # set, even empty: the user decided
+        return None
+    path = profile_path()
+    for var in PROFILE_VARS:  # FASTRTPS_ for Fast DDS 2.x (Jazzy), FASTDDS_ for 3.x
+        env[var] = str(path)
+    return path

@@ -1,0 +1,120 @@
+"""Plays a camera stream with grasp events to a running node and collects its answers.
+
+Used by the demo and the end-to-end tests: it is a separate ROS participant, exactly as
+a camera driver plus a grasp manager would be.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable
+
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import Bool, Empty, Float32, Header, String
+
+from grasp_success_ros.data.image_conversion import rgb_to_image_fields
+from grasp_success_ros.data.synth import StreamItem
+
+_TRIGGERS = {"empty": Empty, "bool": Bool, "header": Header, "string": String}
+
+
+class StreamPlayer(Node):
+    """Publishes frames (stamped now) and grasp events; records every result.
+
+    ``trigger_type`` is the node's: ``empty``, ``bool`` (true), ``header`` (stamped now) or
+    ``string``.
+    """
+
+    def __init__(self, name: str = "grasp_stream_player", namespace: str = "",
+                 encoding: str = "rgb8", trigger_type: str = "empty") -> None:
+        super().__init__(name, namespace=namespace)
+        self.encoding = encoding
+        self.trigger_type = trigger_type
+        self.image_pub = self.create_publisher(Image, "camera/image_raw", 5)
+        self.event_pub = self.create_publisher(_TRIGGERS[trigger_type], "grasp_completed", 10)
+        self.results: list[dict] = []
+        self.verdicts: list[bool] = []
+        self.confidences: list[float] = []
+        self._cond = threading.Condition()
+        self.create_subscription(String, "grasp_success/result", self._on_result, 100)
+        self.create_subscription(Bool, "grasp_success", lambda m: self.verdicts.append(m.data), 100)
+        self.create_subscription(Float32, "grasp_success/confidence",
+                                 lambda m: self.confidences.append(m.data), 100)
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self)
+        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
+        self._thread.start()
+
+    def _on_result(self, msg: String) -> None:
+        with self._cond:
+            self.results.append(json.loads(msg.data))
+            self._cond.notify_all()
+
+    def wait_for_node(self, timeout: float, alive=lambda: True) -> bool:
+        """Wait until the node subscribes to our camera and event topics."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and alive():
+            if self.image_pub.get_subscription_count() and self.event_pub.get_subscription_count() \
+                    and self.count_publishers("grasp_success/result"):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def publish_frame(self, rgb) -> float:
+        """Publish one RGB frame stamped now; returns the stamp in seconds."""
+        return self.publish_image(Image(**rgb_to_image_fields(rgb, self.encoding)))
+
+    def publish_image(self, msg: Image) -> float:
+        now = self.get_clock().now()
+        msg.header.stamp = now.to_msg()
+        msg.header.frame_id = msg.header.frame_id or "hand_camera"
+        self.image_pub.publish(msg)
+        return now.nanoseconds * 1e-9
+
+    def play(self, items: Iterable[StreamItem], rate: float = 1.0) -> list[bool]:
+        """Publish at the stream's pace; returns the ground-truth label of each event sent."""
+        labels: list[bool] = []
+        start = time.monotonic()
+        for item in items:
+            delay = start + item.t / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if item.kind == "frame":
+                self.publish_frame(item.image)
+            else:
+                self.publish_event()
+                labels.append(bool(item.label))
+        return labels
+
+    def clear(self) -> None:
+        with self._cond:
+            self.results.clear()
+            self.verdicts.clear()
+            self.confidences.clear()
+
+    def publish_event(self) -> None:
+        """One grasp-completed event in the node's trigger type."""
+        msg = _TRIGGERS[self.trigger_type]()
+        if self.trigger_type == "header":
+            msg.stamp = self.get_clock().now().to_msg()
+        elif self.trigger_type == "bool":
+            msg.data = True
+        elif self.trigger_type == "string":
+            msg.data = "grasp completed"
+        self.event_pub.publish(msg)
+
+    def wait_for_results(self, n: int, timeout: float) -> list[dict]:
+        """The first ``n`` results in event order (fewer if the timeout passes)."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while len(self.results) < n and time.monotonic() < end:
+                self._cond.wait(timeout=max(0.0, end - time.monotonic()))
+            return sorted(self.results, key=lambda r: r["event_id"])[:n]
+
+    def close(self) -> None:
+        self._executor.shutdown()
+        self.destroy_node()

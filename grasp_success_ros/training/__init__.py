@@ -1,0 +1,1 @@
+"""Training a grasp classifier from labelled image folders."""

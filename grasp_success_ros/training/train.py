@@ -1,0 +1,605 @@
+"""Training a grasp classifier from labelled image folders (the seed's ``train.py``, and more).
+
+The seed recipe is a preset (``TrainConfig.preset("seed")``: frozen backbone, RMSprop 1e-4,
+batch 20, its augmentation, RGB / 255).  Beyond it: fine-tuning the top of the backbone once
+the head has converged, class weights or balanced sampling for unbalanced data, early
+stopping with the best weights by validation loss, reproducible seeds, a tf.data pipeline
+that decodes and augments in parallel and prefetches, cached backbone features when the
+backbone is frozen and nothing is augmented, and mixed precision where a GPU is present.
+
+Everything is written beside the model: ``m.keras``, ``m.card.json``, ``m.history.csv``,
+``m.accuracy.png``, ``m.loss.png`` and ``m.logs/`` (TensorBoard logs and the best
+checkpoint).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.util
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grasp_success_ros.core.errors import ConfigError, DatasetError, require
+from grasp_success_ros.data.folders import ImageList, class_folders, list_folders, read_resized
+from grasp_success_ros.data.preprocessing import to_model_input
+from grasp_success_ros.model.builder import build_model
+from grasp_success_ros.model.card import ModelCard, Preprocessing
+from grasp_success_ros.model.loading import save_model
+
+JIT = False
+BALANCES = ("weights", "sampling", "none")
+SEED_PREPROCESSING = Preprocessing(scale=1.0 / 255.0, offset=0.0, interpolation="area")
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random changes to training images (``ImageDataGenerator``'s ranges and units).
+
+    ``rotation`` is in degrees, ``shift`` and ``zoom`` are fractions of the image, and
+    ``shear`` is in degrees as ``ImageDataGenerator`` measured it (the seed's 0.2 is 0.2
+    degrees).  ``fill`` says how the uncovered border is filled.
+    """
+
+    rotation: float = 0.0
+    shift: float = 0.0
+    shear: float = 0.0
+    zoom: float = 0.0
+    horizontal_flip: bool = False
+    fill: str = "nearest"
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rotation or self.shift or self.shear or self.zoom
+                    or self.horizontal_flip)
+
+
+AUGMENTATIONS = {
+    "seed": Augmentation(rotation=40, shift=0.2, shear=0.2, zoom=0.2, horizontal_flip=True),
+    "light": Augmentation(shift=0.1, zoom=0.1, horizontal_flip=True, fill="reflect"),
+    "none": Augmentation(),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to build and how to fit it; ``freeze_backbone`` None = freeze when pretrained.
+
+    ``balance``: ``weights`` (class weights, default), ``sampling`` (each batch drawn half
+    from each class) or ``none``.  ``fine_tune_epochs`` > 0 unfreezes the top
+    ``fine_tune_layers`` layers of a frozen backbone after the head has converged and trains
+    on at ``fine_tune_learning_rate``.  ``seed_preprocessing`` feeds RGB / 255 (the seed's
+    convention) instead of the backbone's usual scaling.  ``cache_features`` trains the head
+    on the frozen backbone's features, computed once, when nothing is augmented.
+    ``mixed_precision``: ``auto`` (on where a GPU is present), ``on`` or ``off``.
+    """
+
+    backbone: str = "inception_resnet_v2"
+    input_size: int = 350
+    head: str = "gap"
+    weights: str | None = "imagenet"
+    epochs: int = 30
+    batch_size: int = 20
+    learning_rate: float = 1e-4
+    optimizer: str = "rmsprop"
+    lr_schedule: str = "constant"
+    freeze_backbone: bool | None = None
+    augment: bool = True
+    augmentation: Augmentation = AUGMENTATIONS["light"]
+    seed: int = 0
+    success_class: str | None = None
+    dense_units: int = 1024
+    dropout: float = 0.2
+    balance: str = "weights"
+    early_stopping: bool = True
+    patience: int | None = None
+    fine_tune_epochs: int = 0
+    fine_tune_layers: int = 30
+    fine_tune_learning_rate: float = 1e-5
+    cache_features: bool = True
+    seed_preprocessing: bool = False
+    mixed_precision: str = "auto"
+    deterministic: bool = False
+    threshold: float = 0.5
+    tensorboard: bool = True
+    plots: bool = True
+    progress: bool | None = None
+    preset: str | None = None
+
+    @classmethod
+    def preset_config(cls, name: str, **overrides: Any) -> TrainConfig:
+        """A named recipe (``seed``), with ``overrides`` applied on top."""
+        if name != "seed":
+            raise ConfigError(f"unknown preset {name!r}; the only preset is 'seed'")
+        recipe = dict(freeze_backbone=True, optimizer="rmsprop", learning_rate=1e-4,
+                      batch_size=20, augment=True, augmentation=AUGMENTATIONS["seed"],
+                      seed_preprocessing=True, preset="seed")
+        recipe.update(overrides)
+        return cls(**recipe).validate()
+
+    def validate(self) -> TrainConfig:
+        checks = [
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch size must be >= 1"),
+            (self.learning_rate > 0, "learning rate must be > 0"),
+            (self.optimizer in ("rmsprop", "adam"), "optimizer must be rmsprop or adam"),
+            (self.lr_schedule in ("constant", "cosine"), "lr_schedule must be constant or cosine"),
+            (self.balance in BALANCES, f"balance must be one of {BALANCES}"),
+            (self.fine_tune_epochs >= 0, "fine-tune epochs must be >= 0"),
+            (self.fine_tune_layers >= 1, "fine-tune layers must be >= 1"),
+            (self.mixed_precision in ("auto", "on", "off"), "mixed precision: auto, on or off"),
+            (0.0 <= self.threshold <= 1.0, "threshold must be in [0, 1]"),
+        ]
+        require(checks)
+        return self
+
+    @property
+    def frozen(self) -> bool:
+        return self.freeze_backbone if self.freeze_backbone is not None \
+            else self.weights is not None and str(self.weights).lower() != "none"
+
+    @property
+    def augmenting(self) -> bool:
+        return self.augment and self.augmentation.active
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Balanced weights, so the rare class counts as much as the common one."""
+    n, pos = len(labels), float(labels.sum())
+    if pos in (0.0, float(n)):
+        raise ConfigError("training data holds only one class")
+    return {0: n / (2 * (n - pos)), 1: n / (2 * pos)}
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class Decoded:
+    """Images decoded and resized to the model input (uint8), labels, and what was skipped."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    skipped: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {"success": int(self.labels.sum()), "failure": int((self.labels == 0).sum()),
+                "skipped": len(self.skipped)}
+
+
+def decode_images(listed: ImageList, size: int, pre: Preprocessing, root: Path) -> Decoded:
+    """Decode and resize every file in a parallel tf.data map; unreadable files are skipped
+    and counted (zero-byte ones were already left out by ``list_folders``)."""
+    import tensorflow as tf
+
+    def read(path: bytes):
+        image = read_resized(path.decode(), size, pre)
+        if image is None:
+            return np.zeros((size, size, 3), np.uint8), False
+        return image, True
+
+    def load(path):
+        image, ok = tf.numpy_function(read, [path], (tf.uint8, tf.bool), stateful=False)
+        return tf.ensure_shape(image, (size, size, 3)), ok
+
+    paths = [str(p) for p in listed.paths]
+    ds = tf.data.Dataset.from_tensor_slices(paths).map(
+        load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(64)
+    images, oks = [], []
+    for image, ok in ds.prefetch(2).as_numpy_iterator():
+        images.append(image)
+        oks.append(ok)
+    ok = np.concatenate(oks) if oks else np.zeros(0, bool)
+    skipped = list(listed.skipped) + [p for p, good in zip(paths, ok, strict=True) if not good]
+    labels = listed.labels[ok]
+    for label, name in ((1, listed.classes.success), (0, listed.classes.failure)):
+        if not np.any(labels == label):
+            raise DatasetError(f"no readable images in {root / name}")
+    return Decoded(np.concatenate(images)[ok], labels, skipped)
+
+
+def _augmenter(aug: Augmentation, seed: int):
+    import keras
+
+    layers = []
+    if aug.horizontal_flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if aug.rotation:
+        layers.append(keras.layers.RandomRotation(aug.rotation / 360.0, fill_mode=aug.fill,
+                                                  seed=seed + 1))
+    if aug.shift:
+        layers.append(keras.layers.RandomTranslation(aug.shift, aug.shift, fill_mode=aug.fill,
+                                                     seed=seed + 2))
+    if aug.shear:
+        factor = math.tan(math.radians(aug.shear))
+        fill = aug.fill if aug.fill in ("reflect", "wrap", "constant") else "reflect"
+        layers.append(keras.layers.RandomShear(factor, factor, fill_mode=fill, seed=seed + 3))
+    if aug.zoom:
+        layers.append(keras.layers.RandomZoom((-aug.zoom, aug.zoom), (-aug.zoom, aug.zoom),
+                                              fill_mode=aug.fill, seed=seed + 4))
+    return keras.Sequential(layers, name="augment")
+
+
+def _to_input(batch, pre: Preprocessing, size: int):
+    """The one preprocessing path (``to_model_input``) inside the tf.data graph."""
+    import tensorflow as tf
+
+    x = tf.numpy_function(lambda v: to_model_input(v, pre), [batch], tf.float32,
+                          stateful=False)
+    return tf.ensure_shape(x, (None, size, size, 3))
+
+
+def _balanced(ds_pos, ds_neg, seed: int):
+    import tensorflow as tf
+
+    return tf.data.Dataset.sample_from_datasets(
+        [ds_pos.repeat(), ds_neg.repeat()], weights=[0.5, 0.5], seed=seed)
+
+
+def image_dataset(data: Decoded, cfg: TrainConfig, pre: Preprocessing, train: bool):
+    """Batches of model input: shuffle, balance, augment in parallel, prefetch."""
+    import tensorflow as tf
+
+    size = data.images.shape[1]
+    x, y = data.images, data.labels
+    if train and cfg.balance == "sampling":
+        pos = tf.data.Dataset.from_tensor_slices((x[y == 1], y[y == 1]))
+        neg = tf.data.Dataset.from_tensor_slices((x[y == 0], y[y == 0]))
+        ds = _balanced(pos.shuffle(len(x), seed=cfg.seed), neg.shuffle(len(x), seed=cfg.seed),
+                       cfg.seed)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        if train:
+            ds = ds.shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(cfg.batch_size)
+    if train and cfg.augmenting:
+        aug = _augmenter(cfg.augmentation, cfg.seed)
+        ds = ds.map(lambda a, b: (tf.cast(tf.clip_by_value(
+            tf.round(aug(tf.cast(a, tf.float32), training=True)), 0, 255), tf.uint8), b),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda a, b: (_to_input(a, pre, size), b), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _feature_dataset(feats: np.ndarray, y: np.ndarray, cfg: TrainConfig, train: bool):
+    import tensorflow as tf
+
+    if train and cfg.balance == "sampling":
+        ds = _balanced(tf.data.Dataset.from_tensor_slices((feats[y == 1], y[y == 1])),
+                       tf.data.Dataset.from_tensor_slices((feats[y == 0], y[y == 0])), cfg.seed)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((feats, y))
+        if train:
+            ds = ds.shuffle(len(y), seed=cfg.seed, reshuffle_each_iteration=True)
+    return ds.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+# --------------------------------------------------------------------------- model pieces
+
+
+def backbone_of(model):
+    """The nested backbone sub-model of a model made by ``build_model``."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            return layer
+    raise ConfigError("model has no nested backbone")
+
+
+def _head_model(model, base):
+    """The layers after the backbone, on a features input; they share the model's weights."""
+    import keras
+
+    layers = model.layers
+    start = layers.index(base) + 1
+    inputs = keras.Input(tuple(base.outputs[0].shape[1:]), name="features")
+    x = inputs
+    for layer in layers[start:]:
+        x = layer(x)
+    return keras.Model(inputs, x, name="head")
+
+
+def _features(base, data: Decoded, pre: Preprocessing, batch_size: int) -> np.ndarray:
+    import tensorflow as tf
+
+    size = data.images.shape[1]
+    fn = tf.function(lambda v: base(v, training=False),
+                     input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)])
+    out = [fn(to_model_input(data.images[i:i + batch_size], pre)).numpy()
+           for i in range(0, len(data.images), batch_size)]
+    return np.concatenate(out)
+
+
+def _unfreeze_top(base, n_layers: int) -> int:
+    """Make the top ``n_layers`` weighted layers of the backbone trainable; BatchNorm layers
+    stay frozen (in inference mode), as in Keras' fine-tuning guide."""
+    import keras
+
+    def tunable(layer):
+        return bool(layer.weights) and not isinstance(layer, keras.layers.BatchNormalization)
+
+    top = [layer for layer in base.layers if tunable(layer)][-n_layers:]
+    base.trainable = True
+    for layer in base.layers:
+        layer.trainable = layer in top
+    return len(top)
+
+
+def _optimizer(name: str, lr: float, decay_steps: int | None = None):
+    """RMSprop or Adam; with ``decay_steps`` the rate follows a cosine down to zero (helps
+    short from-scratch runs settle)."""
+    import keras
+
+    if decay_steps:
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps)
+    return keras.optimizers.RMSprop(lr) if name == "rmsprop" else keras.optimizers.Adam(lr)
+
+
+def _metrics():
+    import keras
+
+    return ["accuracy", keras.metrics.TruePositives(name="tp"),
+            keras.metrics.FalseNegatives(name="fn"), keras.metrics.TrueNegatives(name="tn"),
+            keras.metrics.FalsePositives(name="fp")]
+
+
+def _gpu_present() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+def _per_class(logs: dict[str, float], prefix: str = "val_") -> tuple[float, float]:
+    tp, fn = logs.get(prefix + "tp", 0.0), logs.get(prefix + "fn", 0.0)
+    tn, fp = logs.get(prefix + "tn", 0.0), logs.get(prefix + "fp", 0.0)
+    succ = tp / (tp + fn) if tp + fn else float("nan")
+    fail = tn / (tn + fp) if tn + fp else float("nan")
+    return succ, fail
+
+
+class _Recorder:
+    """Keeps the history of every phase, the best weights by validation loss (written to
+    a checkpoint too), and prints one line per epoch."""
+
+    def __init__(self, model, total_epochs: int, checkpoint: Path | None,
+                 log: Callable[[str], None]) -> None:
+        self.model = model
+        self.total = total_epochs
+        self.checkpoint = checkpoint
+        self.log = log
+        self.rows: list[dict[str, Any]] = []
+        self.best_loss = math.inf
+        self.best_weights = None
+        self.best_row: dict[str, Any] | None = None
+
+    def callback(self, phase: str):
+        import keras
+
+        recorder = self
+
+        class _Callback(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self._t0 = time.monotonic()
+
+            def on_epoch_end(self, epoch, logs=None):
+                recorder.epoch_end(phase, epoch, dict(logs or {}),
+                                   time.monotonic() - self._t0)
+
+        return _Callback()
+
+    def epoch_end(self, phase: str, epoch: int, logs: dict[str, float], seconds: float) -> None:
+        succ, fail = _per_class(logs)
+        row = {"epoch": len(self.rows) + 1, "phase": phase,
+               "loss": logs.get("loss"), "accuracy": logs.get("accuracy"),
+               "val_loss": logs.get("val_loss"), "val_accuracy": logs.get("val_accuracy"),
+               "val_accuracy_success": succ, "val_accuracy_failure": fail,
+               "seconds": round(seconds, 2)}
+        self.rows.append(row)
+        improved = row["val_loss"] is not None and row["val_loss"] < self.best_loss
+        if improved:
+            self.best_loss = row["val_loss"]
+            self.best_weights = self.model.get_weights()
+            self.best_row = row
+            if self.checkpoint is not None:
+                self.model.save_weights(self.checkpoint)
+        self.log(
+            f"epoch {row['epoch']}/{self.total} {phase}: loss {row['loss']:.4f} "
+            f"acc {row['accuracy']:.3f} | val loss {row['val_loss']:.4f} "
+            f"acc {row['val_accuracy']:.3f} (success {succ:.3f}, failure {fail:.3f}) "
+            f"{seconds:.1f} s{' *best' if improved else ''}")
+
+    def restore_best(self) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+    def write_csv(self, path: Path) -> Path:
+        with path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(self.rows[0]))
+            writer.writeheader()
+            writer.writerows(self.rows)
+        return path
+
+
+# --------------------------------------------------------------------------- training
+
+
+def output_paths(model_out: str | Path) -> dict[str, Path]:
+    """Where training writes its outputs beside ``m.keras``."""
+    model_out = Path(model_out)
+    stem = model_out.with_suffix("")
+    return {"model": model_out, "history": Path(f"{stem}.history.csv"),
+            "accuracy_plot": Path(f"{stem}.accuracy.png"),
+            "loss_plot": Path(f"{stem}.loss.png"), "logs": Path(f"{stem}.logs")}
+
+
+def _fit(model, train_ds, valid_ds, cfg: TrainConfig, recorder: _Recorder, phase: str,
+         epochs: int, steps: int | None, logs_dir: Path | None, verbose: int):
+    import keras
+
+    callbacks = [recorder.callback(phase)]
+    if cfg.early_stopping:
+        patience = cfg.patience if cfg.patience is not None else max(3, cfg.epochs // 3)
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience))
+    if logs_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(str(logs_dir / phase), write_graph=False))
+    return model.fit(train_ds, epochs=epochs, steps_per_epoch=steps, validation_data=valid_ds,
+                     callbacks=callbacks, verbose=verbose, shuffle=False)
+
+
+def _list_data(train_dir, valid_dir, cfg: TrainConfig):
+    """Both folders checked and listed (fast), before anything is built."""
+    classes = class_folders(train_dir, cfg.success_class)
+    valid_classes = class_folders(valid_dir, classes.success if cfg.success_class else None)
+    return classes, list_folders(train_dir, classes), list_folders(valid_dir, valid_classes)
+
+
+def train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
+          cfg: TrainConfig, log: Callable[[str], None] = print) -> ModelCard:
+    """Fit a model on TRAIN_DIR, keep the best epoch on VALID_DIR, save model, card, history,
+    plots and TensorBoard logs beside MODEL_OUT."""
+    import keras
+    import tensorflow as tf
+
+    cfg.validate()
+    paths = output_paths(model_out)
+    if paths["model"].suffix != ".keras":
+        raise ConfigError(f"the model is saved as a .keras file, not {paths['model'].name}")
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    classes, tr_list, va_list = _list_data(train_dir, valid_dir, cfg)
+    mixed = cfg.mixed_precision == "on" or (cfg.mixed_precision == "auto" and _gpu_present())
+    policy = keras.mixed_precision.global_policy()
+    if mixed:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model, card = build_model(cfg.backbone, cfg.input_size, cfg.head, cfg.weights,
+                                  dense_units=cfg.dense_units, dropout=cfg.dropout,
+                                  freeze_backbone=cfg.frozen)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    if cfg.seed_preprocessing:
+        card = card.replace(preprocessing=SEED_PREPROCESSING)
+    pre = card.preprocessing
+    tr = decode_images(tr_list, cfg.input_size, pre, Path(train_dir))
+    va = decode_images(va_list, cfg.input_size, pre, Path(valid_dir))
+    for name, data in (("train", tr), ("valid", va)):
+        more = " ..." if len(data.skipped) > 3 else ""
+        skipped = f" (skipped: {', '.join(data.skipped[:3])}{more})" if data.skipped else ""
+        log(f"{name}: {data.counts()}{skipped}")
+
+    paths["model"].parent.mkdir(parents=True, exist_ok=True)
+    logs_dir = paths["logs"] if cfg.tensorboard else None
+    if logs_dir is not None and importlib.util.find_spec("tensorboard") is None:
+        log("TensorBoard logs skipped: the tensorboard package is not installed")
+        logs_dir = None
+    if logs_dir is not None:
+        logs_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = paths["logs"] / "best.weights.h5"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    total = cfg.epochs + (cfg.fine_tune_epochs if cfg.frozen else 0)
+    recorder = _Recorder(model, total, checkpoint, log)
+    progress = cfg.progress if cfg.progress is not None else sys.stdout.isatty()
+    verbose = 1 if progress else 0
+    weights = class_weights(tr.labels) if cfg.balance == "weights" else None
+    if weights is None:
+        class_weights(tr.labels)  # still refuse a single-class set
+    steps = math.ceil(len(tr.labels) / cfg.batch_size) if cfg.balance == "sampling" else None
+    base = backbone_of(model)
+    started = time.monotonic()
+
+    use_features = cfg.frozen and not cfg.augmenting and cfg.cache_features
+    if use_features:
+        log("backbone frozen and nothing augmented: training the head on cached features")
+        head = _head_model(model, base)
+        head.compile(optimizer=_optimizer(cfg.optimizer, cfg.learning_rate),
+                     loss="binary_crossentropy", metrics=_metrics(), jit_compile=JIT)
+        ftr = _features(base, tr, pre, max(cfg.batch_size, 32))
+        fva = _features(base, va, pre, max(cfg.batch_size, 32))
+        _fit(head, _feature_dataset(ftr, tr.labels, cfg, True).map(_weighted(weights)),
+             _feature_dataset(fva, va.labels, cfg, False), cfg, recorder, "head", cfg.epochs,
+             steps, logs_dir, verbose)
+    else:
+        decay = cfg.epochs * (steps or math.ceil(len(tr.labels) / cfg.batch_size)) \
+            if cfg.lr_schedule == "cosine" else None
+        model.compile(optimizer=_optimizer(cfg.optimizer, cfg.learning_rate, decay),
+                      loss="binary_crossentropy", metrics=_metrics(), jit_compile=JIT)
+        _fit(model, image_dataset(tr, cfg, pre, True).map(_weighted(weights)),
+             image_dataset(va, cfg, pre, False), cfg, recorder,
+             "head" if cfg.frozen else "full", cfg.epochs, steps, logs_dir, verbose)
+    unfrozen = 0
+    if cfg.frozen and cfg.fine_tune_epochs:
+        recorder.restore_best()
+        unfrozen = _unfreeze_top(base, cfg.fine_tune_layers)
+        log(f"fine-tuning the top {unfrozen} weighted layers of the backbone "
+            f"at learning rate {cfg.fine_tune_learning_rate:g}")
+        model.compile(optimizer=_optimizer(cfg.optimizer, cfg.fine_tune_learning_rate),
+                      loss="binary_crossentropy", metrics=_metrics(), jit_compile=JIT)
+        _fit(model, image_dataset(tr, cfg, pre, True).map(_weighted(weights)),
+             image_dataset(va, cfg, pre, False), cfg, recorder, "fine_tune",
+             cfg.fine_tune_epochs, steps, logs_dir, verbose)
+    recorder.restore_best()
+    if not recorder.rows:
+        raise ConfigError("training ran no epoch")
+    if mixed:
+        model = _float32_copy(model, cfg)
+    best = recorder.best_row or recorder.rows[-1]
+    card = card.replace(
+        success_class=classes.success, failure_class=classes.failure, threshold=cfg.threshold,
+        training={
+            "train_counts": tr.counts(), "valid_counts": va.counts(),
+            "skipped_files": tr.skipped[:20] + va.skipped[:20],
+            "epochs_run": len(recorder.rows), "best_epoch": best["epoch"],
+            "best_val_loss": float(best["val_loss"]),
+            "val_accuracy": float(best["val_accuracy"]),
+            "val_accuracy_success": float(best["val_accuracy_success"]),
+            "val_accuracy_failure": float(best["val_accuracy_failure"]),
+            "preset": cfg.preset, "weights": str(cfg.weights), "frozen_backbone": cfg.frozen,
+            "fine_tune_epochs": cfg.fine_tune_epochs if cfg.frozen else 0,
+            "fine_tuned_layers": unfrozen, "optimizer": cfg.optimizer,
+            "learning_rate": cfg.learning_rate, "batch_size": cfg.batch_size,
+            "balance": cfg.balance, "class_weights": weights,
+            "augmentation": dataclasses.asdict(cfg.augmentation) if cfg.augmenting else None,
+            "cached_features": use_features, "mixed_precision": mixed, "seed": cfg.seed,
+            "train_seconds": round(time.monotonic() - started, 1),
+        })
+    save_model(model, paths["model"], card)
+    recorder.write_csv(paths["history"])
+    if cfg.plots:
+        from grasp_success_ros.evaluation.plots import history_plots
+
+        history_plots(recorder.rows, paths["accuracy_plot"], paths["loss_plot"])
+    log(f"saved {paths['model']} (best epoch {best['epoch']}: val loss {best['val_loss']:.4f}, "
+        f"val accuracy {best['val_accuracy']:.3f})")
+    return card
+
+
+def _weighted(weights: dict[int, float] | None):
+    """A tf.data map adding per-sample weights from class weights (works with sampling and
+    ``steps_per_epoch``, unlike ``fit(class_weight=...)`` on some datasets)."""
+    import tensorflow as tf
+
+    if weights is None:
+        return lambda x, y: (x, y)
+    w0, w1 = float(weights[0]), float(weights[1])
+    return lambda x, y: (x, y, tf.where(y > 0.5, w1, w0))
+
+
+def _float32_copy(model, cfg: TrainConfig):
+    """The same weights in a float32 model, so CPUs on robots run it at full speed."""
+    fresh, _ = build_model(cfg.backbone, cfg.input_size, cfg.head, None,
+                           dense_units=cfg.dense_units, dropout=cfg.dropout,
+                           freeze_backbone=cfg.frozen)
+    fresh.set_weights(model.get_weights())
+    return fresh
