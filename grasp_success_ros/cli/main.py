@@ -12,6 +12,7 @@ from grasp_success_ros.cli.bags import add_bag_commands
 from grasp_success_ros.cli.bench import add_bench_command
 from grasp_success_ros.cli.tools import add_tool_commands
 from grasp_success_ros.core.errors import GraspSuccessError
+from grasp_success_ros.model.native_logs import native_notices_filtered
 from grasp_success_ros.ros.dds_profile import use_large_image_profile
 
 # Commands whose process publishes camera frames over DDS (see dds_profile.py).
@@ -62,10 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Run one command; errors of the package end it with one line and exit code 2."""
     args = build_parser().parse_args(argv)
     if args.command in IMAGE_PUBLISHERS:
         use_large_image_profile()
+    if args.debug:
+        return _run(args)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_notices_filtered():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except GraspSuccessError as exc:

@@ -1,0 +1,33 @@
+"""The architecture is checked, not promised: rooms, layers and the ROS boundary.
+
+The contracts live in pyproject.toml ([tool.importlinter]); README "Architecture" explains them.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "grasp_success_ros"
+ROOMS = {"core", "data", "model", "evaluation", "training", "bags", "ros", "cli"}
+
+
+def test_the_import_contracts_hold():
+    """Layers, the ROS boundary, a NumPy-only core and no cycles (function-level imports too)."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports; "
+         "sys.exit(lint_imports(no_cache=True, no_logo=True))"],
+        cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_package_top_level_holds_only_rooms():
+    entries = {p.name for p in PACKAGE.iterdir() if p.name != "__pycache__"}
+    assert entries == ROOMS | {"__init__.py", "__main__.py"}
+    assert all((PACKAGE / room / "__init__.py").is_file() for room in ROOMS)
+
+
+def test_every_room_says_what_it_holds():
+    for room in ROOMS:
+        doc = (PACKAGE / room / "__init__.py").read_text()
+        assert doc.startswith('"""') and len(doc) > 40, room
