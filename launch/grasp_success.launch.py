@@ -17,6 +17,7 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
+from grasp_success_ros.ros.dds_profile import profile_vars_to_set
 from launch import LaunchDescription
 
 ARGUMENTS = (
@@ -34,17 +35,19 @@ ARGUMENTS = (
                                               "fastdds_large_images.xml"]),
      "Fast DDS profile for the processes of this launch (a 16 MB shared-memory segment, so "
      "camera-sized images are not lost as UDP fragments); '' to leave DDS as configured. "
-     "Not applied when FASTRTPS_DEFAULT_PROFILES_FILE is already set."),
+     "Not applied when FASTRTPS_DEFAULT_PROFILES_FILE is already set or RMW_IMPLEMENTATION "
+     "is another middleware."),
 )
-PROFILE_VARS = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
 
 
 def _dds_profile(context):
-    """Set the profile for the processes started after this (a camera driver included)."""
+    """Set the profile for the processes started after this (a camera driver included), by
+    the same rule as the package's tools (ros/dds_profile.py)."""
     profile = LaunchConfiguration("fastdds_profile").perform(context)
-    if not profile or any(var in os.environ for var in PROFILE_VARS):
+    if not profile:
         return []
-    return [SetEnvironmentVariable(var, profile) for var in PROFILE_VARS]
+    return [SetEnvironmentVariable(var, value)
+            for var, value in profile_vars_to_set(os.environ, profile).items()]
 
 
 def _node(context):

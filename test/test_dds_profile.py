@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from grasp_success_ros.ros.dds_profile import PROFILE_VARS, profile_path, use_large_image_profile
+from grasp_success_ros.ros.dds_profile import (
+    PROFILE_VARS,
+    profile_path,
+    profile_vars_to_set,
+    use_large_image_profile,
+)
 
 NS = {"f": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
 
@@ -42,3 +47,18 @@ def test_another_middleware_is_left_alone():
     env = {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}
     assert use_large_image_profile(env) is None
     assert env == {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}
+
+
+def test_the_launch_rule_sets_nothing_under_another_middleware():
+    env = {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}
+    assert profile_vars_to_set(env, "/share/fastdds_large_images.xml") == {}
+
+
+def test_the_launch_rule_leaves_a_profile_the_user_chose():
+    for value in ("/etc/my_profile.xml", ""):
+        assert profile_vars_to_set({"FASTDDS_DEFAULT_PROFILES_FILE": value}, "/p.xml") == {}
+
+
+def test_the_launch_rule_points_fast_dds_at_the_given_profile_under_both_names():
+    for rmw in ({}, {"RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}):
+        assert profile_vars_to_set(rmw, "/p.xml") == {var: "/p.xml" for var in PROFILE_VARS}

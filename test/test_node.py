@@ -194,15 +194,42 @@ def test_a_missing_model_is_a_one_line_error_and_a_non_zero_exit(ros_install, tm
 
 
 def set_parameter(player, node_name, name, value):
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    """Set one parameter through the node's set_parameters service, as ``ros2 param set``."""
     from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
 
     client = player.create_client(SetParameters, f"{node_name}/set_parameters")
     assert client.wait_for_service(10.0)
-    param = Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
-                                                       double_value=value))
+    param = Parameter(name, value=value).to_parameter_msg()
     response = client.call(SetParameters.Request(parameters=[param]), timeout_sec=10.0)
     return response.results[0]
+
+
+def get_parameter(player, node_name, name):
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.parameter import parameter_value_to_python
+
+    client = player.create_client(GetParameters, f"{node_name}/get_parameters")
+    assert client.wait_for_service(10.0)
+    response = client.call(GetParameters.Request(names=[name]), timeout_sec=10.0)
+    return parameter_value_to_python(response.values[0])
+
+
+def test_use_sim_time_can_be_set_at_run_time_beside_the_nodes_own_parameters(live):
+    """rclpy owns use_sim_time: the node validates only its own parameters (was refused
+    with 'unknown parameters: use_sim_time')."""
+    player, proc, _ = live
+    node = "/live/grasp_success_node"
+    try:
+        result = set_parameter(player, node, "use_sim_time", True)
+        assert result.successful, result.reason
+        assert get_parameter(player, node, "use_sim_time") is True
+    finally:
+        assert set_parameter(player, node, "use_sim_time", False).successful
+    assert get_parameter(player, node, "use_sim_time") is False
+    refused = set_parameter(player, node, "threshold", 2.0)
+    assert not refused.successful and get_parameter(player, node, "threshold") == -1.0
+    assert proc.poll() is None
 
 
 def test_threshold_changes_at_run_time_and_bad_values_are_refused(live):

@@ -6,6 +6,7 @@ every key of the params file is a parameter the node declares.
 """
 
 import ast
+import importlib.metadata
 import re
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from grasp_success_ros import __version__
 from grasp_success_ros.core.params import PARAMS, NodeConfig
 
 REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "grasp_success_ros"
 LAUNCH = REPO / "launch" / "grasp_success.launch.py"
 PARAMS_FILE = REPO / "config" / "grasp_success.yaml"
 
@@ -46,9 +48,17 @@ def test_launch_params_file_defaults_to_the_installed_config(ros_install):
     assert (share / "launch" / "grasp_success.launch.py").is_file()
 
 
-def test_launch_applies_the_installed_fast_dds_profile(ros_install):
-    consts = string_constants(launch_tree())
-    assert {"fastdds_large_images.xml", "FASTRTPS_DEFAULT_PROFILES_FILE"} <= consts
+def called_names(tree):
+    return {n.func.id if isinstance(n.func, ast.Name) else getattr(n.func, "attr", "")
+            for n in ast.walk(tree) if isinstance(n, ast.Call)}
+
+
+def test_launch_applies_the_installed_fast_dds_profile_by_the_tools_rule(ros_install):
+    """Same rule as ros/dds_profile.py (left alone under another middleware or a profile
+    the user chose): the launch file asks profile_vars_to_set what to set."""
+    tree = launch_tree()
+    assert "fastdds_large_images.xml" in string_constants(tree)
+    assert {"profile_vars_to_set", "SetEnvironmentVariable"} <= called_names(tree)
     share = ros_install / "grasp_success_ros" / "share" / "grasp_success_ros"
     assert (share / "config" / "fastdds_large_images.xml").is_file()
 
@@ -82,9 +92,35 @@ def test_version_is_the_same_in_package_xml_setup_py_and_the_module():
     assert xml_version == setup_version == __version__
 
 
-def test_package_xml_declares_what_the_node_imports():
+ROS_NAMES = re.compile(r"rclpy|rcl_\w+|launch|launch_ros|ament_index_python|rosidl_\w+"
+                       r"|\w+_(msgs|srvs|interfaces)")
+
+
+def is_ros_package(name: str) -> bool:
+    """A ROS package by its name, or by coming from a ROS wheel (ros-*, ros-jazzy-*)."""
+    dists = importlib.metadata.packages_distributions().get(name, [])
+    return bool(ROS_NAMES.fullmatch(name)) or any(
+        re.sub(r"[-_.]+", "-", d.lower()).startswith("ros-") for d in dists)
+
+
+def imported_packages(path: Path) -> set[str]:
+    """Top-level names of every absolute import in a source file, function-level included."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_package_xml_declares_every_ros_package_the_sources_import():
+    sources = [*PACKAGE.rglob("*.py"), *(REPO / "launch").glob("*.py")]
+    imported = set().union(*(imported_packages(path) for path in sources))
+    ros = {name for name in imported if is_ros_package(name)}
     deps = {e.text for e in ET.parse(REPO / "package.xml").getroot().iter("exec_depend")}
-    assert {"rclpy", "sensor_msgs", "std_msgs", "std_srvs", "diagnostic_msgs"} <= deps
+    assert {"rclpy", "sensor_msgs", "std_msgs", "launch", "launch_ros"} <= ros
+    assert ros - deps == set()
 
 
 def test_every_module_outside_ros_and_cli_imports_without_rclpy():

@@ -40,7 +40,3 @@ class FrameBuffer:
         if len(arrivals) < 2 or time.monotonic() - arrivals[-1] > 2.0:
             return 0.0
         return (len(arrivals) - 1) / max(arrivals[-1] - arrivals[0], 1e-9)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._frames)

@@ -1,7 +1,8 @@
 """From a grasp event and buffered frames to exactly one record: the shared decision path.
 
-The node and the offline tools both call :func:`judge_event`; it never raises for bad
-frames or a failing model, it returns a failure record that says why.
+The node and the offline tools both call :func:`judge_selected` (offline through
+:func:`judge_offline`); it never raises for bad frames or a failing model, it returns a
+failure record that says why, with one of :data:`ERROR_CODES`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ import numpy as np
 
 from grasp_success_ros.core.errors import GraspSuccessError
 from grasp_success_ros.core.policy import PolicyConfig, Selection, decide, select_frames
+
+# Every error_code a failure record can carry (README "What to do with a failure record"
+# documents each); failure_record refuses any other.
+ERROR_CODES = {
+    "no_fresh_frame": "no frame stamped within [settle_s, deadline_s] after the event",
+    "no_frame": "latest: no frame at or before the event",
+    "stale_frame": "latest: the newest frame is older than max_frame_age_s",
+    "bad_image": "the chosen frame could not be decoded",
+    "inference_error": "the model raised or returned a non-finite value",
+    "not_completed": "trigger_type bool got false: not a completed grasp",
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,8 @@ def _latency_ms(event: GraspEvent) -> float:
 def failure_record(event: GraspEvent, cfg: PolicyConfig, code: str, reason: str,
                    frame_stamps: Sequence[float] = ()) -> GraspRecord:
     """A record that says why no verdict was possible: never a guess."""
+    if code not in ERROR_CODES:
+        raise ValueError(f"undocumented error code {code!r}; add it to ERROR_CODES")
     return GraspRecord(
         event_id=event.event_id, event_stamp=event.stamp, verdict=None, confidence=None,
         p_success=None, frame_stamps=list(frame_stamps), frame_p_success=[],

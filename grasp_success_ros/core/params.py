@@ -9,8 +9,9 @@ from typing import Any
 
 from grasp_success_ros.core.errors import ConfigError
 from grasp_success_ros.core.policy import COMBINES, SELECTIONS, PolicyConfig
+from grasp_success_ros.core.triggers import TRIGGER_MSGTYPES
 
-TRIGGER_TYPES = ("empty", "bool", "header", "string")
+TRIGGER_TYPES = tuple(TRIGGER_MSGTYPES)
 IMAGE_TRANSPORTS = ("raw", "compressed")
 
 

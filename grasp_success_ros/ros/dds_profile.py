@@ -9,7 +9,7 @@ environment of the process that *publishes* the images before it calls ``rclpy.i
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +23,17 @@ def profile_path() -> Path:
                     / "fastdds_large_images.xml"))
 
 
+def profile_vars_to_set(env: Mapping[str, str], path: Path | str) -> dict[str, str]:
+    """The variables that point Fast DDS at ``path``: none under another middleware or when
+    the user chose a profile already (set, even empty). The launch file uses it too."""
+    if env.get("RMW_IMPLEMENTATION", "") not in FAST_DDS_RMWS:
+        return {}
+    if any(var in env for var in PROFILE_VARS):
+        return {}
+    # FASTRTPS_ for Fast DDS 2.x (Jazzy), FASTDDS_ for 3.x
+    return {var: str(path) for var in PROFILE_VARS}
+
+
 def use_large_image_profile(env: MutableMapping[str, str] | None = None) -> Path | None:
     """Point Fast DDS at the packaged profile unless the user configured DDS already.
 
@@ -30,11 +41,7 @@ def use_large_image_profile(env: MutableMapping[str, str] | None = None) -> Path
     profile file already chosen). Call it before ``rclpy.init()``.
     """
     env = os.environ if env is None else env
-    if env.get("RMW_IMPLEMENTATION", "") not in FAST_DDS_RMWS:
-        return None
-    if any(var in env for var in PROFILE_VARS):  # set, even empty: the user decided
-        return None
     path = profile_path()
-    for var in PROFILE_VARS:  # FASTRTPS_ for Fast DDS 2.x (Jazzy), FASTDDS_ for 3.x
-        env[var] = str(path)
-    return path
+    changes = profile_vars_to_set(env, path)
+    env.update(changes)
+    return path if changes else None

@@ -26,7 +26,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Bool, Empty, Float32, Header, String
+from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
 from grasp_success_ros.core.errors import GraspSuccessError
@@ -38,14 +38,15 @@ from grasp_success_ros.core.judge import (
     failure_record,
     judge_selected,
 )
-from grasp_success_ros.core.params import PARAMS, NodeConfig, ParamSpec
+from grasp_success_ros.core.params import PARAM_NAMES, PARAMS, NodeConfig, ParamSpec
+from grasp_success_ros.core.pending import AnswerStats, PendingEvents
 from grasp_success_ros.core.policy import PolicyConfig, select_frames
-from grasp_success_ros.core.triggers import stamp_seconds, trigger_info
+from grasp_success_ros.core.triggers import frame_stamp, stamp_seconds, trigger_info
 from grasp_success_ros.data.image_conversion import to_rgb
 from grasp_success_ros.model.classifier import GraspClassifier
 from grasp_success_ros.ros.executor import NodeExecutor
+from grasp_success_ros.ros.messages import trigger_class
 
-TRIGGER_MSG = {"empty": Empty, "bool": Bool, "header": Header, "string": String}
 DEADLINE_POLL_S = 0.05
 BACKSTOP_S = 5.0
 LOG_THROTTLE_S = 5.0
@@ -92,11 +93,10 @@ class GraspSuccessNode(Node):
             self.classifier.warm_up({1, self.policy.frames_needed})
 
         self._buffer = FrameBuffer(self.config.buffer_size)
-        self._pending: list[GraspEvent] = []
-        self._pending_lock = threading.Lock()
+        self._pending = PendingEvents()
         self._event_ids = count(1)
         self._service_ids = count(1)
-        self._stats = {"verdicts": 0, "failures": 0, "last_latency_ms": float("nan")}
+        self._stats = AnswerStats()
         self._publish_lock = threading.Lock()
 
         self._create_subscriptions()
@@ -120,7 +120,11 @@ class GraspSuccessNode(Node):
                             callback_group=MutuallyExclusiveCallbackGroup())
         self.create_timer(self.config.diagnostics_period_s, self._publish_diagnostics,
                           clock=steady)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        # Validate, then commit only once the set succeeded (ros2/demos'
+        # set_parameters_callback.py): parameters the node does not own (use_sim_time,
+        # qos_overrides.*) are for rclpy to judge.
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._commit_parameters)
         card = self.classifier.card
         self.get_logger().info(
             f"ready: model {self.classifier.source} ({card.backbone}, {card.input_size} px, "
@@ -140,7 +144,7 @@ class GraspSuccessNode(Node):
         else:
             self.create_subscription(Image, "camera/image_raw", self._on_image,
                                      qos_profile_sensor_data, callback_group=camera)
-        self.create_subscription(TRIGGER_MSG[self.config.trigger_type], "grasp_completed",
+        self.create_subscription(trigger_class(self.config.trigger_type), "grasp_completed",
                                  self._on_trigger, TRIGGER_QOS, callback_group=trigger)
 
     def _now(self) -> float:
@@ -148,12 +152,10 @@ class GraspSuccessNode(Node):
 
     def _on_image(self, msg) -> None:
         """Hot path: stamp and store; decoding waits until an event uses the frame."""
-        stamp = stamp_seconds(msg.header.stamp)
-        if stamp == 0.0:
-            stamp = self._now()
+        if stamp_seconds(msg.header.stamp) == 0.0:
             self.get_logger().warning("camera frames carry no stamp; using arrival time",
                                       throttle_duration_sec=LOG_THROTTLE_S)
-        self._buffer.append(Frame(stamp, msg))
+        self._buffer.append(Frame(frame_stamp(msg, self._now()), msg))
         if self._pending:
             self._wake.trigger()
 
@@ -165,8 +167,7 @@ class GraspSuccessNode(Node):
         if info.rejection:
             self._publish(failure_record(event, self.policy, *info.rejection))
             return
-        with self._pending_lock:
-            self._pending.append(event)
+        self._pending.add(event)
         self._wake.trigger()
 
     # --- the worker ---------------------------------------------------------------------
@@ -177,10 +178,9 @@ class GraspSuccessNode(Node):
 
     def _process_pending(self) -> None:
         """Answer every pending event whose frames are there or whose deadline passed."""
-        if not self._pending:
+        events = self._pending.snapshot()
+        if not events:
             return
-        with self._pending_lock:
-            events = list(self._pending)
         frames = self._buffer.snapshot()
         stamps = [f.stamp for f in frames]
         now, policy = self._now(), self.policy
@@ -190,12 +190,9 @@ class GraspSuccessNode(Node):
             if selection.status == "wait":
                 continue
             self._publish(self._judge(event, frames, selection, policy))
-            with self._pending_lock:
-                self._pending.remove(event)
+            self._pending.remove(event)
 
     def _judge(self, event, frames, selection, policy) -> GraspRecord:
-        if self.classifier is None:
-            return failure_record(event, policy, "model_not_ready", "no model is loaded")
         try:
             return judge_selected(event, frames, selection, self.classifier.predict, to_rgb,
                                   policy)
@@ -213,15 +210,13 @@ class GraspSuccessNode(Node):
         if record.ok:
             self._verdict_pub.publish(Bool(data=record.verdict))
             self._confidence_pub.publish(Float32(data=record.confidence))
-            self._stats["verdicts"] += 1
             self.get_logger().info(
                 f"event {record.event_id}: {'SUCCESS' if record.verdict else 'FAILURE'} "
                 f"(confidence {record.confidence:.3f}, {record.latency_ms:.0f} ms)")
         else:
-            self._stats["failures"] += 1
             self.get_logger().warning(f"event {record.event_id}: no verdict: {record.error}",
                                       throttle_duration_sec=LOG_THROTTLE_S)
-        self._stats["last_latency_ms"] = record.latency_ms
+        self._stats.count(record)
         self._result_pub.publish(String(data=record.to_json()))
 
     def _on_classify(self, request, response):
@@ -238,15 +233,26 @@ class GraspSuccessNode(Node):
 
     # --- parameters and diagnostics -------------------------------------------------------
 
-    def _on_set_parameters(self, params) -> SetParametersResult:
-        changes = {p.name: p.value for p in params}
+    def _configured(self, params) -> tuple[NodeConfig, PolicyConfig] | None:
+        """Config and policy with the node's own parameters among ``params`` applied; None
+        when ``params`` holds none of them. Raises GraspSuccessError for invalid values."""
+        changes = {p.name: p.value for p in params if p.name in PARAM_NAMES}
+        if not changes:
+            return None
+        config = NodeConfig.from_values({**self.config.__dict__, **changes})
+        return config, config.policy(self.classifier.card.threshold)
+
+    def _validate_parameters(self, params) -> SetParametersResult:
         try:
-            config = NodeConfig.from_values({**self.config.__dict__, **changes})
-            policy = config.policy(self.classifier.card.threshold)
+            self._configured(params)
         except GraspSuccessError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        self.config, self.policy = config, policy
         return SetParametersResult(successful=True)
+
+    def _commit_parameters(self, params) -> None:
+        configured = self._configured(params)  # validated by _validate_parameters
+        if configured is not None:
+            self.config, self.policy = configured
 
     def _publish_diagnostics(self) -> None:
         newest = self._buffer.newest()
@@ -259,7 +265,7 @@ class GraspSuccessNode(Node):
             "model": self.classifier.source, "threshold": self.policy.threshold,
             "camera_rate_hz": round(self._buffer.rate_hz(), 2),
             "newest_frame_age_s": round(age, 3), "pending_events": len(self._pending),
-            **self._stats,
+            **self._stats.as_dict(),
         }
         status = DiagnosticStatus(
             level=level, name=f"{self.get_name()}: grasp success", message=message,

@@ -8,7 +8,6 @@ with ``use_sim_time`` stamps events on the bag's clock.
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -16,15 +15,7 @@ from dataclasses import dataclass, field
 
 from grasp_success_ros.bags.reader import open_bag
 from grasp_success_ros.core.errors import BagError
-
-
-def message_class(msgtype: str):
-    """'sensor_msgs/msg/Image' -> the rclpy message class, or None if not installed."""
-    try:
-        pkg, kind, name = msgtype.split("/")
-        return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
-    except (ValueError, ImportError, AttributeError):
-        return None
+from grasp_success_ros.ros.messages import message_class
 
 
 def parse_remaps(remaps: Sequence[str]) -> dict[str, str]:

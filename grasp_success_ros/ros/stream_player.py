@@ -14,12 +14,11 @@ from collections.abc import Iterable
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from std_msgs.msg import Bool, Empty, Float32, Header, String
+from std_msgs.msg import Bool, Float32, String
 
 from grasp_success_ros.data.image_conversion import rgb_to_image_fields
 from grasp_success_ros.data.synth import StreamItem
-
-_TRIGGERS = {"empty": Empty, "bool": Bool, "header": Header, "string": String}
+from grasp_success_ros.ros.messages import trigger_class
 
 
 class StreamPlayer(Node):
@@ -35,7 +34,8 @@ class StreamPlayer(Node):
         self.encoding = encoding
         self.trigger_type = trigger_type
         self.image_pub = self.create_publisher(Image, "camera/image_raw", 5)
-        self.event_pub = self.create_publisher(_TRIGGERS[trigger_type], "grasp_completed", 10)
+        self._trigger_cls = trigger_class(trigger_type)
+        self.event_pub = self.create_publisher(self._trigger_cls, "grasp_completed", 10)
         self.results: list[dict] = []
         self.verdicts: list[bool] = []
         self.confidences: list[float] = []
@@ -98,7 +98,7 @@ class StreamPlayer(Node):
 
     def publish_event(self) -> None:
         """One grasp-completed event in the node's trigger type."""
-        msg = _TRIGGERS[self.trigger_type]()
+        msg = self._trigger_cls()
         if self.trigger_type == "header":
             msg.stamp = self.get_clock().now().to_msg()
         elif self.trigger_type == "bool":

@@ -1,0 +1,48 @@
+"""Every error_code a failure record can carry has one home (core/judge.ERROR_CODES), and the
+README's failure-record table documents exactly those codes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from grasp_success_ros.core.judge import ERROR_CODES, GraspEvent, failure_record
+from grasp_success_ros.core.policy import PolicyConfig
+from grasp_success_ros.core.triggers import NOT_COMPLETED
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+TABLE_HEADER = "| `error_code` | meaning | what the grasp manager should do |"
+
+
+def readme_error_codes() -> list[str]:
+    lines = README.read_text().splitlines()
+    start = lines.index(TABLE_HEADER) + 2  # past the header and the | --- | row
+    codes = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        codes.append(re.match(r"\| `([a-z_]+)` \|", line).group(1))
+    return codes
+
+
+def test_the_readme_failure_record_table_lists_exactly_the_error_codes():
+    codes = readme_error_codes()
+    assert len(codes) == len(set(codes))
+    assert set(codes) == set(ERROR_CODES)
+
+
+def test_a_failure_record_with_an_undocumented_code_is_refused():
+    with pytest.raises(ValueError, match="model_not_ready"):
+        failure_record(GraspEvent(1, 0.0), PolicyConfig(), "model_not_ready", "no model")
+
+
+def test_every_documented_code_makes_a_failure_record():
+    for code in ERROR_CODES:
+        record = failure_record(GraspEvent(1, 0.0), PolicyConfig(), code, "why")
+        assert record.error_code == code and record.verdict is None
+
+
+def test_the_bool_false_rejection_is_a_documented_code():
+    assert NOT_COMPLETED[0] in ERROR_CODES
