@@ -152,8 +152,8 @@ def main(argv=None) -> int:
 
     import rclpy
 
-    from grasp_success_ros.cli.demo import installed_params_file, start_node, stop_node
     from grasp_success_ros.ros.dds_profile import use_large_image_profile
+    from grasp_success_ros.ros.processes import installed_params_file, start_node, stop_node
     from grasp_success_ros.ros.stream_player import StreamPlayer
 
     use_large_image_profile()  # our camera publishes 1280x720 frames

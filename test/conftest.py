@@ -83,3 +83,15 @@ def ros_install(tmp_path_factory) -> Path:
          "--build-base", str(base / "build"), "--install-base", str(base / "install")],
         cwd=base, check=True, capture_output=True, text=True)
     return base / "install"
+
+
+@pytest.fixture
+def svg_backend() -> str:
+    """matplotlib switched to another backend than the Agg that writes PNGs (as a program
+    embedding our plots may have it), and back afterwards."""
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    yield matplotlib.get_backend()
+    matplotlib.use(before)

@@ -22,6 +22,6 @@ def start(install: Path, model: Path | str, log: Path, *ros_args: str) -> subpro
 
 
 def stop(proc: subprocess.Popen) -> int:
-    from grasp_success_ros.cli.demo import stop_node
+    from grasp_success_ros.ros.processes import stop_node
 
     return stop_node(proc)

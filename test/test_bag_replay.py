@@ -17,7 +17,7 @@ from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Empty
 
 from grasp_success_ros.bags.evaluate import evaluate_bag
-from grasp_success_ros.bags.reader import BagTopics
+from grasp_success_ros.bags.topics import BagTopics
 from grasp_success_ros.bags.writer import write_session
 from grasp_success_ros.core.params import NodeConfig
 from grasp_success_ros.model.classifier import GraspClassifier

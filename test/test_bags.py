@@ -11,14 +11,10 @@ import bag_formats
 import pytest
 
 from grasp_success_ros.bags.evaluate import evaluate_bag, summarize
-from grasp_success_ros.bags.reader import (
-    BagTopics,
-    frame_decoder,
-    load_frames,
-    open_bag,
-    read_session,
-)
-from grasp_success_ros.bags.writer import bool_cdr, typestore, write_items, write_session
+from grasp_success_ros.bags.reader import frame_decoder, load_frames, open_bag, read_session
+from grasp_success_ros.bags.report import write_plots
+from grasp_success_ros.bags.topics import BagTopics, typestore
+from grasp_success_ros.bags.writer import bool_cdr, write_items, write_session
 from grasp_success_ros.cli import main as cli
 from grasp_success_ros.core.errors import BagError
 from grasp_success_ros.core.policy import PolicyConfig
@@ -55,6 +51,12 @@ def test_bags_in_the_layouts_ros2_bag_record_writes_are_read(tmp_path, layout):
     with b:
         assert len(s.frames) == 2 * 60 and len(s.events) == 2
         assert all(e.label is not None for e in s.events)
+
+
+def test_closing_a_bag_twice_does_nothing(bag):
+    b = open_bag(bag)
+    b.close()
+    b.close()
 
 
 def test_a_single_storage_file_is_read_like_its_bag_folder(bag):
@@ -131,7 +133,7 @@ def test_bool_false_triggers_get_a_not_completed_record(tmp_path):
         conns = {}
         b = open_bag(src)
         with b:
-            for topic, msgtype, t, raw in b.all_messages():
+            for topic, msgtype, t, raw in b.messages(set(b.topics)):
                 if topic not in conns:
                     conns[topic] = w.add_connection(topic, msgtype, typestore=ts)
                 w.write(conns[topic], t, raw)
@@ -209,6 +211,16 @@ def test_several_bags_are_evaluated_together_and_a_bad_one_is_named(bag, tmp_pat
     assert "bag-eval [" in captured.err  # the progress bar
 
 
+def test_bag_eval_plots_leave_the_matplotlib_backend_as_it_was(bag, tmp_path, svg_backend):
+    import matplotlib
+
+    results, _ = evaluate_bag(bag, lambda imgs: [0.9] * len(imgs), PolicyConfig())
+    written = write_plots(tmp_path / "plots", summarize(results), results, 0.5)
+    assert matplotlib.get_backend() == svg_backend
+    assert [p.name for p in written] == ["p_success.png", "confusion.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in written)
+
+
 # ------------------------------------------------------------------------- bad bags
 
 
@@ -260,6 +272,26 @@ def test_an_unknown_message_type_on_the_image_topic_is_explained(tmp_path, capsy
         w.write(t, 2, b"\x00\x01\x00\x00\x00")
     err = expect_cli_error(capsys, "extract", tmp_path / "custom", tmp_path / "out")
     assert "my_msgs/msg/Frame" in err and "sensor_msgs/msg/Image" in err
+
+
+def test_a_message_type_that_cannot_be_registered_is_explained_with_the_reason(tmp_path):
+    """A definition that contradicts Jazzy's (here a ROS 1 style Header) is not lost silently:
+    the tool that needs the type says why it is unknown."""
+    from rosbags.rosbag2 import Writer
+
+    from grasp_success_ros.bags.reader import Bag
+
+    msgdef = ("std_msgs/Header header\nfloat32 width\n" + "=" * 80 + "\nMSG: std_msgs/Header\n"
+              "uint32 seq\nbuiltin_interfaces/Time stamp\nstring frame_id\n")
+    with Writer(tmp_path / "ros1", version=9) as w:
+        c = w.add_connection("/grasp_detail", "my_msgs/msg/Grasp", msgdef=msgdef,
+                             rihs01="RIHS01_" + "0" * 64)
+        w.write(c, 1, bytes(16))
+    with Bag(tmp_path / "ros1") as b, pytest.raises(BagError) as err:
+        b.require("/grasp_detail", ("my_msgs/msg/Grasp",), "detail", "--detail-topic")
+    message = str(err.value)
+    assert "my_msgs/msg/Grasp on /grasp_detail could not be registered" in message
+    assert "std_msgs/msg/Header" in message and "\n" not in message
 
 
 @pytest.mark.parametrize("storage", ["sqlite3", "mcap"])

@@ -234,3 +234,25 @@ def test_int8_needs_a_calibration_folder_and_then_runs(capsys, tmp_path, trained
     result = json.loads(out)
     assert code == 0 and result["size_bytes"] < result["keras_size_bytes"] / 3
     assert result["max_abs_diff"] < 0.5 and ModelCard.load(tmp_path / "q.card.json")
+
+
+def test_plots_leave_the_matplotlib_backend_as_it_was(tmp_path, svg_backend):
+    import matplotlib
+
+    from grasp_success_ros.evaluation.plots import (
+        curve_plot,
+        frames_plot,
+        history_plots,
+        outputs_plot,
+    )
+
+    rows = [{"epoch": e, "phase": phase, "accuracy": 0.5, "val_accuracy": 0.6, "loss": 0.7,
+             "val_loss": 0.8} for e, phase in ((1, "head"), (2, "fine_tune"))]
+    p, truth = np.array([0.2, 0.8, 0.6]), np.array([0, 1, 0])
+    written = [*history_plots(rows, tmp_path / "accuracy.png", tmp_path / "loss.png"),
+               outputs_plot(p, truth, 0.5, tmp_path / "outputs.png"),
+               curve_plot(np.array([0.0, 1.0]), np.array([0.0, 1.0]), tmp_path / "roc.png",
+                          "ROC", "false positive rate", "true positive rate", diagonal=True),
+               frames_plot(p, 30.0, 0.5, tmp_path / "frames.png", window_start=1)]
+    assert matplotlib.get_backend() == svg_backend
+    assert all(f.read_bytes().startswith(b"\x89PNG") for f in written)

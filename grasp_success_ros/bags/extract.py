@@ -17,8 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from grasp_success_ros.bags.evaluate import labelled_session
-from grasp_success_ros.bags.reader import BagTopics, frame_decoder, load_frames
+from grasp_success_ros.bags.labels import labelled_session
+from grasp_success_ros.bags.reader import frame_decoder, load_frames
+from grasp_success_ros.bags.topics import BagTopics
 from grasp_success_ros.core.errors import BagError, GraspSuccessError
 
 CLASSES = ("success", "failure")

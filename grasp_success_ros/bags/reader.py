@@ -16,33 +16,22 @@ import struct
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-from grasp_success_ros.bags.writer import (
-    DEFAULT_IMAGE_TOPIC,
-    DEFAULT_LABEL_TOPIC,
-    DEFAULT_TRIGGER_TOPIC,
-    typestore,
-)
+from grasp_success_ros.bags.topics import BagTopics, typestore
 from grasp_success_ros.core.errors import BagError, ImageConversionError
-from grasp_success_ros.core.triggers import TRIGGER_MSGTYPES, frame_stamp, trigger_info
+from grasp_success_ros.core.triggers import (
+    TRIGGER_MSGTYPES,
+    frame_stamp,
+    frame_time,
+    trigger_info,
+)
 
 IMAGE_MSGTYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 LABEL_MSGTYPE = "std_msgs/msg/Bool"
 STORAGE_SUFFIXES = (".db3", ".mcap")
 REPAIR_HINT = ("the recording may be truncated or corrupt (a recording that was cut off can "
                "often be repaired with `ros2 bag reindex`)")
-
-
-@dataclass(frozen=True)
-class BagTopics:
-    """Where to find things in a bag; the defaults are the node's topics and trigger type."""
-
-    image: str = DEFAULT_IMAGE_TOPIC
-    trigger: str = DEFAULT_TRIGGER_TOPIC
-    label: str = DEFAULT_LABEL_TOPIC
-    trigger_type: str = "empty"
 
 
 @dataclass(frozen=True)
@@ -74,6 +63,7 @@ class Bag:
         except Exception as exc:  # rosbags, sqlite (apsw), mcap and OS errors alike
             raise _unreadable(self.path, exc) from None
         self.typestore = typestore()
+        self.unregistered: dict[str, str] = {}  # msgtype -> why its definition was refused
         self._register_bag_types()
 
     @staticmethod
@@ -99,7 +89,9 @@ class Bag:
                        f"`ros2 bag reindex {path}` or pass one of the files")
 
     def _register_bag_types(self) -> None:
-        """Types the bag defines that Jazzy's store lacks (custom messages on other topics)."""
+        """Types the bag defines that Jazzy's store lacks (custom messages on other topics).
+        A definition that cannot be parsed or contradicts Jazzy's is noted, not fatal: only
+        the types a tool needs are checked, by :meth:`require`, which then says why."""
         from rosbags.typesys import get_types_from_idl, get_types_from_msg
         from rosbags.typesys.base import TypesysError
 
@@ -111,8 +103,8 @@ class Bag:
                 types = get_types_from_idl(conn.msgdef.data) if fmt == "IDL" else \
                     get_types_from_msg(conn.msgdef.data, conn.msgtype)
                 self.typestore.register(types)
-            except (TypesysError, Exception):
-                continue  # only needed types are checked, by require()
+            except TypesysError as exc:  # rosbags' error for bad and conflicting definitions
+                self.unregistered[conn.msgtype] = " ".join(str(exc).split()) or "TypesysError"
 
     def __enter__(self) -> Bag:
         return self
@@ -121,10 +113,9 @@ class Bag:
         self.close()
 
     def close(self) -> None:
-        try:
+        """Close the recording; closing it again does nothing."""
+        if self._reader.is_open:
             self._reader.close()
-        except Exception:
-            pass
 
     @property
     def topics(self) -> dict[str, TopicInfo]:
@@ -155,6 +146,9 @@ class Bag:
         if info.msgtype not in allowed:
             raise BagError(f"bag {self.path}: {what} topic {topic} carries {info.msgtype}, "
                            f"expected {' or '.join(allowed)}")
+        if info.msgtype in self.unregistered:
+            raise BagError(f"bag {self.path}: message type {info.msgtype} on {topic} could not "
+                           f"be registered: {self.unregistered[info.msgtype]}")
         if info.msgtype not in self.typestore.types:
             raise BagError(f"bag {self.path}: unknown message type {info.msgtype} on {topic}")
         return info
@@ -171,9 +165,6 @@ class Bag:
             raise
         except Exception as exc:
             raise _unreadable(self.path, exc) from None
-
-    def all_messages(self) -> Iterator[tuple[str, str, int, bytes]]:
-        yield from self.messages({c.topic for c in self._reader.connections})
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
         try:
@@ -240,11 +231,6 @@ def _header_stamp_from_cdr(raw: bytes) -> tuple[int, int] | None:
     return struct.unpack("<iI" if raw[1] == 1 else ">iI", bytes(raw[4:12]))
 
 
-def _header_only(sec: int, nanosec: int) -> SimpleNamespace:
-    return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=sec,
-                                                                        nanosec=nanosec)))
-
-
 def read_session(bag: Bag, topics: BagTopics) -> Session:
     """Pass one: frames' stamps, events (with the node's event times) and labels."""
     if topics.trigger_type not in TRIGGER_MSGTYPES:
@@ -275,8 +261,9 @@ def read_session(bag: Bag, topics: BagTopics) -> Session:
         receipt = log_ns * 1e-9
         if topic == topics.image:
             parsed = _header_stamp_from_cdr(raw)
-            msg = _header_only(*parsed) if parsed else bag.deserialize(raw, msgtype)
-            session.frames.append(FrameRef(frame_stamp(msg, receipt), log_ns, n_frames))
+            stamp = frame_time(*parsed, receipt) if parsed else \
+                frame_stamp(bag.deserialize(raw, msgtype), receipt)
+            session.frames.append(FrameRef(stamp, log_ns, n_frames))
             n_frames += 1
         elif topic == topics.trigger:
             info = trigger_info(topics.trigger_type, bag.deserialize(raw, msgtype), receipt)

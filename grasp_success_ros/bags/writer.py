@@ -20,21 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
+from grasp_success_ros.bags.topics import (
+    DEFAULT_IMAGE_TOPIC,
+    DEFAULT_LABEL_TOPIC,
+    DEFAULT_TRIGGER_TOPIC,
+    typestore,
+)
 from grasp_success_ros.core.errors import BagError
 from grasp_success_ros.core.triggers import TRIGGER_MSGTYPES
 
-DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
-DEFAULT_TRIGGER_TOPIC = "/grasp_completed"
-DEFAULT_LABEL_TOPIC = "/grasp_success/ground_truth"
 DEFAULT_START_NS = 1_700_000_000_000_000_000
 STORAGES = ("sqlite3", "mcap")
-
-
-def typestore():
-    """The ROS 2 Jazzy message definitions (rosbags), shared by the bag tools."""
-    from rosbags.typesys import Stores, get_typestore
-
-    return get_typestore(Stores.ROS2_JAZZY)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The bag subcommands of ``grasp-success``: bag-eval, extract, replay, and ``synth --bag``."""
+"""The bag subcommands of ``grasp-success``: bag-eval, extract, replay, and ``synth --bag``'s
+writing."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import os
 import sys
 from pathlib import Path
 
-from grasp_success_ros.bags.writer import (
+from grasp_success_ros.bags.topics import (
     DEFAULT_IMAGE_TOPIC,
     DEFAULT_LABEL_TOPIC,
     DEFAULT_TRIGGER_TOPIC,
-    STORAGES,
+    BagTopics,
 )
 from grasp_success_ros.core.errors import BagError
 from grasp_success_ros.core.params import PARAMS, NodeConfig
@@ -40,9 +41,7 @@ def _add_topic_options(p: argparse.ArgumentParser, labels: bool = True) -> None:
                        help="max distance of a CSV time from its event")
 
 
-def _topics(args):
-    from grasp_success_ros.bags.reader import BagTopics
-
+def _topics(args) -> BagTopics:
     return BagTopics(image=args.image_topic, trigger=args.trigger_topic,
                      label=getattr(args, "label_topic", DEFAULT_LABEL_TOPIC),
                      trigger_type=args.trigger_type)
@@ -62,7 +61,9 @@ def _labels(args) -> Path | None:
 
 
 def _bag_eval(args: argparse.Namespace) -> int:
-    from grasp_success_ros.bags import evaluate as bag_eval
+    from grasp_success_ros.bags.evaluate import evaluate_bags, summarize
+    from grasp_success_ros.bags.report import format_report, to_json, write_csv, write_plots
+    from grasp_success_ros.cli.progress import Progress
     from grasp_success_ros.model.classifier import GraspClassifier
 
     values = {name: getattr(args, name) for name in (
@@ -75,20 +76,22 @@ def _bag_eval(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     policy = config.policy(classifier.card.threshold)
-    results, errors, sources = bag_eval.evaluate_bags(
+    bar = None if args.no_progress else Progress(len(args.bags), "bag-eval")
+    results, errors, sources = evaluate_bags(
         args.bags, classifier.predict, policy, topics, labels, args.label_tolerance,
-        jobs=args.jobs, progress=not args.no_progress)
-    summary = bag_eval.summarize(results)
+        jobs=args.jobs,
+        on_bag_done=None if bar is None else lambda name, note: bar.step(f"{name}: {note}"))
+    summary = summarize(results)
     summary["label_sources"] = sources
     if args.json:
-        print(bag_eval.to_json(summary, results, errors))
+        print(to_json(summary, results, errors))
     else:
-        print(bag_eval.format_report(summary, results, per_event=not args.quiet))
+        print(format_report(summary, results, per_event=not args.quiet))
     if args.out:
         out = Path(args.out)
-        bag_eval.write_csv(out / "events.csv", results)
-        (out / "report.json").write_text(bag_eval.to_json(summary, results, errors) + "\n")
-        plots = bag_eval.write_plots(out, summary, results, policy.threshold)
+        write_csv(out / "events.csv", results)
+        (out / "report.json").write_text(to_json(summary, results, errors) + "\n")
+        plots = write_plots(out, summary, results, policy.threshold)
         if not args.json:
             print(f"wrote {out / 'events.csv'}, {out / 'report.json'}"
                   + "".join(f", {p}" for p in plots)
@@ -231,43 +234,20 @@ def _add_replay(sub) -> None:
 # ------------------------------------------------------------------------- synth --bag
 
 
-def _extend_synth(sub) -> None:
-    """``synth --bag OUT``: a synthetic grasp session as a rosbag2 instead of image folders."""
-    p = sub.choices.get("synth")
-    if p is None:
-        return
-    for action in p._actions:  # OUT_DIR becomes optional when --bag is given
-        if action.dest == "out_dir":
-            action.nargs, action.default = "?", None
-    g = p.add_argument_group("rosbag2 session (--bag)")
-    g.add_argument("--bag", default=None, metavar="OUT",
-                   help="write a grasp session as a rosbag2 (camera 30 Hz, events, labels)")
-    g.add_argument("--grasps", type=int, default=20)
-    g.add_argument("--storage", default="sqlite3", choices=STORAGES)
-    g.add_argument("--trigger-type", default="empty",
-                   choices=NODE_DEFAULTS["trigger_type"].choices)
-    g.add_argument("--fps", type=float, default=30.0)
-    images = p.get_default("func")
+def synth_bag(args: argparse.Namespace) -> int:
+    """``synth --bag OUT``: a synthetic grasp session as a rosbag2 instead of image folders
+    (the synth command and its options are cli/main.py's)."""
+    from grasp_success_ros.bags.writer import write_session
 
-    def synth(args: argparse.Namespace) -> int:
-        if args.bag is None:
-            if args.out_dir is None:
-                raise BagError("synth needs OUT_DIR (image folders) or --bag OUT (a rosbag2)")
-            return images(args)
-        from grasp_success_ros.bags.writer import write_session
-
-        s = write_session(args.bag, args.grasps, seed=args.seed, fps=args.fps,
-                          height=args.height, width=args.width, storage=args.storage,
-                          trigger_type=args.trigger_type)
-        print(f"wrote {s.path} ({args.storage}): {s.frames} frames, {s.events} events "
-              f"({s.successes} successful), {s.duration_s:.1f} s")
-        return 0
-
-    p.set_defaults(func=synth)
+    s = write_session(args.bag, args.grasps, seed=args.seed, fps=args.fps,
+                      height=args.height, width=args.width, storage=args.storage,
+                      trigger_type=args.trigger_type)
+    print(f"wrote {s.path} ({args.storage}): {s.frames} frames, {s.events} events "
+          f"({s.successes} successful), {s.duration_s:.1f} s")
+    return 0
 
 
 def add_bag_commands(sub) -> None:
-    _extend_synth(sub)
     _add_bag_eval(sub)
     _add_extract(sub)
     _add_replay(sub)

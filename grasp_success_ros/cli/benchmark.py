@@ -328,7 +328,7 @@ def _summarise_records(records: list[dict]) -> dict:
 def bench_node(model: Path, policy: str, cfg: BenchConfig, workdir: Path, player_ns: str,
                frames: dict, name: str = "") -> dict:
     """Start the node (its own process), time startup, play the camera, send events."""
-    from grasp_success_ros.cli.demo import installed_params_file, start_node, stop_node
+    from grasp_success_ros.ros.processes import installed_params_file, start_node, stop_node
     from grasp_success_ros.ros.stream_player import StreamPlayer
 
     name = name or model.suffix[1:]

@@ -2,55 +2,8 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
 from pathlib import Path
-
-PACKAGE = "grasp_success_ros"
-
-
-def installed_node_command() -> list[str]:
-    """The installed executable (after ``source install/setup.bash``), else the module."""
-    try:
-        from ament_index_python.packages import get_package_prefix
-
-        exe = Path(get_package_prefix(PACKAGE)) / "lib" / PACKAGE / "grasp_success_node"
-        if exe.is_file():
-            return [str(exe)]
-    except Exception:  # package not installed in an ament prefix
-        pass
-    return [sys.executable, "-m", f"{PACKAGE}.node"]
-
-
-def installed_params_file() -> Path:
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        path = Path(get_package_share_directory(PACKAGE)) / "config" / "grasp_success.yaml"
-        if path.is_file():
-            return path
-    except Exception:
-        pass
-    return Path(__file__).resolve().parent.parent / "config" / "grasp_success.yaml"
-
-
-def start_node(model: Path, params_file: Path, extra: list[str] = (), **popen) -> subprocess.Popen:
-    cmd = [*installed_node_command(), "--ros-args", "--params-file", str(params_file),
-           "-p", f"model_path:={model}", *extra]
-    return subprocess.Popen(cmd, **popen)
-
-
-def stop_node(proc: subprocess.Popen, timeout: float = 20.0) -> int:
-    """Ctrl-C, as a user would; kill only if it does not exit."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
 
 
 def run_demo(model: Path, grasps: int, seed: int, width: int, height: int) -> int:
@@ -58,6 +11,7 @@ def run_demo(model: Path, grasps: int, seed: int, width: int, height: int) -> in
 
     from grasp_success_ros.data.synth import grasp_stream
     from grasp_success_ros.evaluation.scoring import accuracy, seed_line
+    from grasp_success_ros.ros.processes import installed_params_file, start_node, stop_node
     from grasp_success_ros.ros.stream_player import StreamPlayer
 
     print(f"starting grasp_success_node with {model} ...", flush=True)

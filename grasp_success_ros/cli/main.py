@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 from grasp_success_ros import __version__
-from grasp_success_ros.cli.bags import add_bag_commands
+from grasp_success_ros.bags.writer import STORAGES
+from grasp_success_ros.cli.bags import add_bag_commands, synth_bag
 from grasp_success_ros.cli.bench import add_bench_command
 from grasp_success_ros.cli.tools import add_tool_commands
-from grasp_success_ros.core.errors import GraspSuccessError
+from grasp_success_ros.core.errors import ConfigError, GraspSuccessError
+from grasp_success_ros.core.params import TRIGGER_TYPES
 from grasp_success_ros.model.native_logs import native_notices_filtered
 from grasp_success_ros.ros.dds_profile import use_large_image_profile
 
@@ -20,6 +22,10 @@ IMAGE_PUBLISHERS = ("demo", "replay", "bench")
 
 
 def _synth(args: argparse.Namespace) -> int:
+    if args.bag is not None:
+        return synth_bag(args)
+    if args.out_dir is None:
+        raise ConfigError("synth needs OUT_DIR (image folders) or --bag OUT (a rosbag2)")
     from grasp_success_ros.data.synth import write_dataset
 
     counts = write_dataset(args.out_dir, args.images, seed=args.seed, height=args.height,
@@ -35,6 +41,24 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.model), args.grasps, args.seed, args.width, args.height)
 
 
+def _add_synth(sub) -> None:
+    p = sub.add_parser("synth", help="draw synthetic grasp scenes into success/ and failure/")
+    p.add_argument("out_dir", nargs="?", default=None, metavar="OUT_DIR",
+                   help="where the image folders go (not with --bag)")
+    p.add_argument("--images", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=320)
+    p.add_argument("--height", type=int, default=240)
+    g = p.add_argument_group("rosbag2 session (--bag)")
+    g.add_argument("--bag", default=None, metavar="OUT",
+                   help="write a grasp session as a rosbag2 (camera 30 Hz, events, labels)")
+    g.add_argument("--grasps", type=int, default=20)
+    g.add_argument("--storage", default="sqlite3", choices=STORAGES)
+    g.add_argument("--trigger-type", default="empty", choices=TRIGGER_TYPES)
+    g.add_argument("--fps", type=float, default=30.0)
+    p.set_defaults(func=_synth)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grasp-success", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
@@ -42,13 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_tool_commands(sub)  # train, predict, evaluate, export
 
-    p = sub.add_parser("synth", help="draw synthetic grasp scenes into success/ and failure/")
-    p.add_argument("out_dir")
-    p.add_argument("--images", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--width", type=int, default=320)
-    p.add_argument("--height", type=int, default=240)
-    p.set_defaults(func=_synth)
+    _add_synth(sub)
 
     p = sub.add_parser("demo", help="run the installed node on a synthetic grasp stream")
     p.add_argument("--model", required=True)

@@ -20,9 +20,14 @@ TRIGGER_MSGTYPES = {
 NOT_COMPLETED = ("not_completed", "Bool false on grasp_completed is not a completed grasp")
 
 
+def time_seconds(sec: int, nanosec: int) -> float:
+    """A builtin_interfaces/Time's (sec, nanosec) -> seconds (the same float on every side)."""
+    return sec + nanosec * 1e-9
+
+
 def stamp_seconds(stamp: Any) -> float:
-    """builtin_interfaces/Time -> seconds (the same float on every side)."""
-    return stamp.sec + stamp.nanosec * 1e-9
+    """builtin_interfaces/Time -> seconds."""
+    return time_seconds(stamp.sec, stamp.nanosec)
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,13 @@ def trigger_info(trigger_type: str, msg: Any, receipt_s: float) -> TriggerInfo:
     return TriggerInfo(receipt_s, trigger_type)
 
 
+def frame_time(sec: int, nanosec: int, receipt_s: float) -> float:
+    """A camera frame's time from its header stamp (sec, nanosec), or the receipt time when
+    the stamp is zero (a camera that does not stamp its frames)."""
+    return time_seconds(sec, nanosec) or receipt_s
+
+
 def frame_stamp(msg: Any, receipt_s: float) -> float:
-    """A camera frame's time: its header stamp, or the receipt time when that is zero."""
-    return stamp_seconds(msg.header.stamp) or receipt_s
+    """:func:`frame_time` of an Image/CompressedImage message."""
+    stamp = msg.header.stamp
+    return frame_time(stamp.sec, stamp.nanosec, receipt_s)

@@ -1,7 +1,10 @@
-"""PNG plots like the seed's (matplotlib, Agg backend: no display needed)."""
+"""PNG plots like the seed's, and bag-eval's. Drawn on ``matplotlib.figure.Figure`` objects
+(the object-oriented API): no pyplot, no display and no backend switch, so the process's
+matplotlib state stays as the caller set it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -9,32 +12,29 @@ from typing import Any
 import numpy as np
 
 
-def _pyplot():
-    import matplotlib
+def _figure(figsize: tuple[float, float]):
+    """A stand-alone figure and its axes (rendered by Agg when saved as PNG)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
-def _save(fig, path: str | Path) -> Path:
+def _save(fig, path: str | Path, bbox_inches: str | None = "tight") -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    _pyplot().close(fig)
+    fig.savefig(path, dpi=100, bbox_inches=bbox_inches)
     return path
 
 
 def history_plots(rows: Sequence[dict[str, Any]], accuracy_png: str | Path,
                   loss_png: str | Path) -> tuple[Path, Path]:
     """Training and validation accuracy, and loss, per epoch (the seed notebook's two plots)."""
-    plt = _pyplot()
     epochs = [r["epoch"] for r in rows]
     out = []
     for key, title, path in (("accuracy", "accuracy", accuracy_png),
                              ("loss", "loss", loss_png)):
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = _figure((6, 4))
         ax.plot(epochs, [r[key] for r in rows], "bo-", label=f"training {title}")
         ax.plot(epochs, [r[f"val_{key}"] for r in rows], "r.-", label=f"validation {title}")
         starts = [r["epoch"] for r, prev in zip(rows[1:], rows[:-1], strict=False)
@@ -52,8 +52,7 @@ def history_plots(rows: Sequence[dict[str, Any]], accuracy_png: str | Path,
 def outputs_plot(p_success: np.ndarray, truth: np.ndarray, threshold: float,
                  path: str | Path) -> Path:
     """The seed's per-image output plot: one point per test image, by true class."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _figure((7, 4))
     idx = np.arange(len(p_success))
     for label, color, name in ((1, "tab:blue", "successful"), (0, "tab:red", "unsuccessful")):
         sel = truth == label
@@ -71,8 +70,7 @@ def curve_plot(x: np.ndarray, y: np.ndarray, path: str | Path, title: str, xlabe
                ylabel: str, diagonal: bool = False, mark: tuple[float, float] | None = None,
                mark_label: str = "") -> Path:
     """ROC or precision-recall curve."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _figure((5, 5))
     ax.plot(x, y, "b-")
     if diagonal:
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
@@ -91,8 +89,7 @@ def frames_plot(p_success: np.ndarray, fps: float, threshold: float, path: str |
                 window_start: int | None = None, title: str = "") -> Path:
     """P(success) of every video frame over time: successes blue, failures red (the video
     follow-up's plot, drawn in P(success))."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig, ax = _figure((8, 3.5))
     t = np.arange(len(p_success)) / (fps or 30.0)
     yes = p_success >= threshold
     ax.scatter(t[yes], p_success[yes], s=8, c="tab:blue", label="success")
@@ -107,3 +104,42 @@ def frames_plot(p_success: np.ndarray, fps: float, threshold: float, path: str |
     ax.set_title(title or "P(success) per frame")
     ax.legend(loc="center left", fontsize="small")
     return _save(fig, path)
+
+
+def events_plot(p_success: Sequence[float | None], truth: Sequence[bool | None],
+                wrong: Sequence[bool], threshold: float, title: str, path: str | Path) -> Path:
+    """bag-eval's P(success) of every event by its truth (blue success, red failure, grey
+    unknown), wrong verdicts circled (events without a probability are left out)."""
+    fig, ax = _figure((8, 3.5))
+    xs = np.arange(1, len(p_success) + 1)
+    p = [math.nan if x is None else x for x in p_success]
+    colors = ["tab:blue" if t else "tab:red" if t is False else "tab:gray" for t in truth]
+    ax.scatter(xs, p, c=colors, s=18)
+    circled = [(x, y) for x, y, w in zip(xs, p, wrong, strict=True) if w]
+    if circled:
+        ax.scatter(*zip(*circled, strict=True), facecolors="none", edgecolors="k", s=60,
+                   label="wrong")
+        ax.legend(loc="lower right")
+    ax.axhline(threshold, color="k", lw=0.8, ls="--")
+    ax.set_xlabel("event (blue: truth success, red: truth failure)")
+    ax.set_ylabel("P(success)")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path, bbox_inches=None)  # bag-eval's plots keep their figure size
+
+
+def confusion_plot(matrix: np.ndarray, path: str | Path,
+                   truths: Sequence[str] = ("SUCCESS", "FAILURE"),
+                   verdicts: Sequence[str] = ("SUCCESS", "FAILURE", "none")) -> Path:
+    """A confusion matrix with its counts: rows truth, columns verdict."""
+    fig, ax = _figure((4, 3))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(j, i, str(v), ha="center", va="center")
+    ax.set_xticks(range(len(verdicts)), list(verdicts))
+    ax.set_yticks(range(len(truths)), list(truths))
+    ax.set_xlabel("verdict")
+    ax.set_ylabel("truth")
+    fig.tight_layout()
+    return _save(fig, path, bbox_inches=None)  # bag-eval's plots keep their figure size
