@@ -68,3 +68,31 @@ def test_errors_still_reach_stderr_through_the_filter(tmp_path, image):
     result = _predict(tmp_path / "missing.keras", image)
     assert result.returncode == 2
     assert "grasp-success predict:" in result.stderr and "missing.keras" in result.stderr
+
+
+def _node_output(ros_install, trained_model, tmp_path, *ros_args):
+    import time
+
+    from rosnode import start, stop
+
+    log = tmp_path / "node.log"
+    proc = start(ros_install, trained_model, log, *ros_args)
+    deadline = time.monotonic() + 120
+    while "ready" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    stop(proc)
+    return log.read_text()
+
+
+@pytest.mark.ros
+def test_the_node_logs_no_tensorflow_start_up_notices(ros_install, trained_model, tmp_path):
+    output = _node_output(ros_install, trained_model, tmp_path)
+    assert "ready" in output
+    assert not [m for m in MARKERS if m in output], output
+
+
+@pytest.mark.ros
+def test_the_node_at_debug_level_shows_them(ros_install, trained_model, tmp_path):
+    output = _node_output(ros_install, trained_model, tmp_path, "--log-level", "debug")
+    assert "ready" in output
+    assert "oneDNN" in output or "absl::InitializeLog" in output

@@ -7,6 +7,7 @@ runs the classifier and publishes exactly one record per event.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -44,6 +45,7 @@ from grasp_success_ros.core.policy import PolicyConfig, select_frames
 from grasp_success_ros.core.triggers import frame_stamp, stamp_seconds, trigger_info
 from grasp_success_ros.data.image_conversion import to_rgb
 from grasp_success_ros.model.classifier import GraspClassifier
+from grasp_success_ros.model.native_logs import native_notices_filtered
 from grasp_success_ros.ros.executor import NodeExecutor
 from grasp_success_ros.ros.messages import trigger_class
 
@@ -277,12 +279,25 @@ class GraspSuccessNode(Node):
 
 
 def main(args=None) -> int:
-    """Run the node; exit 1 with a one-line error if the model or parameters are unusable."""
+    """Run the node; exit 1 with a one-line error if the model or parameters are unusable.
+
+    TensorFlow's native start-up notices are dropped unless the log level is debug
+    (``--ros-args --log-level debug``).
+    """
     rclpy.init(args=args)
+    logger = rclpy.logging.get_logger("grasp_success_node")
+    if logger.is_enabled_for(rclpy.logging.LoggingSeverity.DEBUG):
+        return _spin(logger)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_notices_filtered():
+        return _spin(logger)
+
+
+def _spin(logger) -> int:
     try:
         node = GraspSuccessNode()
     except GraspSuccessError as exc:
-        rclpy.logging.get_logger("grasp_success_node").fatal(f"{type(exc).__name__}: {exc}")
+        logger.fatal(f"{type(exc).__name__}: {exc}")
         rclpy.try_shutdown()
         return 1
     executor = NodeExecutor(num_threads=EXECUTOR_THREADS)
