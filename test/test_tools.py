@@ -14,7 +14,6 @@ from grasp_success_ros.core.policy import PolicyConfig, decide
 from grasp_success_ros.evaluation.evaluate import (
     Evaluation,
     evaluate_folder,
-    roc_auc,
     threshold_for_precision,
 )
 from grasp_success_ros.evaluation.predict import predict_images, video_decision
@@ -114,11 +113,6 @@ def test_metrics_of_both_classes_and_the_seed_line():
     assert m["roc_auc"] == pytest.approx(8 / 9)  # 8 of 9 (success, failure) pairs ordered
     assert ev.seed_line() == ("4 (2 successful + 2 unsuccessful) out of 6 tests are correct "
                               "(accuracy 0.67)")
-
-
-def test_roc_auc_counts_ties_half_and_is_undefined_for_one_class():
-    assert roc_auc(np.array([1, 0], bool), np.array([0.5, 0.5])) == pytest.approx(0.5)
-    assert np.isnan(roc_auc(np.array([1, 1], bool), np.array([0.2, 0.9])))
 
 
 def test_target_precision_picks_the_lowest_threshold_that_reaches_it():
