@@ -28,13 +28,19 @@ from typing import Any
 import numpy as np
 
 from grasp_success_ros.core.errors import ConfigError, DatasetError, require
-from grasp_success_ros.data.folders import ImageList, class_folders, list_folders, read_resized
+from grasp_success_ros.data.folders import (
+    ImageList,
+    class_counts,
+    class_folders,
+    list_folders,
+    read_resized,
+)
 from grasp_success_ros.data.preprocessing import to_model_input
 from grasp_success_ros.model.builder import build_model
 from grasp_success_ros.model.card import ModelCard, Preprocessing
+from grasp_success_ros.model.forward import compiled_forward
 from grasp_success_ros.model.loading import save_model
 
-JIT = False
 BALANCES = ("weights", "sampling", "none")
 SEED_PREPROCESSING = Preprocessing(scale=1.0 / 255.0, offset=0.0, interpolation="area")
 
@@ -170,8 +176,7 @@ class Decoded:
     skipped: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        return {"success": int(self.labels.sum()), "failure": int((self.labels == 0).sum()),
-                "skipped": len(self.skipped)}
+        return class_counts(self.labels, self.skipped)
 
 
 def decode_images(listed: ImageList, size: int, pre: Preprocessing, root: Path) -> Decoded:
@@ -308,12 +313,8 @@ def _head_model(model, base):
 
 
 def _features(base, data: Decoded, pre: Preprocessing, batch_size: int) -> np.ndarray:
-    import tensorflow as tf
-
-    size = data.images.shape[1]
-    fn = tf.function(lambda v: base(v, training=False),
-                     input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)])
-    out = [fn(to_model_input(data.images[i:i + batch_size], pre)).numpy()
+    fn = compiled_forward(base, data.images.shape[1])
+    out = [fn(to_model_input(data.images[i:i + batch_size], pre))
            for i in range(0, len(data.images), batch_size)]
     return np.concatenate(out)
 
@@ -349,6 +350,13 @@ def _metrics():
     return ["accuracy", keras.metrics.TruePositives(name="tp"),
             keras.metrics.FalseNegatives(name="fn"), keras.metrics.TrueNegatives(name="tn"),
             keras.metrics.FalsePositives(name="fp")]
+
+
+def _compile(model, optimizer) -> None:
+    """Binary cross-entropy with the per-class counts; XLA stays off (Keras' default
+    ``jit_compile="auto"`` would turn it on wherever a GPU is present)."""
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=_metrics(),
+                  jit_compile=False)
 
 
 def _gpu_present() -> bool:
@@ -523,8 +531,7 @@ def train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
     if use_features:
         log("backbone frozen and nothing augmented: training the head on cached features")
         head = _head_model(model, base)
-        head.compile(optimizer=_optimizer(cfg.optimizer, cfg.learning_rate),
-                     loss="binary_crossentropy", metrics=_metrics(), jit_compile=JIT)
+        _compile(head, _optimizer(cfg.optimizer, cfg.learning_rate))
         ftr = _features(base, tr, pre, max(cfg.batch_size, 32))
         fva = _features(base, va, pre, max(cfg.batch_size, 32))
         _fit(head, _feature_dataset(ftr, tr.labels, cfg, True).map(_weighted(weights)),
@@ -533,8 +540,7 @@ def train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
     else:
         decay = cfg.epochs * (steps or math.ceil(len(tr.labels) / cfg.batch_size)) \
             if cfg.lr_schedule == "cosine" else None
-        model.compile(optimizer=_optimizer(cfg.optimizer, cfg.learning_rate, decay),
-                      loss="binary_crossentropy", metrics=_metrics(), jit_compile=JIT)
+        _compile(model, _optimizer(cfg.optimizer, cfg.learning_rate, decay))
         _fit(model, image_dataset(tr, cfg, pre, True).map(_weighted(weights)),
              image_dataset(va, cfg, pre, False), cfg, recorder,
              "head" if cfg.frozen else "full", cfg.epochs, steps, logs_dir, verbose)
@@ -544,8 +550,7 @@ def train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
         unfrozen = _unfreeze_top(base, cfg.fine_tune_layers)
         log(f"fine-tuning the top {unfrozen} weighted layers of the backbone "
             f"at learning rate {cfg.fine_tune_learning_rate:g}")
-        model.compile(optimizer=_optimizer(cfg.optimizer, cfg.fine_tune_learning_rate),
-                      loss="binary_crossentropy", metrics=_metrics(), jit_compile=JIT)
+        _compile(model, _optimizer(cfg.optimizer, cfg.fine_tune_learning_rate))
         _fit(model, image_dataset(tr, cfg, pre, True).map(_weighted(weights)),
              image_dataset(va, cfg, pre, False), cfg, recorder, "fine_tune",
              cfg.fine_tune_epochs, steps, logs_dir, verbose)
