@@ -1,6 +1,8 @@
 """predict, evaluate and export: on the seed's sample photos, synthetic scenes and videos."""
 
 import json
+import threading
+import time
 
 import cv2
 import numpy as np
@@ -215,6 +217,29 @@ def test_predict_and_evaluate_accept_an_exported_model(capsys, tmp_path, exporte
     code, out, _ = run_cli(capsys, "evaluate", seed_samples(), exported["onnx"].path, "--json",
                            "--out-dir", tmp_path)
     assert code == 0 and json.loads(out)["images"][0]["file"]
+
+
+def test_export_leaves_sys_stdout_alone_so_other_threads_keep_printing(capsys, rb_model,
+                                                                     tmp_path):
+    done = threading.Event()
+    printed = []
+
+    def chatter():
+        while not done.is_set():
+            printed.append(f"tick {len(printed)}")
+            print(printed[-1], flush=True)
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=chatter)
+    thread.start()
+    try:
+        result = export_model(rb_model, "tflite", out=tmp_path / "rb.tflite", log=lambda s: None)
+    finally:
+        done.set()
+        thread.join()
+    out = capsys.readouterr().out.splitlines()
+    assert len(printed) > 10 and [line for line in out if line.startswith("tick")] == printed
+    assert result.max_abs_diff < 1e-5 and result.verdicts_agree == result.samples
 
 
 def test_int8_needs_a_calibration_folder_and_then_runs(capsys, tmp_path, trained_model,

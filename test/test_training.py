@@ -97,6 +97,22 @@ def test_training_writes_a_model_and_a_card_with_the_data_counts(tmp_path):
 
 
 
+@pytest.mark.parametrize("before", [False, True])
+def test_deterministic_training_leaves_op_determinism_as_it_found_it(tmp_path, before):
+    from tensorflow.python.framework import config as tf_config
+
+    write_dataset(tmp_path / "train", 8, seed=1)
+    write_dataset(tmp_path / "valid", 4, seed=2)
+    cfg = TrainConfig(backbone="mobilenet_v3_small", input_size=48, weights=None, epochs=1,
+                      batch_size=4, deterministic=True, tensorboard=False, plots=False)
+    (tf_config.enable_op_determinism if before else tf_config.disable_op_determinism)()
+    try:
+        train(tmp_path / "train", tmp_path / "valid", tmp_path / "m.keras", cfg,
+              log=lambda s: None)
+        assert tf_config.is_op_determinism_enabled() is before
+    finally:
+        tf_config.disable_op_determinism()
+
 # --------------------------------------------------------------------------- issue 3: training
 
 QUIET = {"tensorboard": False, "plots": False, "early_stopping": False}

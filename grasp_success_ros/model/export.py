@@ -9,8 +9,6 @@ and written into the card.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import os
 import tempfile
@@ -155,9 +153,24 @@ def _onnx_int8(plain: Path, path: Path, calibration: np.ndarray, tmp: Path) -> N
 
 def _export_tflite(model, path: Path, size: int, quantize: str | None,
                    calibration: np.ndarray | None) -> None:
+    """Through a SavedModel written quietly here: ``from_keras_model`` prints "Saved artifact
+    at ...", and hushing it would mean swapping the process-wide ``sys.stdout``."""
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            model.export(str(Path(tmp) / "saved_model"), format="tf_saved_model", verbose=False)
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(tmp) / "saved_model"))
+            _quantize_tflite(converter, quantize, calibration)
+            path.write_bytes(converter.convert())
+        except Exception as exc:  # the converter raises ConverterError and others
+            raise ExportError(f"TFLite conversion failed: {type(exc).__name__}: {exc}") \
+                from None
+
+
+def _quantize_tflite(converter, quantize: str | None, calibration: np.ndarray | None) -> None:
+    import tensorflow as tf
+
     if quantize == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -170,11 +183,6 @@ def _export_tflite(model, path: Path, size: int, quantize: str | None,
 
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # "Saved artifact at ..."
-            path.write_bytes(converter.convert())
-    except Exception as exc:  # the converter raises ConverterError and others
-        raise ExportError(f"TFLite conversion failed: {type(exc).__name__}: {exc}") from None
 
 
 def _median_ms(fn, x: np.ndarray, repeats: int = 10) -> float:

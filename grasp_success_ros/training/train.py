@@ -14,13 +14,14 @@ checkpoint).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import importlib.util
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -472,20 +473,50 @@ def _list_data(train_dir, valid_dir, cfg: TrainConfig):
     return classes, list_folders(train_dir, classes), list_folders(valid_dir, valid_classes)
 
 
+@contextlib.contextmanager
+def _op_determinism(enabled: bool) -> Iterator[None]:
+    """Deterministic TF ops while training, as they were afterwards: the switch is
+    process-wide.  TF's public API can only turn it on, so the previous state is read and
+    restored through ``tensorflow.python.framework.config`` (TF >= 2.9); without it the
+    switch stays on, as it always did before it was scoped."""
+    if not enabled:
+        yield
+        return
+    import tensorflow as tf
+
+    try:
+        from tensorflow.python.framework.config import (
+            disable_op_determinism,
+            is_op_determinism_enabled,
+        )
+    except ImportError:
+        disable_op_determinism = is_op_determinism_enabled = None
+    was_on = is_op_determinism_enabled() if is_op_determinism_enabled else True
+    tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not was_on:
+            disable_op_determinism()
+
+
 def train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
           cfg: TrainConfig, log: Callable[[str], None] = print) -> ModelCard:
     """Fit a model on TRAIN_DIR, keep the best epoch on VALID_DIR, save model, card, history,
     plots and TensorBoard logs beside MODEL_OUT."""
-    import keras
-    import tensorflow as tf
-
     cfg.validate()
+    with _op_determinism(cfg.deterministic):
+        return _train(train_dir, valid_dir, model_out, cfg, log)
+
+
+def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
+           cfg: TrainConfig, log: Callable[[str], None]) -> ModelCard:
+    import keras
+
     paths = output_paths(model_out)
     if paths["model"].suffix != ".keras":
         raise ConfigError(f"the model is saved as a .keras file, not {paths['model'].name}")
     keras.utils.set_random_seed(cfg.seed)
-    if cfg.deterministic:
-        tf.config.experimental.enable_op_determinism()
     classes, tr_list, va_list = _list_data(train_dir, valid_dir, cfg)
     mixed = cfg.mixed_precision == "on" or (cfg.mixed_precision == "auto" and _gpu_present())
     policy = keras.mixed_precision.global_policy()
