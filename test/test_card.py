@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from grasp_success_ros.core.errors import ModelCardError
@@ -19,6 +20,15 @@ def test_card_round_trips_through_json(tmp_path):
                      training={"train_counts": {"success": 3, "failure": 4}})
     path = card.save(tmp_path / "m.card.json")
     assert ModelCard.load(path) == card
+
+
+def test_the_card_reads_raw_outputs_as_p_success_flipping_a_p_failure_model():
+    raw = np.array([[0.2], [0.9]], np.float32)
+    flipped = ModelCard(backbone="x", input_size=32, output="p_failure").p_success(raw)
+    kept = ModelCard(backbone="x", input_size=32).p_success(raw)
+    assert flipped.shape == kept.shape == (2,) and flipped.dtype == np.float64
+    np.testing.assert_allclose(flipped, [0.8, 0.1], rtol=1e-6)
+    np.testing.assert_allclose(kept, [0.2, 0.9], rtol=1e-6)
 
 
 def test_seed_card_says_the_output_is_p_unsuccessful():

@@ -18,7 +18,7 @@ from std_srvs.srv import Trigger
 from grasp_success_ros.core.params import PARAM_NAMES
 from grasp_success_ros.data.image_conversion import rgb_to_image_fields
 from grasp_success_ros.data.synth import grasp_stream, render_scene
-from grasp_success_ros.evaluation.scoring import accuracy
+from grasp_success_ros.evaluation.metrics import accuracy
 from grasp_success_ros.ros.stream_player import StreamPlayer
 
 pytestmark = pytest.mark.ros

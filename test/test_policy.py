@@ -1,9 +1,17 @@
 """The decision policy: which frames judge an event, and how they become one verdict."""
 
+import numpy as np
 import pytest
 
 from grasp_success_ros.core.errors import ConfigError
-from grasp_success_ros.core.policy import PolicyConfig, decide, select_frames
+from grasp_success_ros.core.policy import (
+    PolicyConfig,
+    decide,
+    is_success,
+    mean_rule,
+    select_frames,
+    vote,
+)
 
 STAMPS = [10.0, 10.1, 10.2, 10.3, 10.4, 10.5, 10.6]
 
@@ -76,6 +84,31 @@ def test_vote_needs_more_than_half_of_the_frames():
     assert decide([0.9, 0.9, 0.1, 0.1], cfg).verdict is False
     d = decide([0.9, 0.6, 0.1], cfg)
     assert d.verdict is True and d.confidence == pytest.approx(2 / 3)
+
+
+def test_is_success_thresholds_floats_and_arrays_at_or_above():
+    assert is_success(0.7, 0.7) is True and is_success(0.69, 0.7) is False
+    assert is_success(np.array([0.2, 0.7, 0.9]), 0.7).tolist() == [False, True, True]
+
+
+def test_vote_says_success_when_more_than_fraction_of_the_frames_reach_the_threshold():
+    p = [0.9, 0.9, 0.9, 0.1]  # 3 of 4 say success
+    assert vote(p, 0.5).verdict is True and vote(p, 0.5, fraction=0.74).verdict is True
+    assert vote(p, 0.5, fraction=0.75).verdict is False
+    assert vote(p, 0.5, fraction=0.75).confidence == pytest.approx(1 / 4)
+
+
+def test_decide_combines_with_the_mean_rule_or_the_vote_of_the_policy():
+    p = [0.9, 0.9, 0.1, 0.1]
+    assert decide(p, PolicyConfig()) == mean_rule(p, 0.5)
+    assert decide(p, PolicyConfig(combine="vote")) == vote(p, 0.5)
+
+
+def test_a_decision_needs_at_least_one_probability():
+    with pytest.raises(ValueError):
+        decide([], PolicyConfig())
+    with pytest.raises(ValueError):
+        vote([], 0.5)
 
 
 @pytest.mark.parametrize("bad", [dict(selection="middle"), dict(n_frames=0),

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grasp_success_ros.core.errors import ImageConversionError
-from grasp_success_ros.core.judge import Frame, GraspEvent, judge_offline, judge_selected
-from grasp_success_ros.core.policy import PolicyConfig, select_frames
+from grasp_success_ros.core.judge import Frame, GraspEvent, judge_selected
+from grasp_success_ros.core.policy import PolicyConfig, decide, is_success, select_frames
 from grasp_success_ros.data.image_conversion import to_rgb
 
 SETTINGS = settings(max_examples=150, deadline=None,
@@ -56,8 +56,9 @@ def test_every_event_gets_exactly_one_consistent_record(stamps, events, cfg, dat
     contents = data.draw(st.lists(st.one_of(st.integers(0, 255), st.just("bad")),
                                   min_size=len(stamps), max_size=len(stamps)))
     frames = [Frame(s, c) for s, c in zip(stamps, contents, strict=True)]
-    records = [judge_offline(GraspEvent(i, t), frames, fake_predict, fake_decode, cfg)
-               for i, t in enumerate(events)]
+    stamps = [f.stamp for f in frames]
+    records = [judge_selected(GraspEvent(i, t), frames, select_frames(stamps, t, cfg), fake_predict,
+                              fake_decode, cfg) for i, t in enumerate(events)]
     assert [r.event_id for r in records] == list(range(len(events)))
     for event_t, record in zip(events, records, strict=True):
         record.to_json()  # always serialisable (no NaN)
@@ -73,6 +74,16 @@ def test_every_event_gets_exactly_one_consistent_record(stamps, events, cfg, dat
             else:
                 assert event_t + cfg.settle_s <= s <= event_t + cfg.deadline_s
 
+
+@SETTINGS
+@given(p=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=30), threshold=st.floats(0.0, 1.0))
+def test_every_combination_agrees_with_the_per_frame_rule(p, threshold):
+    frames = [bool(is_success(x, threshold)) for x in p]
+    mean = decide(p, PolicyConfig(threshold=threshold))
+    assert mean.verdict is bool(is_success(float(np.mean(p)), threshold))
+    voted = decide(p, PolicyConfig(combine="vote", threshold=threshold))
+    assert voted.verdict is (2 * sum(frames) > len(p))
+    assert voted.confidence == (sum(frames) if voted.verdict else len(p) - sum(frames)) / len(p)
 
 @SETTINGS
 @given(stamps=stamps_st, event_t=st.floats(-5.0, 105.0), cfg=policies(),

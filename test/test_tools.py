@@ -1,6 +1,8 @@
 """predict, evaluate and export: on the seed's sample photos, synthetic scenes and videos."""
 
 import json
+import threading
+import time
 
 import cv2
 import numpy as np
@@ -14,7 +16,6 @@ from grasp_success_ros.core.policy import PolicyConfig, decide
 from grasp_success_ros.evaluation.evaluate import (
     Evaluation,
     evaluate_folder,
-    roc_auc,
     threshold_for_precision,
 )
 from grasp_success_ros.evaluation.predict import predict_images, video_decision
@@ -114,11 +115,6 @@ def test_metrics_of_both_classes_and_the_seed_line():
     assert m["roc_auc"] == pytest.approx(8 / 9)  # 8 of 9 (success, failure) pairs ordered
     assert ev.seed_line() == ("4 (2 successful + 2 unsuccessful) out of 6 tests are correct "
                               "(accuracy 0.67)")
-
-
-def test_roc_auc_counts_ties_half_and_is_undefined_for_one_class():
-    assert roc_auc(np.array([1, 0], bool), np.array([0.5, 0.5])) == pytest.approx(0.5)
-    assert np.isnan(roc_auc(np.array([1, 1], bool), np.array([0.2, 0.9])))
 
 
 def test_target_precision_picks_the_lowest_threshold_that_reaches_it():
@@ -221,6 +217,29 @@ def test_predict_and_evaluate_accept_an_exported_model(capsys, tmp_path, exporte
     code, out, _ = run_cli(capsys, "evaluate", seed_samples(), exported["onnx"].path, "--json",
                            "--out-dir", tmp_path)
     assert code == 0 and json.loads(out)["images"][0]["file"]
+
+
+def test_export_leaves_sys_stdout_alone_so_other_threads_keep_printing(capsys, rb_model,
+                                                                     tmp_path):
+    done = threading.Event()
+    printed = []
+
+    def chatter():
+        while not done.is_set():
+            printed.append(f"tick {len(printed)}")
+            print(printed[-1], flush=True)
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=chatter)
+    thread.start()
+    try:
+        result = export_model(rb_model, "tflite", out=tmp_path / "rb.tflite", log=lambda s: None)
+    finally:
+        done.set()
+        thread.join()
+    out = capsys.readouterr().out.splitlines()
+    assert len(printed) > 10 and [line for line in out if line.startswith("tick")] == printed
+    assert result.max_abs_diff < 1e-5 and result.verdicts_agree == result.samples
 
 
 def test_int8_needs_a_calibration_folder_and_then_runs(capsys, tmp_path, trained_model,

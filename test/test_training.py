@@ -11,7 +11,7 @@ from tool_helpers import backbone_weights, colour_folders, copy_images, rename_c
 
 from grasp_success_ros.cli import main as cli
 from grasp_success_ros.core.errors import DatasetError
-from grasp_success_ros.data.folders import class_folders, load_folders
+from grasp_success_ros.data.folders import class_folders, list_folders
 from grasp_success_ros.data.synth import write_dataset
 from grasp_success_ros.evaluation.evaluate import evaluate_folder
 from grasp_success_ros.model.builder import backbone_spec, build_backbone
@@ -25,6 +25,7 @@ from grasp_success_ros.training.train import (
     TrainConfig,
     _unfreeze_top,
     class_weights,
+    decode_images,
     image_dataset,
     train,
 )
@@ -61,7 +62,7 @@ def test_unreadable_and_empty_files_are_skipped_and_counted(tmp_path):
     write_dataset(tmp_path, 4, seed=0)
     (tmp_path / "success" / "zero.png").write_bytes(b"")
     (tmp_path / "failure" / "junk.jpg").write_bytes(b"not a jpeg")
-    data = load_folders(tmp_path, 32, Preprocessing())
+    data = decode_images(list_folders(tmp_path), 32, Preprocessing(), tmp_path)
     assert data.counts() == {"success": 2, "failure": 2, "skipped": 2}
     assert data.images.shape == (4, 32, 32, 3) and data.images.dtype == np.uint8
 
@@ -71,7 +72,7 @@ def test_an_empty_class_stops_with_a_clear_message(tmp_path):
     shutil.rmtree(tmp_path / "failure")
     (tmp_path / "failure").mkdir()
     with pytest.raises(DatasetError, match="holds no images"):
-        load_folders(tmp_path, 32, Preprocessing())
+        list_folders(tmp_path)
 
 
 def test_class_weights_balance_a_5_to_1_set():
@@ -94,6 +95,23 @@ def test_training_writes_a_model_and_a_card_with_the_data_counts(tmp_path):
     assert card.training["train_counts"] == {"success": 6, "failure": 6, "skipped": 0}
     assert load_model(tmp_path / "m.keras").card == card
 
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_deterministic_training_leaves_op_determinism_as_it_found_it(tmp_path, before):
+    from tensorflow.python.framework import config as tf_config
+
+    write_dataset(tmp_path / "train", 8, seed=1)
+    write_dataset(tmp_path / "valid", 4, seed=2)
+    cfg = TrainConfig(backbone="mobilenet_v3_small", input_size=48, weights=None, epochs=1,
+                      batch_size=4, deterministic=True, tensorboard=False, plots=False)
+    (tf_config.enable_op_determinism if before else tf_config.disable_op_determinism)()
+    try:
+        train(tmp_path / "train", tmp_path / "valid", tmp_path / "m.keras", cfg,
+              log=lambda s: None)
+        assert tf_config.is_op_determinism_enabled() is before
+    finally:
+        tf_config.disable_op_determinism()
 
 # --------------------------------------------------------------------------- issue 3: training
 

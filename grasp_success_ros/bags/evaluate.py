@@ -7,6 +7,7 @@ published; ground truth comes from a label topic in the bag or a CSV beside it
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ from grasp_success_ros.core.judge import (
     judge_selected,
 )
 from grasp_success_ros.core.policy import PolicyConfig, Selection, select_frames
-from grasp_success_ros.evaluation.scoring import seed_line
+from grasp_success_ros.evaluation.metrics import Confusion, seed_line
 
 
 @dataclass
@@ -128,20 +129,17 @@ def _ratio(num: int, den: int) -> float | None:
     return round(num / den, 4) if den else None
 
 
+def _rounded(x: float) -> float | None:
+    return None if math.isnan(x) else round(x, 4)
+
+
 def summarize(results: Sequence[EventResult]) -> dict:
     """Counts, the seed's line, confusion, precision/recall (labelled events only)."""
     labelled = [r for r in results if r.truth is not None]
     truth = [bool(r.truth) for r in labelled]
     verdicts = [r.record.verdict for r in labelled]
-    confusion = {t: {v: 0 for v in ("success", "failure", "none")}
-                 for t in ("success", "failure")}
-    for t, v in zip(truth, verdicts, strict=True):
-        confusion["success" if t else "failure"][
-            "none" if v is None else "success" if v else "failure"] += 1
-    tp, fn_s = confusion["success"]["success"], confusion["success"]["failure"]
-    tn, fp = confusion["failure"]["failure"], confusion["failure"]["success"]
-    n_succ, n_fail = len([t for t in truth if t]), len([t for t in truth if not t])
-    correct = tp + tn
+    counted = Confusion.count(truth, verdicts)
+    scores = {cls: counted.scores(cls) for cls in ("success", "failure")}
     codes: dict[str, int] = {}
     for r in results:
         if r.record.error_code:
@@ -157,11 +155,11 @@ def summarize(results: Sequence[EventResult]) -> dict:
     return {
         "events": len(results), "labelled": len(labelled),
         "verdicts": sum(r.record.verdict is not None for r in results),
-        "no_verdict": codes, "correct": correct,
-        "accuracy": _ratio(correct, len(labelled)),
+        "no_verdict": codes, "correct": counted.correct,
+        "accuracy": _rounded(counted.accuracy()),
         "seed_line": seed_line(truth, verdicts, noun="grasps") if labelled else None,
-        "confusion": confusion,
-        "success": {"precision": _ratio(tp, tp + fp), "recall": _ratio(tp, n_succ)},
-        "failure": {"precision": _ratio(tn, tn + fn_s), "recall": _ratio(tn, n_fail)},
+        "confusion": counted.table,
+        **{cls: {"precision": _rounded(s["precision"]), "recall": _rounded(s["recall"])}
+           for cls, s in scores.items()},
         "bags": per_bag,
     }

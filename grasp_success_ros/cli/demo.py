@@ -10,7 +10,7 @@ def run_demo(model: Path, grasps: int, seed: int, width: int, height: int) -> in
     import rclpy
 
     from grasp_success_ros.data.synth import grasp_stream
-    from grasp_success_ros.evaluation.scoring import accuracy, seed_line
+    from grasp_success_ros.evaluation.metrics import accuracy, seed_line
     from grasp_success_ros.ros.processes import installed_params_file, start_node, stop_node
     from grasp_success_ros.ros.stream_player import StreamPlayer
 

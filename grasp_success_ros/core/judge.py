@@ -1,7 +1,7 @@
 """From a grasp event and buffered frames to exactly one record: the shared decision path.
 
-The node and the offline tools both call :func:`judge_selected` (offline through
-:func:`judge_offline`); it never raises for bad frames or a failing model, it returns a
+The node and the offline tools both choose frames with ``policy.select_frames`` and call
+:func:`judge_selected`; it never raises for bad frames or a failing model, it returns a
 failure record that says why, with one of :data:`ERROR_CODES`.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from grasp_success_ros.core.errors import GraspSuccessError
-from grasp_success_ros.core.policy import PolicyConfig, Selection, decide, select_frames
+from grasp_success_ros.core.policy import PolicyConfig, Selection, decide
 
 # Every error_code a failure record can carry (README "What to do with a failure record"
 # documents each); failure_record refuses any other.
@@ -127,10 +127,3 @@ def judge_selected(event: GraspEvent, frames: Sequence[Frame], selection: Select
         policy=describe_policy(cfg), trigger=event.trigger,
     )
 
-
-def judge_offline(event: GraspEvent, frames: Sequence[Frame],
-                  predict: Callable[[list[np.ndarray]], np.ndarray],
-                  decode: Callable[[Any], np.ndarray], cfg: PolicyConfig) -> GraspRecord:
-    """Judge an event against a complete, stamp-sorted recording (bags, synthetic streams)."""
-    selection = select_frames([f.stamp for f in frames], event.stamp, cfg, now=None)
-    return judge_selected(event, frames, selection, predict, decode, cfg)

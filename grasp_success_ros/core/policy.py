@@ -123,22 +123,43 @@ class Decision:
     p_success: float
 
 
-def decide(p_success: Sequence[float], cfg: PolicyConfig) -> Decision:
-    """Combine per-frame P(success) into one verdict.
+def is_success(p, threshold: float):
+    """The one per-frame rule: P(success) reaching the threshold is a success verdict.
 
-    ``mean``: success when the mean P(success) reaches the threshold; confidence is the
-    mean probability of the verdict.  ``vote`` (the video follow-up's rule): success when
-    more than half of the frames reach the threshold; confidence is the fraction of
-    frames that voted for the verdict.
+    Works on a float (gives a bool) and on a numpy array (gives a bool array), so every
+    tool that thresholds probabilities says success exactly when the node would.
     """
+    return p >= threshold
+
+
+def _probabilities(p_success: Sequence[float]) -> np.ndarray:
     p = np.asarray(p_success, dtype=np.float64)
     if p.size == 0:
-        raise ValueError("decide() needs at least one probability")
-    mean = float(p.mean())
-    if cfg.combine == "vote":
-        yes = int(np.count_nonzero(p >= cfg.threshold))
-        verdict = yes * 2 > p.size
-        agree = yes if verdict else p.size - yes
-        return Decision(verdict, agree / p.size, mean)
-    verdict = mean >= cfg.threshold
+        raise ValueError("a decision needs at least one probability")
+    return p
+
+
+def mean_rule(p_success: Sequence[float], threshold: float) -> Decision:
+    """Success when the mean P(success) reaches the threshold; confidence is the mean
+    probability of the verdict (for one frame: that frame's probability of the verdict)."""
+    mean = float(_probabilities(p_success).mean())
+    verdict = bool(is_success(mean, threshold))
     return Decision(verdict, mean if verdict else 1.0 - mean, mean)
+
+
+def vote(p_success: Sequence[float], threshold: float, fraction: float = 0.5) -> Decision:
+    """Success when more than ``fraction`` of the frames reach the threshold (the video
+    follow-up's rule); confidence is the share of frames that voted for the verdict."""
+    p = _probabilities(p_success)
+    yes = int(np.count_nonzero(is_success(p, threshold)))
+    verdict = yes > fraction * p.size
+    agree = yes if verdict else p.size - yes
+    return Decision(verdict, agree / p.size, float(p.mean()))
+
+
+def decide(p_success: Sequence[float], cfg: PolicyConfig) -> Decision:
+    """Combine per-frame P(success) into one verdict with ``cfg.combine``: ``mean``
+    (``mean_rule``) or ``vote`` (``vote``, more than half of the frames)."""
+    if cfg.combine == "vote":
+        return vote(p_success, cfg.threshold)
+    return mean_rule(p_success, cfg.threshold)

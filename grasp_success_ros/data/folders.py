@@ -25,18 +25,11 @@ class ClassFolders:
     failure: str
 
 
-@dataclass
-class LoadedImages:
-    """Images resized to the model input (uint8), labels 1 = success, and what was skipped."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    paths: list[Path]
-    skipped: list[str] = field(default_factory=list)
-
-    def counts(self) -> dict[str, int]:
-        return {"success": int(self.labels.sum()), "failure": int((self.labels == 0).sum()),
-                "skipped": len(self.skipped)}
+def class_counts(labels: np.ndarray, skipped: list[str]) -> dict[str, int]:
+    """Images per class (labels 1 = success) and files skipped: what training logs and
+    writes into the card."""
+    return {"success": int(labels.sum()), "failure": int((labels == 0).sum()),
+            "skipped": len(skipped)}
 
 
 def class_folders(root: str | Path, success_class: str | None = None) -> ClassFolders:
@@ -76,8 +69,7 @@ class ImageList:
     skipped: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        return {"success": int(self.labels.sum()), "failure": int((self.labels == 0).sum()),
-                "skipped": len(self.skipped)}
+        return class_counts(self.labels, self.skipped)
 
 
 def list_folders(root: str | Path, classes: ClassFolders | None = None) -> ImageList:
@@ -115,24 +107,3 @@ def decode_parallel(paths: list[Path], size: int, pre: Preprocessing,
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(lambda p: read_resized(p, size, pre), paths))
-
-
-def load_folders(root: str | Path, size: int, pre: Preprocessing,
-                 classes: ClassFolders | None = None) -> LoadedImages:
-    """Read every image of both classes, resized as the classifier will resize frames."""
-    root = Path(root)
-    listed = list_folders(root, classes)
-    decoded = decode_parallel(listed.paths, size, pre)
-    skipped = list(listed.skipped)
-    images, labels, paths = [], [], []
-    for path, label, image in zip(listed.paths, listed.labels, decoded, strict=True):
-        if image is None:
-            skipped.append(str(path))
-            continue
-        images.append(image)
-        labels.append(label)
-        paths.append(path)
-    for label, name in ((1, listed.classes.success), (0, listed.classes.failure)):
-        if label not in labels:
-            raise DatasetError(f"no readable images in {root / name}")
-    return LoadedImages(np.stack(images), np.asarray(labels, np.float32), paths, skipped)

@@ -7,7 +7,6 @@ precision on predicted successes (Dex-Net's "99% precision" way of using confide
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from grasp_success_ros.core.errors import ConfigError, DatasetError
+from grasp_success_ros.core.policy import is_success
 from grasp_success_ros.data.folders import class_folders, decode_parallel, list_folders
-from grasp_success_ros.evaluation.scoring import seed_line
+from grasp_success_ros.evaluation.metrics import Confusion, pr_curve, roc_auc, roc_curve, seed_line
 
 CHUNK = 64
 
@@ -36,7 +36,7 @@ class Evaluation:
 
     @property
     def predicted(self) -> np.ndarray:
-        return self.p_success >= self.threshold
+        return is_success(self.p_success, self.threshold)
 
     def at(self, threshold: float) -> Evaluation:
         return Evaluation(self.paths, self.truth, self.p_success, threshold, self.success_class,
@@ -45,66 +45,26 @@ class Evaluation:
     def seed_line(self) -> str:
         return seed_line([bool(t) for t in self.truth], [bool(p) for p in self.predicted])
 
+    def _counted(self) -> Confusion:
+        return Confusion.count(self.truth, self.predicted)
+
     def confusion(self) -> dict[str, int]:
-        t, p = self.truth, self.predicted
-        return {"tp": int(np.sum(t & p)), "fn": int(np.sum(t & ~p)),
-                "tn": int(np.sum(~t & ~p)), "fp": int(np.sum(~t & p))}
+        return self._counted().outcomes()
 
     def metrics(self) -> dict[str, Any]:
-        c = self.confusion()
-        n = len(self.truth)
-        succ = _prf(c["tp"], c["fp"], c["fn"])
-        fail = _prf(c["tn"], c["fn"], c["fp"])
+        counted = self._counted()
+        c = counted.outcomes()
         return {
-            "images": n, "threshold": self.threshold,
-            "accuracy": (c["tp"] + c["tn"]) / n if n else float("nan"),
+            "images": len(self.truth), "threshold": self.threshold,
+            "accuracy": counted.accuracy(),
             "confusion": c,
             "success": {"class": self.success_class, "count": c["tp"] + c["fn"],
-                        "correct": c["tp"], **succ},
+                        "correct": c["tp"], **counted.scores("success")},
             "failure": {"class": self.failure_class, "count": c["tn"] + c["fp"],
-                        "correct": c["tn"], **fail},
+                        "correct": c["tn"], **counted.scores("failure")},
             "roc_auc": roc_auc(self.truth, self.p_success),
             "skipped": len(self.skipped),
         }
-
-
-def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
-    """Precision, recall (= this class's accuracy) and F1 of one class."""
-    precision = tp / (tp + fp) if tp + fp else float("nan")
-    recall = tp / (tp + fn) if tp + fn else float("nan")
-    f1 = 2 * precision * recall / (precision + recall) \
-        if tp and not math.isnan(precision + recall) else 0.0
-    return {"precision": precision, "recall": recall, "accuracy": recall, "f1": f1}
-
-
-def roc_curve(truth: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """False and true positive rates (success = positive) at every distinct threshold."""
-    order = np.argsort(-p, kind="stable")
-    p_sorted, t_sorted = p[order], truth[order].astype(np.float64)
-    last = np.r_[np.nonzero(np.diff(p_sorted))[0], len(p_sorted) - 1]
-    tps = np.cumsum(t_sorted)[last]
-    fps = (last + 1) - tps
-    pos, neg = max(t_sorted.sum(), 1.0), max(len(t_sorted) - t_sorted.sum(), 1.0)
-    return np.r_[0.0, fps / neg], np.r_[0.0, tps / pos], np.r_[np.inf, p_sorted[last]]
-
-
-def roc_auc(truth: np.ndarray, p: np.ndarray) -> float:
-    """Area under the ROC curve (ties count half); NaN when one class is missing."""
-    truth = np.asarray(truth, bool)
-    if truth.all() or not truth.any():
-        return float("nan")
-    fpr, tpr, _ = roc_curve(truth, np.asarray(p, np.float64))
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
-
-
-def pr_curve(truth: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Precision and recall of predicted successes at every distinct threshold (descending)."""
-    order = np.argsort(-p, kind="stable")
-    p_sorted, t_sorted = p[order], truth[order].astype(np.float64)
-    last = np.r_[np.nonzero(np.diff(p_sorted))[0], len(p_sorted) - 1]
-    tps = np.cumsum(t_sorted)[last]
-    predicted = last + 1
-    return tps / predicted, tps / max(t_sorted.sum(), 1.0), p_sorted[last]
 
 
 def threshold_sweep(ev: Evaluation, thresholds: Sequence[float] | None = None) -> list[dict]:
@@ -158,8 +118,8 @@ def threshold_for_precision(ev: Evaluation, target: float) -> ThresholdChoice:
             f"at threshold {thresholds[best]:.4f}); the card is unchanged")
     i = int(ok[-1])  # thresholds descend: the last that reaches the target is the lowest
     t = float(thresholds[i])
-    accepted = int(np.sum(ev.truth & (ev.p_success >= t)))
-    before = int(np.sum(ev.truth & (ev.p_success >= ev.threshold)))
+    accepted = int(np.sum(ev.truth & is_success(ev.p_success, t)))
+    before = int(np.sum(ev.truth & is_success(ev.p_success, ev.threshold)))
     return ThresholdChoice(threshold=t, target=target, precision=float(precision[i]),
                            recall=float(recall[i]), accepted=accepted,
                            successes=int(ev.truth.sum()), given_up=max(0, before - accepted),

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from grasp_success_ros.core.errors import ConfigError, DatasetError, ImageConversionError
-from grasp_success_ros.core.policy import Decision
+from grasp_success_ros.core.policy import Decision, is_success, mean_rule, vote
 from grasp_success_ros.data.folders import IMAGE_SUFFIXES, image_files, read_resized
 
 CHUNK = 32
@@ -35,10 +35,6 @@ class ImagePrediction:
     p_success: float | None
     confidence: float | None
     error: str | None = None
-
-
-def _confidence(p: float, verdict: bool) -> float:
-    return p if verdict else 1.0 - p
 
 
 def predict_images(path: str | Path, classifier, threshold: float | None = None
@@ -70,8 +66,8 @@ def predict_images(path: str | Path, classifier, threshold: float | None = None
                 out.append(ImagePrediction(str(file), None, None, None, "cannot decode image"))
                 continue
             p = float(probs[i])
-            verdict = p >= threshold
-            out.append(ImagePrediction(str(file), verdict, p, _confidence(p, verdict)))
+            d = mean_rule([p], threshold)
+            out.append(ImagePrediction(str(file), d.verdict, p, d.confidence))
     return out
 
 
@@ -112,10 +108,10 @@ def video_decision(p_success: Sequence[float], threshold: float, window: float =
                    fraction: float = 0.5) -> tuple[Decision, int]:
     """The video follow-up's rule; returns the decision and the first frame of the window.
 
-    The frames in the last ``window`` of the video vote (P(success) >= threshold, as
-    ``policy.decide``'s ``vote``); success when more than ``fraction`` of them say success.
-    With ``fraction`` 0.5 this is exactly ``policy.decide(..., combine='vote')`` on the
-    window.  Confidence is the share of the window's frames that voted for the verdict.
+    The frames in the last ``window`` of the video vote with ``policy.vote``: success when
+    more than ``fraction`` of them reach the threshold (with ``fraction`` 0.5 this is
+    ``policy.decide(..., combine='vote')`` on the window).  Confidence is the share of the
+    window's frames that voted for the verdict.
     """
     if not 0.0 < window <= 1.0:
         raise ConfigError(f"window must be in (0, 1], not {window}")
@@ -125,11 +121,7 @@ def video_decision(p_success: Sequence[float], threshold: float, window: float =
     if p.size == 0:
         raise ConfigError("the video has no frames")
     start = min(int(math.floor(p.size * (1.0 - window))), p.size - 1)
-    last = p[start:]
-    yes = int(np.count_nonzero(last >= threshold))
-    verdict = yes > fraction * last.size
-    agree = yes if verdict else last.size - yes
-    return Decision(verdict, agree / last.size, float(last.mean())), start
+    return vote(p[start:], threshold, fraction), start
 
 
 @dataclass
@@ -154,7 +146,8 @@ class VideoPrediction:
     def summary(self) -> str:
         d = self.decision
         n = self.p_success.size - self.window_start
-        yes = int(np.count_nonzero(self.p_success[self.window_start:] >= self.threshold))
+        yes = int(np.count_nonzero(is_success(self.p_success[self.window_start:],
+                                              self.threshold)))
         return (f"{self.file}: {_verdict_word(d.verdict)} (confidence {d.confidence:.3f}): "
                 f"{yes} of the last {n} frames say success (needs more than "
                 f"{self.fraction:.0%}); {self.p_success.size} frames at {self.fps:.3g} fps")
@@ -165,7 +158,7 @@ class VideoPrediction:
         writer.writerow(["frame", "time_s", "p_success", "verdict", "in_window"])
         for i, p in enumerate(self.p_success):
             writer.writerow([i, f"{i / self.fps:.4f}", f"{p:.6f}",
-                             "success" if p >= self.threshold else "failure",
+                             "success" if is_success(p, self.threshold) else "failure",
                              int(i >= self.window_start)])
         return buf.getvalue().rstrip("\n")
 

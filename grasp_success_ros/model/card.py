@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from grasp_success_ros.core.errors import ModelCardError
 from grasp_success_ros.data.preprocessing import Preprocessing
 
@@ -84,6 +86,12 @@ class ModelCard:
 
     def replace(self, **changes: Any) -> ModelCard:
         return dataclasses.replace(self, **changes).validate()
+
+    def p_success(self, raw) -> np.ndarray:
+        """The model's raw outputs as P(success), flat float64: the one place where a
+        P(failure) model (the seed's) is turned around."""
+        p = np.asarray(raw, dtype=np.float64).reshape(-1)
+        return 1.0 - p if self.output == OUTPUT_P_FAILURE else p
 
 
 def seed_card(input_size: int = 350, backbone: str = "unknown (seed .h5)") -> ModelCard:

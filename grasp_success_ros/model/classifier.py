@@ -12,26 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from grasp_success_ros.data.preprocessing import prepare_batch
-from grasp_success_ros.model.card import OUTPUT_P_FAILURE, ModelCard
+from grasp_success_ros.model.card import ModelCard
+from grasp_success_ros.model.forward import compiled_forward
 from grasp_success_ros.model.loading import load_model
-
-
-def _compiled_forward(model):
-    """A graph-compiled forward pass: several times faster than eager or ``model.predict``."""
-    from grasp_success_ros.model.runtimes import ExportedModel
-
-    if isinstance(model, ExportedModel):
-        return model
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        size = model.inputs[0].shape[1]
-        spec = tf.TensorSpec((None, size, size, 3), tf.float32)
-        fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-        return lambda batch: fn(batch).numpy()
-    return lambda batch: np.asarray(model(batch, training=False))
 
 
 class GraspClassifier:
@@ -41,7 +24,10 @@ class GraspClassifier:
         self.model = model
         self.card = card.validate()
         self.source = source
-        self._forward = _compiled_forward(model)
+        from grasp_success_ros.model.runtimes import ExportedModel
+
+        # an exported model is already a forward pass over prepared batches
+        self._forward = model if isinstance(model, ExportedModel) else compiled_forward(model)
 
     @classmethod
     def from_path(cls, path: str | Path, allow_custom_code: bool = False):
@@ -71,8 +57,7 @@ class GraspClassifier:
 
     def predict_prepared(self, batch: np.ndarray) -> np.ndarray:
         """P(success) for an already prepared float32 batch."""
-        raw = np.asarray(self._forward(batch), dtype=np.float64).reshape(-1)
-        return 1.0 - raw if self.card.output == OUTPUT_P_FAILURE else raw
+        return self.card.p_success(self._forward(batch))
 
     def predict(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """P(success) for each RGB uint8 frame, shape (N,)."""

@@ -9,8 +9,6 @@ and written into the card.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import os
 import tempfile
@@ -23,9 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from grasp_success_ros.core.errors import ConfigError, DatasetError, GraspSuccessError
+from grasp_success_ros.core.policy import is_success
 from grasp_success_ros.data.folders import image_files, read_resized
 from grasp_success_ros.data.preprocessing import to_model_input
-from grasp_success_ros.model.card import OUTPUT_P_FAILURE, ModelCard, card_path_for
+from grasp_success_ros.model.card import ModelCard, card_path_for
+from grasp_success_ros.model.forward import compiled_forward
 from grasp_success_ros.model.loading import load_model
 from grasp_success_ros.model.runtimes import open_exported
 
@@ -94,14 +94,6 @@ def sample_batch(folder: str | Path | None, card: ModelCard, limit: int = MAX_CA
     return to_model_input(np.stack(frames), card.preprocessing)
 
 
-def _keras_forward(model, size: int):
-    import tensorflow as tf
-
-    fn = tf.function(lambda x: model(x, training=False),
-                     input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)])
-    return fn
-
-
 def _export_onnx(model, path: Path, quantize: str | None, calibration: np.ndarray | None) -> None:
     for name in ("tf2onnx", "onnx", "onnxruntime"):
         try:
@@ -161,9 +153,24 @@ def _onnx_int8(plain: Path, path: Path, calibration: np.ndarray, tmp: Path) -> N
 
 def _export_tflite(model, path: Path, size: int, quantize: str | None,
                    calibration: np.ndarray | None) -> None:
+    """Through a SavedModel written quietly here: ``from_keras_model`` prints "Saved artifact
+    at ...", and hushing it would mean swapping the process-wide ``sys.stdout``."""
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            model.export(str(Path(tmp) / "saved_model"), format="tf_saved_model", verbose=False)
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(tmp) / "saved_model"))
+            _quantize_tflite(converter, quantize, calibration)
+            path.write_bytes(converter.convert())
+        except Exception as exc:  # the converter raises ConverterError and others
+            raise ExportError(f"TFLite conversion failed: {type(exc).__name__}: {exc}") \
+                from None
+
+
+def _quantize_tflite(converter, quantize: str | None, calibration: np.ndarray | None) -> None:
+    import tensorflow as tf
+
     if quantize == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -176,11 +183,6 @@ def _export_tflite(model, path: Path, size: int, quantize: str | None,
 
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # "Saved artifact at ..."
-            path.write_bytes(converter.convert())
-    except Exception as exc:  # the converter raises ConverterError and others
-        raise ExportError(f"TFLite conversion failed: {type(exc).__name__}: {exc}") from None
 
 
 def _median_ms(fn, x: np.ndarray, repeats: int = 10) -> float:
@@ -191,11 +193,6 @@ def _median_ms(fn, x: np.ndarray, repeats: int = 10) -> float:
         fn(x)
         times.append((time.perf_counter() - t0) * 1000.0)
     return float(np.median(times))
-
-
-def _p_success(raw, card: ModelCard) -> np.ndarray:
-    p = np.asarray(raw, np.float64).reshape(-1)
-    return 1.0 - p if card.output == OUTPUT_P_FAILURE else p
 
 
 def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
@@ -226,18 +223,18 @@ def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
 
     samples = sample_batch(samples_dir or calibration_dir, card, limit=64)
     exported = open_exported(path)
-    keras_fn = _keras_forward(model, card.input_size)
-    reference = _p_success(keras_fn(samples).numpy(), card)
-    got = _p_success(np.concatenate([exported(samples[i:i + 16])
-                                     for i in range(0, len(samples), 16)]), card)
+    keras_fn = compiled_forward(model, card.input_size)
+    reference = card.p_success(keras_fn(samples))
+    got = card.p_success(np.concatenate([exported(samples[i:i + 16])
+                                         for i in range(0, len(samples), 16)]))
     diff = float(np.max(np.abs(got - reference)))
-    agree = int(np.sum((got >= card.threshold) == (reference >= card.threshold)))
+    agree = int(np.sum(is_success(got, card.threshold) == is_success(reference, card.threshold)))
     one = samples[:1]
     result = ExportResult(
         path=str(path), card_path=str(card_path_for(path)), format=fmt, quantize=quantize,
         size_bytes=os.path.getsize(path), keras_size_bytes=os.path.getsize(loaded.path),
         samples=len(samples), max_abs_diff=diff, verdicts_agree=agree,
-        keras_ms=_median_ms(lambda x: keras_fn(x).numpy(), one),
+        keras_ms=_median_ms(keras_fn, one),
         exported_ms=_median_ms(exported, one))
     info = {k: v for k, v in asdict(result).items() if k not in ("path", "card_path")}
     card_path = card_path_for(path)

@@ -14,13 +14,14 @@ checkpoint).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import importlib.util
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,19 @@ from typing import Any
 import numpy as np
 
 from grasp_success_ros.core.errors import ConfigError, DatasetError, require
-from grasp_success_ros.data.folders import ImageList, class_folders, list_folders, read_resized
+from grasp_success_ros.data.folders import (
+    ImageList,
+    class_counts,
+    class_folders,
+    list_folders,
+    read_resized,
+)
 from grasp_success_ros.data.preprocessing import to_model_input
 from grasp_success_ros.model.builder import build_model
 from grasp_success_ros.model.card import ModelCard, Preprocessing
+from grasp_success_ros.model.forward import compiled_forward
 from grasp_success_ros.model.loading import save_model
 
-JIT = False
 BALANCES = ("weights", "sampling", "none")
 SEED_PREPROCESSING = Preprocessing(scale=1.0 / 255.0, offset=0.0, interpolation="area")
 
@@ -170,8 +177,7 @@ class Decoded:
     skipped: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        return {"success": int(self.labels.sum()), "failure": int((self.labels == 0).sum()),
-                "skipped": len(self.skipped)}
+        return class_counts(self.labels, self.skipped)
 
 
 def decode_images(listed: ImageList, size: int, pre: Preprocessing, root: Path) -> Decoded:
@@ -308,12 +314,8 @@ def _head_model(model, base):
 
 
 def _features(base, data: Decoded, pre: Preprocessing, batch_size: int) -> np.ndarray:
-    import tensorflow as tf
-
-    size = data.images.shape[1]
-    fn = tf.function(lambda v: base(v, training=False),
-                     input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)])
-    out = [fn(to_model_input(data.images[i:i + batch_size], pre)).numpy()
+    fn = compiled_forward(base, data.images.shape[1])
+    out = [fn(to_model_input(data.images[i:i + batch_size], pre))
            for i in range(0, len(data.images), batch_size)]
     return np.concatenate(out)
 
@@ -349,6 +351,13 @@ def _metrics():
     return ["accuracy", keras.metrics.TruePositives(name="tp"),
             keras.metrics.FalseNegatives(name="fn"), keras.metrics.TrueNegatives(name="tn"),
             keras.metrics.FalsePositives(name="fp")]
+
+
+def _compile(model, optimizer) -> None:
+    """Binary cross-entropy with the per-class counts; XLA stays off (Keras' default
+    ``jit_compile="auto"`` would turn it on wherever a GPU is present)."""
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=_metrics(),
+                  jit_compile=False)
 
 
 def _gpu_present() -> bool:
@@ -464,20 +473,50 @@ def _list_data(train_dir, valid_dir, cfg: TrainConfig):
     return classes, list_folders(train_dir, classes), list_folders(valid_dir, valid_classes)
 
 
+@contextlib.contextmanager
+def _op_determinism(enabled: bool) -> Iterator[None]:
+    """Deterministic TF ops while training, as they were afterwards: the switch is
+    process-wide.  TF's public API can only turn it on, so the previous state is read and
+    restored through ``tensorflow.python.framework.config`` (TF >= 2.9); without it the
+    switch stays on, as it always did before it was scoped."""
+    if not enabled:
+        yield
+        return
+    import tensorflow as tf
+
+    try:
+        from tensorflow.python.framework.config import (
+            disable_op_determinism,
+            is_op_determinism_enabled,
+        )
+    except ImportError:
+        disable_op_determinism = is_op_determinism_enabled = None
+    was_on = is_op_determinism_enabled() if is_op_determinism_enabled else True
+    tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not was_on:
+            disable_op_determinism()
+
+
 def train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
           cfg: TrainConfig, log: Callable[[str], None] = print) -> ModelCard:
     """Fit a model on TRAIN_DIR, keep the best epoch on VALID_DIR, save model, card, history,
     plots and TensorBoard logs beside MODEL_OUT."""
-    import keras
-    import tensorflow as tf
-
     cfg.validate()
+    with _op_determinism(cfg.deterministic):
+        return _train(train_dir, valid_dir, model_out, cfg, log)
+
+
+def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
+           cfg: TrainConfig, log: Callable[[str], None]) -> ModelCard:
+    import keras
+
     paths = output_paths(model_out)
     if paths["model"].suffix != ".keras":
         raise ConfigError(f"the model is saved as a .keras file, not {paths['model'].name}")
     keras.utils.set_random_seed(cfg.seed)
-    if cfg.deterministic:
-        tf.config.experimental.enable_op_determinism()
     classes, tr_list, va_list = _list_data(train_dir, valid_dir, cfg)
     mixed = cfg.mixed_precision == "on" or (cfg.mixed_precision == "auto" and _gpu_present())
     policy = keras.mixed_precision.global_policy()
@@ -523,8 +562,7 @@ def train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
     if use_features:
         log("backbone frozen and nothing augmented: training the head on cached features")
         head = _head_model(model, base)
-        head.compile(optimizer=_optimizer(cfg.optimizer, cfg.learning_rate),
-                     loss="binary_crossentropy", metrics=_metrics(), jit_compile=JIT)
+        _compile(head, _optimizer(cfg.optimizer, cfg.learning_rate))
         ftr = _features(base, tr, pre, max(cfg.batch_size, 32))
         fva = _features(base, va, pre, max(cfg.batch_size, 32))
         _fit(head, _feature_dataset(ftr, tr.labels, cfg, True).map(_weighted(weights)),
@@ -533,8 +571,7 @@ def train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
     else:
         decay = cfg.epochs * (steps or math.ceil(len(tr.labels) / cfg.batch_size)) \
             if cfg.lr_schedule == "cosine" else None
-        model.compile(optimizer=_optimizer(cfg.optimizer, cfg.learning_rate, decay),
-                      loss="binary_crossentropy", metrics=_metrics(), jit_compile=JIT)
+        _compile(model, _optimizer(cfg.optimizer, cfg.learning_rate, decay))
         _fit(model, image_dataset(tr, cfg, pre, True).map(_weighted(weights)),
              image_dataset(va, cfg, pre, False), cfg, recorder,
              "head" if cfg.frozen else "full", cfg.epochs, steps, logs_dir, verbose)
@@ -544,8 +581,7 @@ def train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
         unfrozen = _unfreeze_top(base, cfg.fine_tune_layers)
         log(f"fine-tuning the top {unfrozen} weighted layers of the backbone "
             f"at learning rate {cfg.fine_tune_learning_rate:g}")
-        model.compile(optimizer=_optimizer(cfg.optimizer, cfg.fine_tune_learning_rate),
-                      loss="binary_crossentropy", metrics=_metrics(), jit_compile=JIT)
+        _compile(model, _optimizer(cfg.optimizer, cfg.fine_tune_learning_rate))
         _fit(model, image_dataset(tr, cfg, pre, True).map(_weighted(weights)),
              image_dataset(va, cfg, pre, False), cfg, recorder, "fine_tune",
              cfg.fine_tune_epochs, steps, logs_dir, verbose)

@@ -1,0 +1,117 @@
+"""The one home of the numbers every evaluation reports: truth against verdict counted in a
+confusion table, precision / recall / F1 of both classes, accuracy, the seed's line, and the
+ROC and precision-recall curves of P(success).
+
+A verdict may be None (no verdict: the node published an error for that event); it lands in
+the ``none`` column, is never correct, and counts against recall but not precision.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+CLASSES = ("success", "failure")
+VERDICTS = ("success", "failure", "none")
+
+
+def _column(verdict: bool | None) -> str:
+    return "none" if verdict is None else "success" if verdict else "failure"
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """Counts by truth (rows: success, failure) and verdict (columns: success, failure,
+    none)."""
+
+    table: dict[str, dict[str, int]]
+
+    @classmethod
+    def count(cls, truth: Sequence[bool], verdicts: Sequence[bool | None]) -> Confusion:
+        table = {t: dict.fromkeys(VERDICTS, 0) for t in CLASSES}
+        for t, v in zip(truth, verdicts, strict=True):
+            table["success" if t else "failure"][_column(v)] += 1
+        return cls(table)
+
+    @property
+    def total(self) -> int:
+        return sum(sum(row.values()) for row in self.table.values())
+
+    @property
+    def correct(self) -> int:
+        return self.table["success"]["success"] + self.table["failure"]["failure"]
+
+    def outcomes(self) -> dict[str, int]:
+        """tp, fn, tn, fp with success as the positive class (no verdict is none of them)."""
+        t = self.table
+        return {"tp": t["success"]["success"], "fn": t["success"]["failure"],
+                "tn": t["failure"]["failure"], "fp": t["failure"]["success"]}
+
+    def accuracy(self) -> float:
+        """Correct verdicts over all items; NaN when there are none."""
+        return self.correct / self.total if self.total else float("nan")
+
+    def scores(self, cls: str) -> dict[str, float]:
+        """Precision, recall (= this class's accuracy) and F1 of one class; NaN where a
+        ratio has nothing to count."""
+        other = "failure" if cls == "success" else "success"
+        hit = self.table[cls][cls]
+        called = hit + self.table[other][cls]
+        actual = sum(self.table[cls].values())
+        precision = hit / called if called else float("nan")
+        recall = hit / actual if actual else float("nan")
+        f1 = 2 * precision * recall / (precision + recall) \
+            if hit and not math.isnan(precision + recall) else 0.0
+        return {"precision": precision, "recall": recall, "accuracy": recall, "f1": f1}
+
+
+def _seed_accuracy(c: Confusion) -> float:
+    return c.accuracy() if c.total else 0.0
+
+
+def accuracy(truth: Sequence[bool], verdicts: Sequence[bool | None]) -> float:
+    """The seed line's accuracy: a missing verdict counts as wrong; 0.0 for no items."""
+    return _seed_accuracy(Confusion.count(truth, verdicts))
+
+
+def seed_line(truth: Sequence[bool], verdicts: Sequence[bool | None], noun: str = "tests") -> str:
+    """The seed's summary line, e.g. "138 (69 successful + 69 unsuccessful) out of 143 tests
+    are correct (accuracy 0.96)"; a missing verdict (None) counts as wrong."""
+    c = Confusion.count(truth, verdicts)
+    succ, fail = c.table["success"]["success"], c.table["failure"]["failure"]
+    return (f"{succ + fail} ({succ} successful + {fail} unsuccessful) out of {c.total} {noun} "
+            f"are correct (accuracy {_seed_accuracy(c):.2f})")
+
+
+def _ranked(truth: np.ndarray, p: np.ndarray):
+    """P(success) descending, with true successes counted down to each distinct value."""
+    order = np.argsort(-p, kind="stable")
+    p_sorted, t_sorted = p[order], truth[order].astype(np.float64)
+    last = np.r_[np.nonzero(np.diff(p_sorted))[0], len(p_sorted) - 1]
+    return p_sorted, t_sorted, last, np.cumsum(t_sorted)[last]
+
+
+def roc_curve(truth: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False and true positive rates (success = positive) at every distinct threshold."""
+    p_sorted, t_sorted, last, tps = _ranked(truth, p)
+    fps = (last + 1) - tps
+    pos, neg = max(t_sorted.sum(), 1.0), max(len(t_sorted) - t_sorted.sum(), 1.0)
+    return np.r_[0.0, fps / neg], np.r_[0.0, tps / pos], np.r_[np.inf, p_sorted[last]]
+
+
+def roc_auc(truth: np.ndarray, p: np.ndarray) -> float:
+    """Area under the ROC curve (ties count half); NaN when one class is missing."""
+    truth = np.asarray(truth, bool)
+    if truth.all() or not truth.any():
+        return float("nan")
+    fpr, tpr, _ = roc_curve(truth, np.asarray(p, np.float64))
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+
+
+def pr_curve(truth: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision and recall of predicted successes at every distinct threshold (descending)."""
+    p_sorted, t_sorted, last, tps = _ranked(truth, p)
+    return tps / (last + 1), tps / max(t_sorted.sum(), 1.0), p_sorted[last]
