@@ -163,18 +163,31 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+
+def _add_model_argument(p: argparse.ArgumentParser,
+                        formats: str = ".keras, seed .h5, .onnx or .tflite") -> None:
+    """The MODEL argument and its trust switch, alike in every command that loads one."""
+    p.add_argument("model", help=f"{formats} model (card beside it)")
+    p.add_argument("--allow-custom-code", action="store_true",
+                   help="load a model that carries Python code (Lambda layers): trusted files only")
+
+
+def _add_threshold_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threshold", type=float, default=None,
+                   help="success when P(success) >= this (default: the card's)")
+
+
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="classify an image, a folder of images or a video",
                        description="Per image: file, verdict, P(success), confidence. With "
                        "--video: every frame, decided by the video rule (success if more "
                        "than --fraction of the frames in the last --window say success).")
     p.add_argument("path", help="image file, folder (searched recursively) or video file")
-    p.add_argument("model", help=".keras, seed .h5, .onnx or .tflite model (card beside it)")
+    _add_model_argument(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--csv", action="store_true")
     out.add_argument("--json", action="store_true")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="success when P(success) >= this (default: the card's)")
+    _add_threshold_option(p)
     p.add_argument("--video", action="store_true", help="PATH is a video file")
     p.add_argument("--window", type=float, default=0.2,
                    help="video: the last fraction of frames that decide (default 0.2)")
@@ -182,7 +195,6 @@ def _add_predict(sub) -> None:
                    help="video: success if more than this share of them say success")
     p.add_argument("--plot", default=None,
                    help="video: per-frame plot PNG (default VIDEO.frames.png beside it)")
-    p.add_argument("--allow-custom-code", action="store_true")
     p.set_defaults(func=_predict)
 
 
@@ -241,17 +253,15 @@ def _add_evaluate(sub) -> None:
                        "matrix, precision/recall/F1, ROC AUC, a threshold sweep, and plots "
                        "(per-image outputs, ROC, precision-recall).")
     p.add_argument("test_dir", help="folder with a success and a failure folder")
-    p.add_argument("model", help=".keras, seed .h5, .onnx or .tflite model (card beside it)")
+    _add_model_argument(p)
     p.add_argument("--json", action="store_true", help="one JSON object for machines")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="judge at this threshold instead of the card's")
+    _add_threshold_option(p)
     p.add_argument("--target-precision", type=float, default=None,
                    help="choose the lowest threshold whose precision on predicted successes "
                    "reaches this on TEST_DIR and write it into the model card")
     p.add_argument("--out-dir", default=None,
                    help="where the plots go (default MODEL.eval/ beside the model)")
     p.add_argument("--success-class", default=None)
-    p.add_argument("--allow-custom-code", action="store_true")
     p.set_defaults(func=_evaluate)
 
 
@@ -275,7 +285,7 @@ def _add_export(sub) -> None:
                        description="Writes MODEL.onnx / MODEL.tflite (MODEL.int8.tflite ... "
                        "when quantized) and its card, and compares its outputs with the "
                        "Keras model's.")
-    p.add_argument("model", help=".keras or seed .h5 model")
+    _add_model_argument(p, ".keras or seed .h5")
     p.add_argument("--format", required=True, choices=("onnx", "tflite"))
     p.add_argument("--quantize", default=None, choices=("fp16", "int8"))
     p.add_argument("--calibration", default=None,
@@ -285,7 +295,6 @@ def _add_export(sub) -> None:
                    "folder; random images are always added)")
     p.add_argument("--out", default=None, help="output file (default beside the model)")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--allow-custom-code", action="store_true")
     p.set_defaults(func=_export)
 
 
