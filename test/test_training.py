@@ -148,22 +148,22 @@ def test_a_model_trained_from_renamed_folders_gets_the_success_class_right(
 
 
 def test_class_weights_keep_the_rare_class_learned_on_5_to_1_data(tmp_path, pretrained):
-    """20 successes against 100 failures, 30 of which look like successes (hard cases):
+    """10 successes against 100 failures, 40 of which look like successes (hard cases):
     unweighted, the majority wins wherever the cue is ambiguous and the rare class is lost;
     weighted, it is still recognised."""
     write_dataset(tmp_path / "pool", 140, seed=11, height=120, width=160)
     write_dataset(tmp_path / "test", 80, seed=12, height=120, width=160)
     succ = sorted((tmp_path / "pool" / "success").iterdir())
     fail = sorted((tmp_path / "pool" / "failure").iterdir())
-    copy_images(succ[:20], tmp_path / "train" / "success")
-    copy_images(succ[20:50], tmp_path / "train" / "failure", prefix="hard_")
-    copy_images(fail[:70], tmp_path / "train" / "failure")
+    copy_images(succ[:10], tmp_path / "train" / "success")
+    copy_images(succ[10:50], tmp_path / "train" / "failure", prefix="hard_")
+    copy_images(fail[:60], tmp_path / "train" / "failure")
     recall = {}
     for balance in ("none", "weights"):
         out = tmp_path / f"{balance}.keras"
         card = train(tmp_path / "train", tmp_path / "test", out,
                      head_config(pretrained, balance=balance), log=lambda s: None)
-        assert card.training["train_counts"] == {"success": 20, "failure": 100, "skipped": 0}
+        assert card.training["train_counts"] == {"success": 10, "failure": 100, "skipped": 0}
         m = evaluate_folder(tmp_path / "test", GraspClassifier.from_path(out)[0]).metrics()
         recall[balance] = (m["success"]["recall"], m["failure"]["recall"])
     print(f"per-class recall (success, failure): without weights {recall['none']}, "
