@@ -31,3 +31,20 @@ def test_every_room_says_what_it_holds():
     for room in ROOMS:
         doc = (PACKAGE / room / "__init__.py").read_text()
         assert doc.startswith('"""') and len(doc) > 40, room
+
+
+def _architecture_block() -> str:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Architecture"):readme.index("## Layout")]
+    return section[section.index("```") + 3:section.index("```", section.index("```") + 3)]
+
+
+def test_the_readme_architecture_names_every_room_and_module():
+    block = _architecture_block()
+    for room in ROOMS:
+        start = block.index(f"{room}/")
+        rest = [block.index(f"{r}/") for r in ROOMS if block.index(f"{r}/") > start]
+        text = block[start:min(rest, default=len(block))]
+        modules = {p.stem for p in (PACKAGE / room).glob("*.py") if p.stem != "__init__"}
+        missing = sorted(m for m in modules if m not in text)
+        assert not missing, f"README Architecture, {room}/: {missing}"
