@@ -437,8 +437,12 @@ class GraspSuccessNode(LifecycleNode):
         pool = ThreadPoolExecutor(max_workers=1)  # a thread only to bound the wait
         future = pool.submit(load_classifier, config, config.model_path, self.get_logger())
         pool.shutdown(wait=False)
+        started = time.monotonic()
         try:
-            return future.result(timeout=LOAD_TIMEOUT_S)
+            classifier = future.result(timeout=LOAD_TIMEOUT_S)
+            self.get_logger().info(f"loaded {classifier.source} in "
+                                   f"{time.monotonic() - started:.1f} s")
+            return classifier
         except FutureTimeout:
             reason = f"loading {config.model_path} took over {LOAD_TIMEOUT_S:.0f} s"
         except Exception as exc:  # any model that cannot serve is refused, never fatal
