@@ -1,10 +1,17 @@
-"""Starting the colcon-installed node as its own process, as ``ros2 run`` would."""
+"""Starting the colcon-installed node as its own process, as ``ros2 run`` would, and talking
+to it from a player (test/test_node.py, test/test_lifecycle.py)."""
 
 from __future__ import annotations
 
 import shlex
 import subprocess
+import time
 from pathlib import Path
+
+import numpy as np
+from std_msgs.msg import Empty
+
+from grasp_success_ros.data.synth import render_scene
 
 PKG = "grasp_success_ros"
 
@@ -25,3 +32,51 @@ def stop(proc: subprocess.Popen) -> int:
     from grasp_success_ros.ros.processes import stop_node
 
     return stop_node(proc)
+
+
+def warm_up(player):
+    """One full event round trip, so both DDS endpoints have matched before a test counts
+    frames (best-effort readers drop what arrives before they match the writer)."""
+    for _ in range(3):
+        event_then_frames(player, [frame(0, True)] * 3)
+        if player.wait_for_results(1, timeout=5.0)[0]["verdict"] is not None:
+            break
+        player.clear()
+    player.clear()
+
+
+def frame(seed: int, success: bool, size=(240, 320)):
+    return render_scene(np.random.default_rng(seed), success, *size)
+
+
+def event_then_frames(player, images, gap=1 / 30):
+    player.event_pub.publish(Empty())
+    time.sleep(0.02)
+    stamps = []
+    for img in images:
+        stamps.append(player.publish_frame(img) if isinstance(img, np.ndarray)
+                      else player.publish_image(img))
+        time.sleep(gap)
+    return stamps
+
+
+def set_parameter(player, node_name, name, value):
+    """Set one parameter through the node's set_parameters service, as ``ros2 param set``."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    client = player.create_client(SetParameters, f"{node_name}/set_parameters")
+    assert client.wait_for_service(10.0)
+    param = Parameter(name, value=value).to_parameter_msg()
+    response = client.call(SetParameters.Request(parameters=[param]), timeout_sec=10.0)
+    return response.results[0]
+
+
+def get_parameter(player, node_name, name):
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.parameter import parameter_value_to_python
+
+    client = player.create_client(GetParameters, f"{node_name}/get_parameters")
+    assert client.wait_for_service(10.0)
+    response = client.call(GetParameters.Request(names=[name]), timeout_sec=10.0)
+    return parameter_value_to_python(response.values[0])

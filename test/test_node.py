@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
 import pytest
 import rclpy
 import rosnode
 from rcl_interfaces.srv import ListParameters
+from rosnode import event_then_frames, frame, get_parameter, set_parameter, warm_up
 from sensor_msgs.msg import Image
 from std_msgs.msg import Empty, Header
 from std_srvs.srv import Trigger
 
 from grasp_success_ros.core.params import PARAM_NAMES
 from grasp_success_ros.data.image_conversion import rgb_to_image_fields
-from grasp_success_ros.data.synth import grasp_stream, render_scene
+from grasp_success_ros.data.synth import grasp_stream
 from grasp_success_ros.evaluation.metrics import accuracy
 from grasp_success_ros.ros.stream_player import StreamPlayer
 
@@ -35,32 +35,6 @@ def live(ros, ros_install, trained_model, tmp_path_factory):
     yield player, proc, log
     player.close()
     assert rosnode.stop(proc) == 0, log.read_text()[-2000:]
-
-
-def warm_up(player):
-    """One full event round trip, so both DDS endpoints have matched before a test counts
-    frames (best-effort readers drop what arrives before they match the writer)."""
-    for _ in range(3):
-        event_then_frames(player, [frame(0, True)] * 3)
-        if player.wait_for_results(1, timeout=5.0)[0]["verdict"] is not None:
-            break
-        player.clear()
-    player.clear()
-
-
-def frame(seed: int, success: bool, size=(240, 320)):
-    return render_scene(np.random.default_rng(seed), success, *size)
-
-
-def event_then_frames(player, images, gap=1 / 30):
-    player.event_pub.publish(Empty())
-    time.sleep(0.02)
-    stamps = []
-    for img in images:
-        stamps.append(player.publish_frame(img) if isinstance(img, np.ndarray)
-                      else player.publish_image(img))
-        time.sleep(gap)
-    return stamps
 
 
 def test_held_out_synthetic_grasps_are_judged_right_through_the_live_node(live):
@@ -191,28 +165,6 @@ def test_a_missing_model_is_a_one_line_error_and_a_non_zero_exit(ros_install, tm
     assert proc.wait(120) == 1
     text = log.read_text()
     assert "model file not found" in text and "Traceback" not in text
-
-
-def set_parameter(player, node_name, name, value):
-    """Set one parameter through the node's set_parameters service, as ``ros2 param set``."""
-    from rcl_interfaces.srv import SetParameters
-    from rclpy.parameter import Parameter
-
-    client = player.create_client(SetParameters, f"{node_name}/set_parameters")
-    assert client.wait_for_service(10.0)
-    param = Parameter(name, value=value).to_parameter_msg()
-    response = client.call(SetParameters.Request(parameters=[param]), timeout_sec=10.0)
-    return response.results[0]
-
-
-def get_parameter(player, node_name, name):
-    from rcl_interfaces.srv import GetParameters
-    from rclpy.parameter import parameter_value_to_python
-
-    client = player.create_client(GetParameters, f"{node_name}/get_parameters")
-    assert client.wait_for_service(10.0)
-    response = client.call(GetParameters.Request(names=[name]), timeout_sec=10.0)
-    return parameter_value_to_python(response.values[0])
 
 
 def test_use_sim_time_can_be_set_at_run_time_beside_the_nodes_own_parameters(live):

@@ -27,6 +27,7 @@ ERROR_CODES = {
     "bad_image": "the chosen frame could not be decoded",
     "inference_error": "the model raised or returned a non-finite value",
     "not_completed": "trigger_type bool got false: not a completed grasp",
+    "deactivated": "the node was deactivated (lifecycle) before the event's frames arrived",
 }
 
 
@@ -65,6 +66,7 @@ class GraspRecord:
     threshold: float
     policy: str
     trigger: str = ""
+    model: str = ""  # the source path of the model that judged (or would have judged)
 
     @property
     def ok(self) -> bool:
@@ -79,7 +81,7 @@ def _latency_ms(event: GraspEvent) -> float:
 
 
 def failure_record(event: GraspEvent, cfg: PolicyConfig, code: str, reason: str,
-                   frame_stamps: Sequence[float] = ()) -> GraspRecord:
+                   frame_stamps: Sequence[float] = (), model: str = "") -> GraspRecord:
     """A record that says why no verdict was possible: never a guess."""
     if code not in ERROR_CODES:
         raise ValueError(f"undocumented error code {code!r}; add it to ERROR_CODES")
@@ -87,7 +89,7 @@ def failure_record(event: GraspEvent, cfg: PolicyConfig, code: str, reason: str,
         event_id=event.event_id, event_stamp=event.stamp, verdict=None, confidence=None,
         p_success=None, frame_stamps=list(frame_stamps), frame_p_success=[],
         latency_ms=_latency_ms(event), error=f"{code}: {reason}", error_code=code,
-        threshold=cfg.threshold, policy=describe_policy(cfg), trigger=event.trigger,
+        threshold=cfg.threshold, policy=describe_policy(cfg), trigger=event.trigger, model=model,
     )
 
 
@@ -99,31 +101,35 @@ def describe_policy(cfg: PolicyConfig) -> str:
 
 def judge_selected(event: GraspEvent, frames: Sequence[Frame], selection: Selection,
                    predict: Callable[[list[np.ndarray]], np.ndarray],
-                   decode: Callable[[Any], np.ndarray], cfg: PolicyConfig) -> GraspRecord:
-    """Decode the chosen frames, run the model once on all of them, decide."""
+                   decode: Callable[[Any], np.ndarray], cfg: PolicyConfig,
+                   model: str = "") -> GraspRecord:
+    """Decode the chosen frames, run the model once on all of them, decide. ``model`` names
+    the model behind ``predict`` in the record."""
     if not selection.ready:
-        return failure_record(event, cfg, selection.code or "no_frame", selection.reason or "")
+        return failure_record(event, cfg, selection.code or "no_frame", selection.reason or "",
+                              model=model)
     chosen = [frames[i] for i in selection.indices]
     stamps = [f.stamp for f in chosen]
     try:
         images = [decode(f.msg) for f in chosen]
     except GraspSuccessError as exc:
-        return failure_record(event, cfg, "bad_image", str(exc), stamps)
+        return failure_record(event, cfg, "bad_image", str(exc), stamps, model)
     except Exception as exc:  # a decoder bug must cost one event, never the node
-        return failure_record(event, cfg, "bad_image", f"{type(exc).__name__}: {exc}", stamps)
+        return failure_record(event, cfg, "bad_image", f"{type(exc).__name__}: {exc}", stamps,
+                              model)
     try:
         p = np.asarray(predict(images), dtype=np.float64).reshape(-1)
         if p.size != len(images) or not np.all(np.isfinite(p)):
             raise ValueError(f"model returned {p.tolist()} for {len(images)} frames")
     except Exception as exc:  # any model failure becomes a record, never a dead node
         return failure_record(event, cfg, "inference_error", f"{type(exc).__name__}: {exc}",
-                              stamps)
+                              stamps, model)
     decision = decide(p, cfg)
     return GraspRecord(
         event_id=event.event_id, event_stamp=event.stamp, verdict=decision.verdict,
         confidence=round(decision.confidence, 6), p_success=round(decision.p_success, 6),
         frame_stamps=stamps, frame_p_success=[round(float(x), 6) for x in p],
         latency_ms=_latency_ms(event), error=None, error_code=None, threshold=cfg.threshold,
-        policy=describe_policy(cfg), trigger=event.trigger,
+        policy=describe_policy(cfg), trigger=event.trigger, model=model,
     )
 

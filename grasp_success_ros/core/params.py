@@ -30,7 +30,10 @@ class ParamSpec:
 
 PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("model_path", "", "Model file (.keras, a seed .h5, or an exported .onnx / "
-              ".tflite); its card is <stem>.card.json beside it. Required."),
+              ".tflite); its card is <stem>.card.json beside it. Required. Setting it while "
+              "a model is loaded loads the new one beside it and swaps it in; a model that "
+              "cannot serve is refused with the reason and the old one keeps serving.",
+              dynamic=True),
     ParamSpec("allow_custom_code", False, "Load models that carry Python code (Lambda "
               "layers). Only for files you trust."),
     ParamSpec("image_transport", "raw", "raw: sensor_msgs/Image on camera/image_raw; "
@@ -58,6 +61,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics messages.", min=0.1,
               max=60.0),
     ParamSpec("warmup", True, "Run the model once per batch size before reporting ready."),
+    ParamSpec("autostart", True, "Configure and activate at start (lifecycle); false: wait "
+              "for a lifecycle manager's transitions."),
 )
 
 PARAM_NAMES = tuple(p.name for p in PARAMS)
@@ -81,6 +86,7 @@ class NodeConfig:
     buffer_size: int
     diagnostics_period_s: float
     warmup: bool
+    autostart: bool
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> NodeConfig:

@@ -1,16 +1,24 @@
 """``grasp_success_node``: judges each grasp-completed event from the hand camera.
 
-A thin adapter: frames are buffered undecoded by the camera callback; a worker (its own
-callback group, on a multi-threaded executor) selects frames with the shared policy,
-runs the classifier and publishes exactly one record per event.
+A thin adapter and a managed (lifecycle) node: configure loads and warms up the model and
+creates the publishers, activate subscribes to the camera and the trigger and answers,
+deactivate stops taking frames and events (answering every pending one), cleanup frees the
+model. Frames are buffered undecoded by the camera callback; a worker (its own callback
+group, on a multi-threaded executor) selects frames with the shared policy, runs the
+classifier and publishes exactly one record per event. Setting ``model_path`` swaps the model
+without a restart.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from itertools import count
 
 import rclpy
@@ -24,13 +32,14 @@ from rcl_interfaces.msg import (
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
-from grasp_success_ros.core.errors import GraspSuccessError
+from grasp_success_ros.core.errors import GraspSuccessError, ModelLoadError
 from grasp_success_ros.core.frame_buffer import FrameBuffer
 from grasp_success_ros.core.judge import (
     Frame,
@@ -52,14 +61,20 @@ from grasp_success_ros.ros.messages import trigger_class
 DEADLINE_POLL_S = 0.05
 BACKSTOP_S = 5.0
 LOG_THROTTLE_S = 5.0
+# A model swap loads inside the parameter callback (so a model that cannot serve is refused
+# with the reason); past this the set is refused, so a hung file system cannot hold the
+# parameter and lifecycle services for ever.
+LOAD_TIMEOUT_S = 120.0
 # Every event must be answered: keep all trigger messages until the callback takes them (a
 # depth of 10 lost events of a 100-events-per-second burst while the worker was busy), and
-# keep enough answers for a slow reliable reader to catch up.
+# keep enough answers for a slow reader to catch up.
 TRIGGER_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
 ANSWER_DEPTH = 100
-# A thread each for the camera, the trigger, the worker, the classify service and the
-# default group (/clock, parameters, diagnostics, deadline polling): none waits its turn.
-EXECUTOR_THREADS = 5
+# A thread each for the camera, the trigger, the worker, the classify service, the timers
+# (deadline polling, diagnostics) and the default group (/clock, parameters with a model
+# swap's load, lifecycle transitions): none waits its turn.
+EXECUTOR_THREADS = 6
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
@@ -77,7 +92,26 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return desc
 
 
-class GraspSuccessNode(Node):
+@dataclass(frozen=True)
+class Serving:
+    """The model that answers and the policy with its card's threshold: swapped as one."""
+
+    classifier: GraspClassifier
+    policy: PolicyConfig
+
+
+def load_classifier(config: NodeConfig, path: str, logger) -> GraspClassifier:
+    """Load ``path`` and warm it up; GraspSuccessError (or whatever the runtime raises for a
+    model that does not run) says why it cannot serve."""
+    classifier, notes = GraspClassifier.from_path(path, allow_custom_code=config.allow_custom_code)
+    for note in notes:
+        logger.warning(note)
+    if config.warmup:
+        classifier.warm_up({1, config.policy(classifier.card.threshold).frames_needed})
+    return classifier
+
+
+class GraspSuccessNode(LifecycleNode):
     """Camera + grasp events in, one verdict (or failure record) per event out."""
 
     def __init__(self, **kwargs) -> None:
@@ -86,68 +120,182 @@ class GraspSuccessNode(Node):
             self.declare_parameter(spec.name, spec.default, descriptor(spec))
         self.config = NodeConfig.from_values(
             {spec.name: self.get_parameter(spec.name).value for spec in PARAMS})
-        self.classifier, notes = GraspClassifier.from_path(
-            self.config.model_path, allow_custom_code=self.config.allow_custom_code)
-        for note in notes:
-            self.get_logger().warning(note)
-        self.policy: PolicyConfig = self.config.policy(self.classifier.card.threshold)
-        if self.config.warmup:
-            self.classifier.warm_up({1, self.policy.frames_needed})
-
+        self._serving: Serving | None = None  # set by configure, read once per judgement
+        self._staged: GraspClassifier | None = None  # loaded on-set, swapped in post-set
+        self._last_load_error = ""
         self._buffer = FrameBuffer(self.config.buffer_size)
         self._pending = PendingEvents()
         self._event_ids = count(1)
         self._service_ids = count(1)
         self._stats = AnswerStats()
         self._publish_lock = threading.Lock()
-
-        self._create_subscriptions()
-        self._verdict_pub = self.create_publisher(Bool, "grasp_success", ANSWER_DEPTH)
-        self._confidence_pub = self.create_publisher(Float32, "grasp_success/confidence",
-                                                     ANSWER_DEPTH)
-        self._result_pub = self.create_publisher(String, "grasp_success/result", ANSWER_DEPTH)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._answer_lock = threading.Lock()  # the worker vs deactivate: one answer per event
+        self._intake_lock = threading.Lock()  # the trigger vs deactivate
+        self._accepting = False
+        self._inputs: list = []  # the camera and trigger subscriptions, while active
+        self._classify = None  # the ~/classify service, while active
+        self._outputs: list = []
         # The worker group holds one entity, the wake-up guard condition: with a timer and a
         # service beside it, rclpy's executor re-dispatched whichever lost the race for the
         # busy group, piling up thousands of tasks and starving the camera callback.
         self._wake = self.create_guard_condition(self._process_pending,
                                                  MutuallyExclusiveCallbackGroup())
-        # Timers on the steady clock: a ROS-time timer also wakes the executor on every
-        # /clock message (use_sim_time with a bag's 100 Hz /clock).
-        steady = Clock(clock_type=ClockType.STEADY_TIME)
-        # Wakes the worker for the deadlines of pending events (cancelling it while idle
-        # raced with the executor calling it: rclpy raised 'timer is canceled').
-        self.create_timer(DEADLINE_POLL_S, self._wake_if_pending, clock=steady)
-        self.create_service(Trigger, "~/classify", self._on_classify,
-                            callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_timer(self.config.diagnostics_period_s, self._publish_diagnostics,
-                          clock=steady)
+        self._create_timers()
         # Validate, then commit only once the set succeeded (ros2/demos'
         # set_parameters_callback.py): parameters the node does not own (use_sim_time,
         # qos_overrides.*) are for rclpy to judge.
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._commit_parameters)
-        card = self.classifier.card
+        self._guard_change_state()
+
+    def _create_timers(self) -> None:
+        """Timers on the steady clock (a ROS-time timer also wakes the executor on every
+        /clock message), in a group of their own so a model swap loading in the default
+        group delays neither deadlines nor diagnostics."""
+        steady, group = Clock(clock_type=ClockType.STEADY_TIME), MutuallyExclusiveCallbackGroup()
+        # Wakes the worker for the deadlines of pending events (cancelling it while idle
+        # raced with the executor calling it: rclpy raised 'timer is canceled').
+        self.create_timer(DEADLINE_POLL_S, self._wake_if_pending, clock=steady,
+                          callback_group=group)
+        # Diagnostics from construction on, so an unconfigured node says why (load error).
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(self.config.diagnostics_period_s, self._publish_diagnostics,
+                          clock=steady, callback_group=group)
+
+    def _guard_change_state(self) -> None:
+        """Refuse a transition the current state does not offer with success=false.
+
+        rclpy 7.1 (Jazzy) lets rcl's "Transition is not registered" error escape the
+        change_state service callback, which ends the executor's spin: one bad request
+        killed the node (ros2/rclpy#1209, fixed upstream by ros2/rclpy#1319, not in the
+        Jazzy wheels). rclpy offers no hook, so this wraps the service's callback; the two
+        private names it needs are checked here, so an rclpy that renames them fails at
+        start-up instead of losing the guard silently.
+        """
+        service = getattr(self, "_service_change_state", None)
+        machine = getattr(self, "_state_machine", None)
+        if service is None or not hasattr(machine, "available_transitions"):
+            raise RuntimeError("rclpy's lifecycle internals changed: review "
+                               "GraspSuccessNode._guard_change_state (ros2/rclpy#1209)")
+        unguarded = service.callback
+
+        def change_state(request, response):
+            wanted = request.transition
+            offered = [(tid, label) for tid, label, *_ in machine.available_transitions]
+            if not any(label == wanted.label if wanted.label else tid == wanted.id
+                       for tid, label in offered):
+                self.get_logger().warning(
+                    f"refused transition id {wanted.id} label '{wanted.label}' from state "
+                    f"{machine.current_state[1]}: offered {offered}")
+                response.success = False
+                return response
+            return unguarded(request, response)
+
+        service.callback = change_state
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> bool:
+        """autostart: configure and activate, as a lifecycle manager would."""
+        return self.trigger_configure() == SUCCESS and self.trigger_activate() == SUCCESS
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            classifier = load_classifier(self.config, self.config.model_path, self.get_logger())
+        except Exception as exc:  # a model that cannot serve: one line, stay unconfigured
+            self._last_load_error = f"{type(exc).__name__}: {exc}"
+            self.get_logger().fatal(self._last_load_error)
+            return FAILURE
+        self._serving = Serving(classifier, self.config.policy(classifier.card.threshold))
+        self._buffer = FrameBuffer(self.config.buffer_size)
+        # Plain publishers, not lifecycle ones: a lifecycle publisher drops what is published
+        # while inactive, and the answers to events pending at deactivation go out then.
+        self._verdict_pub = self.create_publisher(Bool, "grasp_success", ANSWER_DEPTH)
+        self._confidence_pub = self.create_publisher(Float32, "grasp_success/confidence",
+                                                     ANSWER_DEPTH)
+        self._result_pub = self.create_publisher(String, "grasp_success/result", ANSWER_DEPTH)
+        self._outputs = [self._verdict_pub, self._confidence_pub, self._result_pub]
+        self.get_logger().info(f"configured: model {classifier.source}")
+        return SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        with self._intake_lock:
+            self._accepting = True
+        self._create_inputs()
+        policy, card = self._serving.policy, self._serving.classifier.card
         self.get_logger().info(
-            f"ready: model {self.classifier.source} ({card.backbone}, {card.input_size} px, "
-            f"output {card.output}), threshold {self.policy.threshold}, policy "
-            f"{self.policy.selection}, trigger {self.config.trigger_type}")
+            f"ready: model {self._serving.classifier.source} ({card.backbone}, "
+            f"{card.input_size} px, output {card.output}), threshold {policy.threshold}, "
+            f"policy {policy.selection}, trigger {self.config.trigger_type}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop taking frames and events; every pending event is answered now: judged if
+        its frames are here, else a ``deactivated`` failure record."""
+        self._stop_inputs()
+        self.get_logger().info("inactive")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_inputs()
+        self._release()
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error(f"transition from {state.label} failed: back to unconfigured")
+        self._stop_inputs()
+        self._release()
+        return SUCCESS
+
+    def _stop_inputs(self) -> None:
+        with self._intake_lock:
+            self._accepting = False
+        for subscription in self._inputs:
+            self.destroy_subscription(subscription)
+        if self._classify is not None:
+            self.destroy_service(self._classify)
+        self._inputs, self._classify = [], None
+        with self._answer_lock:
+            self._answer_pending(final=True)
+
+    def _release(self) -> None:
+        """Free the model, the frames and the publishers (cleanup, shutdown, error)."""
+        for pub in self._outputs:
+            self.destroy_publisher(pub)
+        self._outputs = []
+        self._serving = self._staged = None
+        self._buffer = FrameBuffer(self.config.buffer_size)
 
     # --- inputs -------------------------------------------------------------------------
 
-    def _create_subscriptions(self) -> None:
-        """Camera and trigger in groups of their own: in one mutually exclusive group a
-        30 Hz camera kept winning the executor's turn and delayed events by seconds."""
+    def _create_inputs(self) -> None:
+        """Camera, trigger and ~/classify in groups of their own: in one mutually exclusive
+        group a 30 Hz camera kept winning the executor's turn and delayed events by seconds.
+        The subscriptions' QoS can be overridden by parameters
+        (``qos_overrides.<topic>.subscription.reliability`` etc.)."""
         camera, trigger = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
+        overridable = QoSOverridingOptions.with_default_policies()
+        # rclpy writes the overrides into the profile it is given: never a shared one
+        camera_qos = copy.copy(qos_profile_sensor_data)
         if self.config.image_transport == "compressed":
-            self.create_subscription(CompressedImage, "camera/image_raw/compressed",
-                                     self._on_image, qos_profile_sensor_data,
-                                     callback_group=camera)
+            image_type, topic = CompressedImage, "camera/image_raw/compressed"
         else:
-            self.create_subscription(Image, "camera/image_raw", self._on_image,
-                                     qos_profile_sensor_data, callback_group=camera)
-        self.create_subscription(trigger_class(self.config.trigger_type), "grasp_completed",
-                                 self._on_trigger, TRIGGER_QOS, callback_group=trigger)
+            image_type, topic = Image, "camera/image_raw"
+        self._inputs = [
+            self.create_subscription(image_type, topic, self._on_image, camera_qos,
+                                     callback_group=camera,
+                                     qos_overriding_options=overridable),
+            self.create_subscription(trigger_class(self.config.trigger_type), "grasp_completed",
+                                     self._on_trigger, copy.copy(TRIGGER_QOS),
+                                     callback_group=trigger,
+                                     qos_overriding_options=overridable),
+        ]
+        self._classify = self.create_service(Trigger, "~/classify", self._on_classify,
+                                             callback_group=MutuallyExclusiveCallbackGroup())
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -166,10 +314,22 @@ class GraspSuccessNode(Node):
         # Header's stamp; Bool false is answered with a not_completed failure record.
         info = trigger_info(self.config.trigger_type, msg, self._now())
         event = GraspEvent(next(self._event_ids), info.stamp, time.monotonic(), info.trigger)
-        if info.rejection:
-            self._publish(failure_record(event, self.policy, *info.rejection))
+        serving = self._serving
+        if serving is None:  # unreachable: cleanup comes after deactivate took the inputs
+            self.get_logger().error(f"event {event.event_id} dropped: no model loaded")
             return
-        self._pending.add(event)
+        with self._intake_lock:
+            accepting = self._accepting
+            if accepting and not info.rejection:
+                self._pending.add(event)
+        if not accepting:  # taken while deactivating: answered, never dropped
+            rejection = ("deactivated", "the node is not active")
+        else:
+            rejection = info.rejection
+        if rejection:
+            self._publish(failure_record(event, serving.policy, *rejection,
+                                         model=serving.classifier.source))
+            return
         self._wake.trigger()
 
     # --- the worker ---------------------------------------------------------------------
@@ -179,30 +339,43 @@ class GraspSuccessNode(Node):
             self._wake.trigger()
 
     def _process_pending(self) -> None:
-        """Answer every pending event whose frames are there or whose deadline passed."""
+        with self._answer_lock:
+            self._answer_pending(final=False)
+
+    def _answer_pending(self, final: bool) -> None:
+        """Answer every pending event whose frames are there or whose deadline passed;
+        ``final`` (deactivating): the others too, with a ``deactivated`` failure record."""
+        serving = self._serving  # one model per pass: a swap lands between passes
         events = self._pending.snapshot()
-        if not events:
+        if not events or serving is None:
             return
         frames = self._buffer.snapshot()
         stamps = [f.stamp for f in frames]
-        now, policy = self._now(), self.policy
+        now, policy = self._now(), serving.policy
         for event in events:
             overdue = time.monotonic() - event.received_monotonic > policy.deadline_s + BACKSTOP_S
             selection = select_frames(stamps, event.stamp, policy, now=None if overdue else now)
-            if selection.status == "wait":
+            if selection.status != "wait":
+                record = self._judge(event, frames, selection, serving)
+            elif final:
+                record = failure_record(event, policy, "deactivated", "the node was "
+                                        "deactivated before frames for this event arrived",
+                                        model=serving.classifier.source)
+            else:
                 continue
-            self._publish(self._judge(event, frames, selection, policy))
+            self._publish(record)
             self._pending.remove(event)
 
-    def _judge(self, event, frames, selection, policy) -> GraspRecord:
+    def _judge(self, event, frames, selection, serving: Serving) -> GraspRecord:
+        policy, model = serving.policy, serving.classifier.source
         try:
-            return judge_selected(event, frames, selection, self.classifier.predict, to_rgb,
-                                  policy)
+            return judge_selected(event, frames, selection, serving.classifier.predict, to_rgb,
+                                  policy, model)
         except Exception as exc:  # never down, never silent: the event still gets its record
             self.get_logger().error(f"event {event.event_id}: judging failed: {exc!r}",
                                     throttle_duration_sec=LOG_THROTTLE_S)
             return failure_record(event, policy, "inference_error",
-                                  f"{type(exc).__name__}: {exc}")
+                                  f"{type(exc).__name__}: {exc}", model=model)
 
     def _publish(self, record: GraspRecord) -> None:
         with self._publish_lock:  # the worker and the trigger callback both answer events
@@ -224,47 +397,94 @@ class GraspSuccessNode(Node):
     def _on_classify(self, request, response):
         """Classify the newest frame now. ``success`` = the classification ran, not the grasp:
         the verdict is in the JSON record in ``message``."""
-        policy = self.policy.replace(selection="latest")
+        serving = self._serving
+        latest = Serving(serving.classifier, serving.policy.replace(selection="latest"))
         event = GraspEvent(next(self._service_ids), self._now(), time.monotonic(), "service")
         frames = self._buffer.snapshot()
-        selection = select_frames([f.stamp for f in frames], event.stamp, policy)
-        record = self._judge(event, frames, selection, policy)
+        selection = select_frames([f.stamp for f in frames], event.stamp, latest.policy)
+        record = self._judge(event, frames, selection, latest)
         response.success = record.ok
         response.message = record.to_json()
         return response
 
     # --- parameters and diagnostics -------------------------------------------------------
 
-    def _configured(self, params) -> tuple[NodeConfig, PolicyConfig] | None:
-        """Config and policy with the node's own parameters among ``params`` applied; None
-        when ``params`` holds none of them. Raises GraspSuccessError for invalid values."""
+    def _configured(self, params) -> NodeConfig | None:
+        """The config with the node's own parameters among ``params`` applied; None when
+        ``params`` holds none of them. Raises GraspSuccessError for invalid values."""
         changes = {p.name: p.value for p in params if p.name in PARAM_NAMES}
         if not changes:
             return None
-        config = NodeConfig.from_values({**self.config.__dict__, **changes})
-        return config, config.policy(self.classifier.card.threshold)
+        return NodeConfig.from_values({**self.config.__dict__, **changes})
 
     def _validate_parameters(self, params) -> SetParametersResult:
         try:
-            self._configured(params)
+            config = self._configured(params)
+            self._staged = self._stage_model(config, {p.name for p in params})
         except GraspSuccessError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
+    def _stage_model(self, config: NodeConfig | None, names: set[str]) -> GraspClassifier | None:
+        """``model_path`` set while a model is loaded: load and warm up the new model now,
+        beside the old one (which keeps answering), so that one that cannot serve is refused
+        with the reason. This runs in the default callback group: /clock and the parameter
+        and lifecycle services wait for the load; camera, trigger, worker and timers do not.
+        """
+        serving = self._serving
+        if config is None or serving is None or "model_path" not in names:
+            return None
+        pool = ThreadPoolExecutor(max_workers=1)  # a thread only to bound the wait
+        future = pool.submit(load_classifier, config, config.model_path, self.get_logger())
+        pool.shutdown(wait=False)
+        started = time.monotonic()
+        try:
+            classifier = future.result(timeout=LOAD_TIMEOUT_S)
+            self.get_logger().info(f"loaded {classifier.source} in "
+                                   f"{time.monotonic() - started:.1f} s")
+            return classifier
+        except FutureTimeout:
+            reason = f"loading {config.model_path} took over {LOAD_TIMEOUT_S:.0f} s"
+        except Exception as exc:  # any model that cannot serve is refused, never fatal
+            reason = f"{type(exc).__name__}: {exc}"
+        self._last_load_error = reason
+        self.get_logger().error(f"model_path {config.model_path} refused, still serving "
+                                f"{serving.classifier.source}: {reason}")
+        raise ModelLoadError(reason)
+
     def _commit_parameters(self, params) -> None:
-        configured = self._configured(params)  # validated by _validate_parameters
-        if configured is not None:
-            self.config, self.policy = configured
+        config = self._configured(params)  # validated by _validate_parameters
+        staged, self._staged = self._staged, None
+        if config is None:
+            return
+        self.config, old = config, self._serving
+        if old is None:
+            return
+        classifier = staged or old.classifier
+        # one assignment: the worker judges each pass with the old or the new, never a mix
+        self._serving = Serving(classifier, config.policy(classifier.card.threshold))
+        if staged is not None:
+            self._last_load_error = ""
+            self.get_logger().info(f"model swapped: {old.classifier.source} -> "
+                                   f"{classifier.source}")
+
+    def _lifecycle_state(self) -> str:
+        return self._state_machine.current_state[1]  # checked by _guard_change_state
 
     def _publish_diagnostics(self) -> None:
-        newest = self._buffer.newest()
+        serving, newest = self._serving, self._buffer.newest()
         age = self._now() - newest.stamp if newest else float("inf")
+        state = self._lifecycle_state()
         level, message = DiagnosticStatus.OK, "ready"
-        if newest is None or age > self.policy.deadline_s:
+        if state != "active":
+            level, message = DiagnosticStatus.WARN, state
+        elif newest is None or age > serving.policy.deadline_s:
             level, message = DiagnosticStatus.WARN, "no fresh camera frames"
         values = {
-            "model_loaded": self.classifier is not None,
-            "model": self.classifier.source, "threshold": self.policy.threshold,
+            "state": state, "model_loaded": serving is not None,
+            "model": serving.classifier.source if serving else "",
+            "last_load_error": self._last_load_error,
+            "threshold": serving.policy.threshold if serving else "",
             "camera_rate_hz": round(self._buffer.rate_hz(), 2),
             "newest_frame_age_s": round(age, 3), "pending_events": len(self._pending),
             **self._stats.as_dict(),
@@ -279,7 +499,8 @@ class GraspSuccessNode(Node):
 
 
 def main(args=None) -> int:
-    """Run the node; exit 1 with a one-line error if the model or parameters are unusable.
+    """Run the node; exit 1 with a one-line error if the model or parameters are unusable
+    (at autostart; under a lifecycle manager a failed configure leaves it unconfigured).
 
     TensorFlow's native start-up notices are dropped unless the log level is debug
     (``--ros-args --log-level debug``).
@@ -298,6 +519,10 @@ def _spin(logger) -> int:
         node = GraspSuccessNode()
     except GraspSuccessError as exc:
         logger.fatal(f"{type(exc).__name__}: {exc}")
+        rclpy.try_shutdown()
+        return 1
+    if node.config.autostart and not node.start():  # the transition logged its one line
+        node.destroy_node()
         rclpy.try_shutdown()
         return 1
     executor = NodeExecutor(num_threads=EXECUTOR_THREADS)
