@@ -207,7 +207,9 @@ def _stored_connections(reader) -> list:
     metadata's file order, already decompressed for file-compressed bags); rosbags has no
     public accessor for them, and opening the files again would decompress such bags twice.
     Passed back to the directory reader's public ``messages``, they keep its handling of split
-    and compressed bags. A single .db3/.mcap file has only its storage's connections.
+    and compressed bags. A single .db3/.mcap file has only its storage's connections. Should
+    a rosbags release drop ``storages``, the metadata's connections are used and the count
+    check in :meth:`Bag.messages` reports any loss.
     """
     storages = getattr(reader.storage, "storages", None)
     if storages is None:
