@@ -12,27 +12,30 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# ROS 2 as wheels (requirements-ros.txt) plus the other dependencies; then the package itself,
+# editable, so `grasp-success` and `grasp_success_node` are commands in the venv that follow
+# the sources (colcon's install/ keeps lib/grasp_success_ros/ for `ros2 run`).
+$(VENV)/.installed: requirements-ros.txt requirements.txt requirements-dev.txt setup.py setup.cfg
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	$(VENV)/bin/pip install -q -r requirements-ros.txt -r requirements-dev.txt
+	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 
 build: venv
 	$(ACTIVATE) && colcon build --paths . --event-handlers console_cohesion-
 
 $(DEMO_MODEL): | venv
-	$(ACTIVATE) && python -m grasp_success_ros synth $(DEMO_DIR)/data/train --images 10000 --seed 1
-	$(ACTIVATE) && python -m grasp_success_ros synth $(DEMO_DIR)/data/valid --images 200 --seed 2
-	$(ACTIVATE) && python -m grasp_success_ros train $(DEMO_DIR)/data/train \
+	$(ACTIVATE) && grasp-success synth $(DEMO_DIR)/data/train --images 10000 --seed 1
+	$(ACTIVATE) && grasp-success synth $(DEMO_DIR)/data/valid --images 200 --seed 2
+	$(ACTIVATE) && grasp-success train $(DEMO_DIR)/data/train \
 	  $(DEMO_DIR)/data/valid $(DEMO_MODEL) --backbone mobilenet_v3_small --input-size 96 \
 	  --weights none --epochs 4 --batch-size 32 --optimizer adam --learning-rate 1e-3 \
 	  --lr-schedule cosine --augment none --no-early-stopping
 
 demo: build $(DEMO_MODEL)
 	$(ACTIVATE) && source install/setup.bash && \
-	  grasp_success_ros_cli=install/grasp_success_ros/lib/grasp_success_ros/grasp-success && \
-	  $$grasp_success_ros_cli demo --model $(DEMO_MODEL) --grasps 20
+	  grasp-success demo --model $(DEMO_MODEL) --grasps 20
 
 test: venv
 	$(ACTIVATE) && python -m pytest -ra

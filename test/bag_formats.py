@@ -143,3 +143,70 @@ def talker_bag(out: Path, storage: str = "sqlite3") -> Path:
                       function="operator()", line=41)
             w.write(rosout, t + 1000, ts.serialize_cdr(log, "rcl_interfaces/msg/Log"))
     return out
+
+
+JAZZY_QOS = {"history": "keep_last", "depth": 10, "reliability": "reliable",
+             "durability": "volatile", "deadline": {"sec": 9223372036, "nsec": 854775807},
+             "lifespan": {"sec": 9223372036, "nsec": 854775807}, "liveliness": "automatic",
+             "liveliness_lease_duration": {"sec": 9223372036, "nsec": 854775807},
+             "avoid_ros_namespace_conventions": False}
+
+
+def _edit_metadata(bag: Path, edit) -> Path:
+    path = bag / "metadata.yaml"
+    meta = yaml.safe_load(path.read_text())
+    edit(meta["rosbag2_bagfile_information"])
+    path.write_text(yaml.safe_dump(meta))
+    return bag
+
+
+def offer_other_qos(bag: Path) -> Path:
+    """metadata.yaml states, for every topic, a QoS profile the storage file does not hold
+    (as in several of rosbag2's own test bags)."""
+    def edit(info: dict) -> None:
+        for t in info["topics_with_message_count"]:
+            t["topic_metadata"]["offered_qos_profiles"] = \
+                [JAZZY_QOS] if info["version"] >= 9 else yaml.safe_dump([JAZZY_QOS])
+    return _edit_metadata(bag, edit)
+
+
+def overstate_count(bag: Path, topic: str, extra: int) -> Path:
+    """metadata.yaml lists ``extra`` more messages on ``topic`` than the storage holds."""
+    def edit(info: dict) -> None:
+        for t in info["topics_with_message_count"]:
+            if t["topic_metadata"]["name"] == topic:
+                t["message_count"] += extra
+        info["message_count"] += extra
+    return _edit_metadata(bag, edit)
+
+
+def split_session(out: Path, n_grasps: int, seed: int, storage: str = "sqlite3", **kw) -> Path:
+    """A session split in two storage files, as ``ros2 bag record --max-bag-duration`` leaves
+    it: one metadata.yaml listing both files in order, counts summed."""
+    from grasp_success_ros.bags.writer import write_items
+    from grasp_success_ros.data.synth import grasp_stream
+
+    items = list(grasp_stream(seed, n_grasps, **kw))
+    cut = next(i for i, it in enumerate(items) if it.kind == "event") + 1
+    parts = [write_items(out.with_name(f"{out.name}_part{k}"), half, storage=storage).path
+             for k, half in enumerate((items[:cut], items[cut:]))]
+    infos = [yaml.safe_load((p / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+             for p in parts]
+    out.mkdir(parents=True)
+    names = [f"{out.name}_{k}.{'db3' if storage == 'sqlite3' else 'mcap'}" for k in (0, 1)]
+    for part, name in zip(parts, names, strict=True):
+        next(part.glob("*.db3" if storage == "sqlite3" else "*.mcap")).rename(out / name)
+        shutil.rmtree(part)
+    merged, last = infos
+    merged["files"] = [{**info["files"][0], "path": name}
+                       for info, name in zip(infos, names, strict=True)]
+    merged["relative_file_paths"] = names
+    merged["message_count"] += last["message_count"]
+    merged["duration"]["nanoseconds"] = (last["starting_time"]["nanoseconds_since_epoch"]
+                                         + last["duration"]["nanoseconds"]
+                                         - merged["starting_time"]["nanoseconds_since_epoch"])
+    for t, u in zip(merged["topics_with_message_count"], last["topics_with_message_count"],
+                    strict=True):
+        t["message_count"] += u["message_count"]
+    (out / "metadata.yaml").write_text(yaml.safe_dump({"rosbag2_bagfile_information": merged}))
+    return out

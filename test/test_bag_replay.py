@@ -115,3 +115,60 @@ def test_replay_keeps_the_recorded_pace_scaled_by_rate_and_publishes_clock(ros, 
     gaps = [b - a for a, b in zip(events, events[1:], strict=False)]
     assert gaps == pytest.approx([0.35, 0.35], abs=0.08)  # 0.7 s per grasp at rate 2
     assert clocks and clocks == sorted(clocks) and clocks[0] >= 1_700_000_000 * 10**9
+
+
+ROSBAG2_DATA = REPO / "test" / "data" / "rosbag2"
+
+
+def replay_quietly(bag: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "grasp_success_ros", "replay", str(bag), *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_replay_publishes_every_message_of_a_bag_rosbag2_recorded(ros, storage):
+    """rosbag2's talker bag, whose metadata.yaml states other QoS profiles than its storage."""
+    from rcl_interfaces.msg import Log
+    from std_msgs.msg import String
+
+    ns = f"/talker_{storage}"
+    node = rclpy.create_node(f"talker_listener_{storage}")
+    got: dict[str, list] = {"/topic": [], "/rosout": []}
+    node.create_subscription(String, f"{ns}/topic", lambda m: got["/topic"].append(m.data), 100)
+    node.create_subscription(Log, f"{ns}/rosout", lambda m: got["/rosout"].append(m.msg), 100)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        done = replay_quietly(ROSBAG2_DATA / storage / "talker", "--rate", "10",
+                              "--remap", f"/topic:={ns}/topic", "--remap", f"/rosout:={ns}/rosout",
+                              "--wait-for", f"{ns}/topic", "--wait-for", f"{ns}/rosout")
+        time.sleep(0.5)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+    assert done.returncode == 0, done.stderr
+    assert f"replayed 20 messages from {ROSBAG2_DATA / storage / 'talker'}" in done.stdout
+    assert got["/topic"] == [f"Hello, world! {i}" for i in range(10)]
+    assert got["/rosout"] == [f"Publishing: 'Hello, world! {i}'" for i in range(10)]
+
+
+def test_a_replay_that_reads_fewer_messages_than_the_bag_lists_says_so_and_fails(ros, tmp_path):
+    import bag_formats
+
+    bag = tmp_path / "short"
+    write_session(bag, n_grasps=2, seed=1, height=24, width=32)
+    bag_formats.overstate_count(bag, "/grasp_completed", 3)
+    done = replay_quietly(bag, "--rate", "20", "--topics", "/grasp_completed")
+    assert done.returncode == 2
+    assert "read only 2 of the 5 messages on /grasp_completed that it lists" in done.stderr
+
+
+def test_a_replay_of_types_not_installed_names_the_skipped_topics_and_fails(ros):
+    done = replay_quietly(ROSBAG2_DATA / "mcap" / "convert_a")
+    assert done.returncode == 2
+    assert "skipping a_empty (100 messages): message type test_msgs/msg/Empty is not " \
+           "installed here" in done.stderr
+    assert "skipping b_basictypes (50 messages)" in done.stderr
+    assert "nothing to publish" in done.stderr

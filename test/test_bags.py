@@ -404,17 +404,113 @@ def test_synth_without_out_dir_or_bag_is_an_error(capsys):
     assert "--bag" in capsys.readouterr().err
 
 
-RECORDED = sorted(p for p in (Path(__file__).parent / "data" / "rosbag2").iterdir()
-                  if p.is_dir())
+ROSBAG2_DATA = Path(__file__).parent / "data" / "rosbag2"
+ROSBAG2_COUNTS = {  # the table of test/data/rosbag2/README.md
+    "talker": {"/topic": 10, "/rosout": 10, "/parameter_events": 0},
+    "convert_a": {"a_empty": 100, "b_basictypes": 50},
+    "cdr_test": {"/array_topic": 4, "/test_topic": 3},
+}
+RECORDED = [ROSBAG2_DATA / storage / name for storage in ("sqlite3", "mcap")
+            for name in ROSBAG2_COUNTS]
+SESSIONS = sorted(p for p in ROSBAG2_DATA.iterdir()
+                  if p.is_dir() and p.name not in ("sqlite3", "mcap"))
 
 
-@pytest.mark.parametrize("path", RECORDED or [None], ids=[p.name for p in RECORDED] or ["none"])
+def read_counts(b) -> dict[str, int]:
+    counts = dict.fromkeys(b.topics, 0)
+    for topic, *_ in b.messages(set(b.topics)):
+        counts[topic] += 1
+    return counts
+
+
+@pytest.mark.parametrize("path", RECORDED, ids=[f"{p.parent.name}-{p.name}" for p in RECORDED])
 def test_bags_recorded_by_rosbag2_are_read(path):
+    with open_bag(path) as b:
+        assert {t: info.count for t, info in b.topics.items()} == ROSBAG2_COUNTS[path.name]
+        assert read_counts(b) == ROSBAG2_COUNTS[path.name]
+
+
+@pytest.mark.parametrize("path", [p for p in RECORDED if p.name != "talker"
+                                  and p.parent.name == "mcap"] + [ROSBAG2_DATA / "sqlite3" /
+                                                                  "cdr_test"],
+                         ids=lambda p: f"{p.parent.name}-{p.name}")
+def test_messages_of_types_unknown_here_are_decoded_by_the_definitions_the_bag_carries(path):
+    with open_bag(path) as b:
+        decoded = [b.deserialize(raw, msgtype) for _, msgtype, _, raw in b.messages(b.topics)]
+        assert len(decoded) == sum(ROSBAG2_COUNTS[path.name].values())
+        assert all(type(m).__name__.startswith("test_msgs__msg__") for m in decoded)
+
+
+def test_decoding_a_type_the_bag_does_not_define_names_it():
+    with open_bag(ROSBAG2_DATA / "sqlite3" / "convert_a") as b:
+        _, msgtype, _, raw = next(b.messages({"b_basictypes"}))
+        with pytest.raises(BagError, match="test_msgs/msg/BasicTypes is unknown here: the bag "
+                                           "carries no definition of it"):
+            b.deserialize(raw, msgtype)
+
+
+@pytest.mark.parametrize("path", SESSIONS or [None], ids=[p.name for p in SESSIONS] or ["none"])
+def test_sessions_recorded_by_rosbag2_are_read(path):
     if path is None:
-        pytest.skip("no bag recorded by ROS 2's rosbag2 in test/data/rosbag2 (see its README)")
+        pytest.skip("no session recorded by ROS 2's rosbag2 in test/data/rosbag2 (see its "
+                    "README)")
     b, s = session_of(path)
     with b:
         assert len(s.events) == 3 and all(e.label is not None for e in s.events)
         indices = range(len(s.frames))
         decode = frame_decoder(s, load_frames(s, indices))
         assert all(decode(i).ndim == 3 for i in indices)
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+@pytest.mark.parametrize("compression", ["none", "message", "file"])
+def test_every_message_of_a_bag_whose_metadata_qos_differs_from_its_storage_is_read(
+        tmp_path, storage, compression):
+    path = tmp_path / "qos"
+    write_session(path, n_grasps=4, seed=7, storage=storage, compression=compression, **SMALL)
+    bag_formats.offer_other_qos(path)
+    with open_bag(path) as b:
+        assert read_counts(b) == {t: info.count for t, info in b.topics.items()}
+        assert b.topics["/camera/image_raw"].count == 4 * 60
+    results, _ = evaluate_bag(path, lambda imgs: [0.9] * len(imgs), PolicyConfig())
+    assert [r.record.verdict for r in results] == [True] * 4
+    assert [r.truth for r in results] == [e.label for e in grasp_events(7, 4)]
+
+
+def test_bag_eval_judges_a_bag_whose_metadata_qos_differs_from_its_storage(
+        tmp_path, capsys, trained_model):
+    path = tmp_path / "qos"
+    write_session(path, n_grasps=20, seed=7, approach_s=0.4, hold_s=0.5, **SMALL)
+    bag_formats.offer_other_qos(path)
+    assert run_cli("bag-eval", path, "--model", trained_model, "--json", "--no-progress") == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert summary["labelled"] == 20
+    assert summary["accuracy"] >= 0.95, summary["seed_line"]
+
+
+def grasp_events(seed: int, n: int):
+    from grasp_success_ros.data.synth import grasp_stream
+
+    return [i for i in grasp_stream(seed, n, **SMALL) if i.kind == "event"]
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_a_split_bag_is_read_across_its_files_in_order(tmp_path, storage):
+    path = bag_formats.split_session(tmp_path / "split", 3, seed=4, storage=storage, **SMALL)
+    bag_formats.offer_other_qos(path)
+    b, s = session_of(path)
+    with b:
+        assert len(list(path.glob("split_*"))) == 2
+        assert len(s.frames) == 3 * 60 and [e.event_id for e in s.events] == [1, 2, 3]
+        assert [e.label for e in s.events] == [e.label for e in grasp_events(4, 3)]
+        times = [log_ns for *_, log_ns, _ in b.messages(set(b.topics))]
+        assert times == sorted(times)
+
+
+def test_a_read_that_yields_fewer_messages_than_the_bag_lists_is_an_error(tmp_path):
+    path = tmp_path / "short"
+    write_session(path, n_grasps=2, seed=1, **SMALL)
+    bag_formats.overstate_count(path, "/grasp_completed", 3)
+    with open_bag(path) as b, pytest.raises(BagError, match="read only 2 of the 5 messages on "
+                                                            "/grasp_completed that it lists"):
+        read_counts(b)

@@ -7,7 +7,9 @@ every key of the params file is a parameter the node declares.
 
 import ast
 import importlib.metadata
+import os
 import re
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -139,3 +141,60 @@ def test_ruff_finds_nothing():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", str(REPO)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+PACKAGE_SOURCES = ("setup.py", "setup.cfg", "package.xml", "resource", "launch", "config",
+                   "grasp_success_ros")
+
+
+def test_grasp_success_and_grasp_success_node_are_installed_as_commands(tmp_path):
+    """What `make venv` does (pip installs the package into the venv), into a scratch target:
+    both console scripts are written, `grasp-success --help` runs from the installed copy,
+    and the node's entry point resolves to its main function."""
+    src, target = tmp_path / "src", tmp_path / "target"
+    src.mkdir()
+    for name in PACKAGE_SOURCES:  # a copy: pip builds in the source tree (build/, egg-info)
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, src / name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(REPO / name, src / name)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                    "--no-build-isolation", "--target", str(target), str(src)], check=True)
+    scripts = {p.name for p in (target / "bin").iterdir()}
+    assert {"grasp-success", "grasp_success_node"} <= scripts
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    shown = subprocess.run([str(target / "bin" / "grasp-success"), "--help"], env=env,
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "bag-eval" in shown.stdout and "replay" in shown.stdout
+    code = ("import importlib.metadata as m, sys\n"
+            "dist = next(m.distributions(name='grasp_success_ros', path=[sys.argv[1]]))\n"
+            "ep = next(e for e in dist.entry_points if e.name == 'grasp_success_node')\n"
+            "main = ep.load()\n"
+            "assert callable(main) and sys.modules[main.__module__].__file__.startswith("
+            "sys.argv[1]), main\n")
+    subprocess.run([sys.executable, "-c", code, str(target)], env=env, cwd=tmp_path,
+                   check=True, timeout=120)
+
+
+def test_make_venv_installs_ros_wheels_other_dependencies_and_the_package_itself():
+    dry = subprocess.run(["make", "-n", "-B", "venv", "VENV=/tmp/no_venv"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    assert re.search(r"^/tmp/no_venv/bin/pip install .*-r requirements-ros.txt "
+                     r"-r requirements-dev.txt$", dry, re.M), dry
+    assert re.search(r"^/tmp/no_venv/bin/pip install .*--no-deps -e \.$", dry, re.M), dry
+
+
+def requirement_names(path: Path) -> set[str]:
+    lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
+    return {re.split(r"[\[<>=! ]", line)[0].lower() for line in lines
+            if line and not line.startswith("-")}
+
+
+def test_ros_2_wheels_are_only_in_requirements_ros_txt():
+    """A machine with ROS 2 from apt installs requirements.txt without pip's ROS 2 over it."""
+    ros = requirement_names(REPO / "requirements-ros.txt")
+    assert ros and all(name.startswith("ros-jazzy-") for name in ros)
+    for other in ("requirements.txt", "requirements-dev.txt"):
+        assert not {n for n in requirement_names(REPO / other) if n.startswith("ros-")}

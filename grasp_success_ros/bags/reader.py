@@ -8,6 +8,11 @@ in a bag is the message's log time, and a Header trigger's time is its stamp.
 
 Reading is two passes so long recordings do not fill memory: the first keeps only stamps,
 events and labels; the second loads the raw bytes of the frames that events actually use.
+
+Messages are read by the connections the storage files themselves hold, not by those that
+metadata.yaml describes: rosbag2 often writes QoS profiles into metadata.yaml that differ from
+the storage's (its own test bags do), and rosbags' directory reader then matches no connection
+and yields nothing. A full read that yields fewer messages than the bag lists is a BagError.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class Bag:
         self.typestore = typestore()
         self.unregistered: dict[str, str] = {}  # msgtype -> why its definition was refused
         self._register_bag_types()
+        self._stored = _stored_connections(self._reader)
 
     @staticmethod
     def _storage_path(path: Path) -> Path:
@@ -96,10 +102,11 @@ class Bag:
         from rosbags.typesys.base import TypesysError
 
         for conn in self._reader.connections:
-            if conn.msgtype in self.typestore.types or not conn.msgdef.data:
+            fmt = getattr(conn.msgdef.format, "name", "")
+            # an empty .msg definition is a message without fields (test_msgs/Empty)
+            if conn.msgtype in self.typestore.types or not (conn.msgdef.data or fmt == "MSG"):
                 continue
             try:
-                fmt = getattr(conn.msgdef.format, "name", "")
                 types = get_types_from_idl(conn.msgdef.data) if fmt == "IDL" else \
                     get_types_from_msg(conn.msgdef.data, conn.msgtype)
                 self.typestore.register(types)
@@ -154,24 +161,61 @@ class Bag:
         return info
 
     def messages(self, topics: Collection[str]) -> Iterator[tuple[str, str, int, bytes]]:
-        """(topic, msgtype, log time ns, raw CDR) in log-time order; read errors -> BagError."""
-        conns = [c for c in self._reader.connections if c.topic in topics]
+        """(topic, msgtype, log time ns, raw CDR) in log-time order (file by file in a split
+        bag, as rosbag2 writes them); read errors -> BagError, and so is a full read that
+        yields fewer messages on a topic than the bag lists."""
+        conns = [c for c in self._stored if c.topic in topics]
         if not conns:
             return
+        read = dict.fromkeys((c.topic for c in conns), 0)
         try:
             for conn, log_ns, raw in self._reader.messages(connections=conns):
+                read[conn.topic] += 1
                 yield conn.topic, conn.msgtype, log_ns, raw
         except BagError:
             raise
         except Exception as exc:
             raise _unreadable(self.path, exc) from None
+        self._check_counts(read)
+
+    def _check_counts(self, read: dict[str, int]) -> None:
+        listed = self.topics
+        short = [f"{n} of the {listed[t].count} messages on {t}" for t, n in sorted(read.items())
+                 if n < listed[t].count]
+        if short:
+            raise BagError(f"bag {self.path}: read only {', '.join(short)} that it lists; "
+                           f"{REPAIR_HINT}")
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
+        if msgtype not in self.typestore.types:
+            why = self.unregistered.get(msgtype, "the bag carries no definition of it")
+            raise BagError(f"bag {self.path}: message type {msgtype} is unknown here: {why}")
         try:
             return self.typestore.deserialize_cdr(raw, msgtype)
         except Exception as exc:
             raise BagError(f"bag {self.path}: a {msgtype} message cannot be deserialised "
                            f"({exc})") from None
+
+
+def _stored_connections(reader) -> list:
+    """The connections to read messages by: the storage files' own, for the topics (and
+    types) the bag lists.
+
+    rosbags' directory reader yields a message only for a connection equal to its storage's,
+    QoS profiles included, and builds its public ``connections`` from metadata.yaml. The
+    storage files' connections are on the opened storage readers (``storages``: in the
+    metadata's file order, already decompressed for file-compressed bags); rosbags has no
+    public accessor for them, and opening the files again would decompress such bags twice.
+    Passed back to the directory reader's public ``messages``, they keep its handling of split
+    and compressed bags. A single .db3/.mcap file has only its storage's connections. Should
+    a rosbags release drop ``storages``, the metadata's connections are used and the count
+    check in :meth:`Bag.messages` reports any loss.
+    """
+    storages = getattr(reader.storage, "storages", None)
+    if storages is None:
+        return list(reader.connections)
+    listed = {(c.topic, c.msgtype) for c in reader.connections}
+    return [c for s in storages for c in s.connections if (c.topic, c.msgtype) in listed]
 
 
 def open_bag(path: str | Path) -> Bag:

@@ -31,6 +31,7 @@ from grasp_success_ros.core.triggers import TRIGGER_MSGTYPES
 
 DEFAULT_START_NS = 1_700_000_000_000_000_000
 STORAGES = ("sqlite3", "mcap")
+COMPRESSIONS = ("none", "message", "file")
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ def write_session(out: str | Path, n_grasps: int = 10, seed: int = 0, *, fps: fl
                   start_ns: int = DEFAULT_START_NS, labels: bool = True,
                   image_topic: str = DEFAULT_IMAGE_TOPIC,
                   trigger_topic: str = DEFAULT_TRIGGER_TOPIC,
-                  label_topic: str = DEFAULT_LABEL_TOPIC, **stream_options) -> SessionSummary:
+                  label_topic: str = DEFAULT_LABEL_TOPIC, compression: str = "none",
+                  **stream_options) -> SessionSummary:
     """Write a synthetic grasp session (``synth.grasp_stream``) as a rosbag2 at ``out``."""
     from grasp_success_ros.data.synth import grasp_stream
 
@@ -99,7 +101,7 @@ def write_session(out: str | Path, n_grasps: int = 10, seed: int = 0, *, fps: fl
     return write_items(out, items, fps=fps, storage=storage, trigger_type=trigger_type,
                        version=version, start_ns=start_ns, labels=labels,
                        image_topic=image_topic, trigger_topic=trigger_topic,
-                       label_topic=label_topic)
+                       label_topic=label_topic, compression=compression)
 
 
 def write_items(out: str | Path, items: Iterable, *, fps: float = 30.0,
@@ -107,18 +109,30 @@ def write_items(out: str | Path, items: Iterable, *, fps: float = 30.0,
                 start_ns: int = DEFAULT_START_NS, labels: bool = True,
                 image_topic: str = DEFAULT_IMAGE_TOPIC,
                 trigger_topic: str = DEFAULT_TRIGGER_TOPIC,
-                label_topic: str = DEFAULT_LABEL_TOPIC) -> SessionSummary:
-    """Write stream items (frames and labelled events) as a rosbag2."""
-    from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+                label_topic: str = DEFAULT_LABEL_TOPIC, compression: str = "none"
+                ) -> SessionSummary:
+    """Write stream items (frames and labelled events) as a rosbag2; ``compression``
+    "message" or "file" compresses with zstd as ``ros2 bag record --compression-mode`` does."""
+    from rosbags.rosbag2 import (
+        CompressionFormat,
+        CompressionMode,
+        StoragePlugin,
+        Writer,
+        WriterError,
+    )
 
     out = Path(out)
     ts = typestore()
+    if compression not in COMPRESSIONS:
+        raise BagError(f"compression must be one of {COMPRESSIONS}, not {compression!r}")
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     half_frame_ns = int(round(0.5e9 / fps))
     frames = events = successes = 0
     last_ns = start_ns
     try:
         writer = Writer(out, version=version, storage_plugin=plugin)
+        if compression != "none":
+            writer.set_compression(CompressionMode[compression.upper()], CompressionFormat.ZSTD)
     except WriterError as exc:
         raise BagError(f"cannot write bag {out}: {exc}") from None
     with writer:

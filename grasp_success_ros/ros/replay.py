@@ -92,7 +92,10 @@ class _Clock:
 
 def replay(path, opts: ReplayOptions, log: Callable[[str], None] = print,
            node_name: str = "grasp_success_replay") -> int:
-    """Play the bag; returns the number of messages published. Needs rclpy.init() done."""
+    """Play the bag; returns the number of messages published. Needs rclpy.init() done.
+
+    Topics of types not installed here are skipped and logged. A pass that reads fewer
+    messages than the bag lists is a BagError (raised by the bag once the pass is read)."""
     from rclpy.node import Node
     from rclpy.qos import QoSProfile
 
@@ -109,8 +112,9 @@ def replay(path, opts: ReplayOptions, log: Callable[[str], None] = print,
         pubs = {}
         for t in chosen:
             cls = message_class(t.msgtype)
-            if cls is None:
-                log(f"skipping {t.name}: message type {t.msgtype} is not installed here")
+            if cls is None:  # rclpy publishes only types whose generated code is installed
+                log(f"skipping {t.name} ({t.count} messages): message type {t.msgtype} is not "
+                    f"installed here")
                 continue
             pubs[t.name] = node.create_publisher(cls, opts.remaps.get(t.name, t.name),
                                                  QoSProfile(depth=100))
