@@ -103,6 +103,7 @@ def convert_to_onnx(box: list, path: str | Path, opset: int | None = None) -> No
         graph = process_tf_graph(tf_graph, const_node_values=constants, opset=opset,
                                  input_names=inputs, output_names=outputs)
     del constants
+    _fresh_protos(graph)
     gc.collect()
     graph = _optimize(graph)
     storage = ExternalTensorStorage()
