@@ -9,6 +9,7 @@ and written into the card.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import tempfile
@@ -27,6 +28,8 @@ from grasp_success_ros.data.preprocessing import to_model_input
 from grasp_success_ros.model.card import ModelCard, card_path_for
 from grasp_success_ros.model.forward import compiled_forward
 from grasp_success_ros.model.loading import load_model
+from grasp_success_ros.model.memory import check_export_memory
+from grasp_success_ros.model.onnx_convert import convert_to_onnx
 from grasp_success_ros.model.runtimes import open_exported
 
 FORMATS = ("onnx", "tflite")
@@ -94,7 +97,8 @@ def sample_batch(folder: str | Path | None, card: ModelCard, limit: int = MAX_CA
     return to_model_input(np.stack(frames), card.preprocessing)
 
 
-def _export_onnx(model, path: Path, quantize: str | None, calibration: np.ndarray | None) -> None:
+def _export_onnx(box: list, path: Path, quantize: str | None,
+                 calibration: np.ndarray | None) -> None:
     for name in ("tf2onnx", "onnx", "onnxruntime"):
         try:
             __import__(name)
@@ -107,7 +111,7 @@ def _export_onnx(model, path: Path, quantize: str | None, calibration: np.ndarra
         try:
             with warnings.catch_warnings():  # tf2onnx's NumPy deprecation warnings
                 warnings.simplefilter("ignore", FutureWarning)
-                model.export(str(plain), format="onnx", verbose=False)
+                convert_to_onnx(box, plain)
         except Exception as exc:  # tf2onnx raises many kinds
             raise ExportError(f"ONNX export failed: {type(exc).__name__}: {exc}") from None
         if quantize == "fp16":
@@ -151,15 +155,18 @@ def _onnx_int8(plain: Path, path: Path, calibration: np.ndarray, tmp: Path) -> N
                     per_channel=True)
 
 
-def _export_tflite(model, path: Path, size: int, quantize: str | None,
+def _export_tflite(box: list, path: Path, quantize: str | None,
                    calibration: np.ndarray | None) -> None:
     """Through a SavedModel written quietly here: ``from_keras_model`` prints "Saved artifact
-    at ...", and hushing it would mean swapping the process-wide ``sys.stdout``."""
+    at ...", and hushing it would mean swapping the process-wide ``sys.stdout``.  The Keras
+    model (the one item in ``box``) is let go once the SavedModel is written."""
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            model.export(str(Path(tmp) / "saved_model"), format="tf_saved_model", verbose=False)
+            box.pop().export(str(Path(tmp) / "saved_model"), format="tf_saved_model",
+                             verbose=False)
+            gc.collect()
             converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(tmp) / "saved_model"))
             _quantize_tflite(converter, quantize, calibration)
             path.write_bytes(converter.convert())
@@ -199,7 +206,11 @@ def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
                  calibration_dir: str | Path | None = None, out: str | Path | None = None,
                  samples_dir: str | Path | None = None, allow_custom_code: bool = False,
                  log: Callable[[str], None] = print) -> ExportResult:
-    """Export MODEL to ``fmt`` (onnx | tflite), write its card, check it against Keras."""
+    """Export MODEL to ``fmt`` (onnx | tflite), write its card, check it against Keras.
+
+    Refuses (``ExportMemoryError``) before loading anything when the machine has too little
+    memory free.  The Keras model is let go during the conversion and loaded again for the
+    parity check, so at most one copy of its weights is held beside the converter's."""
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {FORMATS}, not {fmt!r}")
     if quantize not in (None, *QUANTIZATIONS):
@@ -207,46 +218,65 @@ def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
     if quantize == "int8" and calibration_dir is None:
         raise ConfigError("int8 quantization needs a calibration folder (--calibration DIR) "
                           "of images like the ones the robot will see")
+    check_export_memory(model_path, fmt, quantize)
     loaded = load_model(model_path, allow_custom_code=allow_custom_code)
-    card, model = loaded.card, loaded.model
-    path = Path(out) if out else default_output(loaded.path, fmt, quantize)
+    card, source = loaded.card, loaded.path
+    path = Path(out) if out else default_output(source, fmt, quantize)
     if path.suffix != f".{fmt}":
         raise ConfigError(f"a {fmt} model must be written to a .{fmt} file, not {path.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
     calibration = sample_batch(calibration_dir, card) if quantize == "int8" else None
-    model(np.zeros((1, card.input_size, card.input_size, 3), np.float32))  # build for export
-    log(f"exporting {loaded.path} to {fmt}{f' ({quantize})' if quantize else ''} ...")
-    if fmt == "onnx":
-        _export_onnx(model, path, quantize, calibration)
-    else:
-        _export_tflite(model, path, card.input_size, quantize, calibration)
+    log(f"exporting {source} to {fmt}{f' ({quantize})' if quantize else ''} ...")
+    box = [loaded.model]  # the converter takes the model out and lets it go
+    del loaded
+    (_export_onnx if fmt == "onnx" else _export_tflite)(box, path, quantize, calibration)
+    gc.collect()
+    result = _parity(path, source, fmt, quantize, card,
+                     sample_batch(samples_dir or calibration_dir, card, limit=64),
+                     allow_custom_code)
+    _write_card(result, card, source, log)
+    return result
 
-    samples = sample_batch(samples_dir or calibration_dir, card, limit=64)
+
+def _parity(path: Path, source: Path, fmt: str, quantize: str | None, card: ModelCard,
+            samples: np.ndarray, allow_custom_code: bool) -> ExportResult:
+    """Compare the exported model with the Keras model (loaded again) on ``samples``; the
+    exported model is let go before the Keras model is loaded."""
     exported = open_exported(path)
-    keras_fn = compiled_forward(model, card.input_size)
-    reference = card.p_success(keras_fn(samples))
     got = card.p_success(np.concatenate([exported(samples[i:i + 16])
                                          for i in range(0, len(samples), 16)]))
+    exported_ms = _median_ms(exported, samples[:1])
+    del exported
+    gc.collect()
+    keras_fn = compiled_forward(load_model(source, allow_custom_code).model, card.input_size)
+    reference = card.p_success(keras_fn(samples))
     diff = float(np.max(np.abs(got - reference)))
     agree = int(np.sum(is_success(got, card.threshold) == is_success(reference, card.threshold)))
-    one = samples[:1]
-    result = ExportResult(
+    return ExportResult(
         path=str(path), card_path=str(card_path_for(path)), format=fmt, quantize=quantize,
-        size_bytes=os.path.getsize(path), keras_size_bytes=os.path.getsize(loaded.path),
+        size_bytes=os.path.getsize(path), keras_size_bytes=os.path.getsize(source),
         samples=len(samples), max_abs_diff=diff, verdicts_agree=agree,
-        keras_ms=_median_ms(keras_fn, one),
-        exported_ms=_median_ms(exported, one))
+        keras_ms=_median_ms(keras_fn, samples[:1]), exported_ms=exported_ms)
+
+
+def _write_card(result: ExportResult, card: ModelCard, source: Path,
+                log: Callable[[str], None]) -> None:
+    """The exported model's card beside it; says so when that is also the source's card."""
+    path, fmt, quantize = Path(result.path), result.format, result.quantize
     info = {k: v for k, v in asdict(result).items() if k not in ("path", "card_path")}
     card_path = card_path_for(path)
-    if card_path == card_path_for(loaded.path) and card_path.is_file():
+    if card_path == card_path_for(source) and card_path.is_file():
         # m.keras and m.onnx share m.card.json: a float export means the same thing, and a
         # threshold chosen for one holds for the other.  Leave the Keras model's card as is.
-        log(f"{path.name} shares the card {card_path.name} with {loaded.path.name}")
-        return result
+        log(f"{path.name} shares the card {card_path.name} with {source.name}")
+        return
     exported_card = card.replace(
-        training={**card.training, "export": {"from": loaded.path.name, **info}},
+        training={**card.training, "export": {"from": source.name, **info}},
         notes=(card.notes + " " if card.notes else "") +
-        f"Exported from {loaded.path.name} to {fmt}{f' ({quantize})' if quantize else ''}; "
-        f"largest |P(success) difference| to Keras {diff:.2e} on {len(samples)} inputs.")
+        f"Exported from {source.name} to {fmt}{f' ({quantize})' if quantize else ''}; "
+        f"largest |P(success) difference| to Keras {result.max_abs_diff:.2e} on "
+        f"{result.samples} inputs.")
     exported_card.save(card_path)
-    return result
+    if card_path == card_path_for(source):
+        log(f"wrote {card_path}: it is also the card of {source.name} from now on (it was "
+            "read with the seed's assumed conventions; they are written down in it)")
