@@ -6,7 +6,15 @@ import math
 import numpy as np
 import pytest
 
-from grasp_success_ros.evaluation.metrics import Confusion, accuracy, roc_auc, seed_line
+from grasp_success_ros.evaluation.metrics import (
+    Confusion,
+    accuracy,
+    roc_auc,
+    seed_line,
+    shown,
+    undefined_reasons,
+    usefulness_warnings,
+)
 
 TRUTH = [True, True, True, False, False]
 VERDICTS = [True, None, False, False, True]
@@ -44,3 +52,45 @@ def test_nothing_to_count_reads_accuracy_zero_in_the_seed_line_and_nan_in_the_ta
 def test_roc_auc_counts_ties_half_and_is_undefined_for_one_class():
     assert roc_auc(np.array([1, 0], bool), np.array([0.5, 0.5])) == pytest.approx(0.5)
     assert np.isnan(roc_auc(np.array([1, 1], bool), np.array([0.2, 0.9])))
+
+
+# The issue's model: 40 successes and 5 failures, P(success) 0.7214-0.7216 for every image.
+ISSUE_TRUTH = np.r_[np.ones(40, bool), np.zeros(5, bool)]
+ISSUE_P = np.linspace(0.7214, 0.7216, 45)
+
+
+def test_outputs_that_barely_vary_are_a_warning_though_accuracy_reads_0_89():
+    assert accuracy(ISSUE_TRUTH, list(ISSUE_P >= 0.5)) == pytest.approx(40 / 45)
+    warnings = usefulness_warnings(ISSUE_TRUTH, ISSUE_P, 0.5)
+    assert "barely varies" in warnings[0] and "0.7214-0.7216" in warnings[0]
+
+
+def test_a_class_never_predicted_is_a_warning():
+    warnings = usefulness_warnings(ISSUE_TRUTH, ISSUE_P, 0.5)
+    assert any("no image is judged failure" in w for w in warnings)
+    assert not any("judged success" in w for w in warnings)
+
+
+def test_accuracy_no_better_than_always_answering_the_majority_is_a_warning():
+    # 37 of 40 successes and 2 of 5 failures right: 39 of 45, below 40 of 45 for "success"
+    p = np.r_[np.linspace(0.6, 1.0, 37), [0.1] * 3, [0.2] * 2, [0.8] * 3]
+    assert usefulness_warnings(ISSUE_TRUTH, p, 0.5) == [
+        "accuracy 0.867 is no better than always answering success (0.889 of this set)"]
+
+
+def test_a_model_that_separates_the_classes_gets_no_warning():
+    p = np.r_[np.linspace(0.6, 1.0, 40), np.linspace(0.0, 0.4, 5)]
+    assert usefulness_warnings(ISSUE_TRUTH, p, 0.5) == []
+
+
+def test_a_one_class_set_says_it_cannot_show_anything():
+    assert usefulness_warnings(np.ones(5, bool), np.full(5, 0.9), 0.5) == [
+        "the set holds success images only: it cannot show whether the model tells the "
+        "classes apart"]
+
+
+def test_undefined_scores_print_as_n_a_with_the_reason():
+    scores = Confusion.count([True, False], [True, True]).scores("failure")
+    assert shown(scores["precision"], undefined_reasons("failure")["precision"]) == \
+        "n/a (no image judged failure)"
+    assert shown(scores["recall"], "unused") == "0.000"

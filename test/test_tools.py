@@ -7,7 +7,14 @@ import time
 import cv2
 import numpy as np
 import pytest
-from tool_helpers import colour_folders, red_minus_blue, seed_samples, solid, write_rgb
+from tool_helpers import (
+    colour_folders,
+    huge_header_image,
+    red_minus_blue,
+    seed_samples,
+    solid,
+    write_rgb,
+)
 
 from grasp_success_ros.cli import main as cli
 from grasp_success_ros.core.errors import ConfigError
@@ -16,6 +23,7 @@ from grasp_success_ros.core.policy import PolicyConfig, decide
 from grasp_success_ros.evaluation.evaluate import (
     Evaluation,
     evaluate_folder,
+    report_text,
     threshold_for_precision,
 )
 from grasp_success_ros.evaluation.predict import predict_images, video_decision
@@ -62,6 +70,45 @@ def test_an_unreadable_image_gets_a_row_with_the_reason(tmp_path, rb_model):
     clf, _ = GraspClassifier.from_path(rb_model)
     rows = {r.file.split("/")[-1]: r for r in predict_images(tmp_path / "imgs", clf)}
     assert rows["red.png"].verdict is True and rows["broken.jpg"].error
+
+
+@pytest.mark.parametrize("suffix", [".png", ".bmp"])
+def test_an_image_declaring_a_huge_size_gets_a_row_and_the_others_are_judged(
+        tmp_path, rb_model, suffix):
+    write_rgb(tmp_path / "imgs" / "red.png", solid((255, 0, 0)))
+    huge_header_image(tmp_path / "imgs" / f"huge{suffix}")
+    clf, _ = GraspClassifier.from_path(rb_model)
+    rows = {r.file.split("/")[-1]: r for r in predict_images(tmp_path / "imgs", clf)}
+    assert rows["red.png"].verdict is True
+    assert rows[f"huge{suffix}"].verdict is None and "50000x50000" in rows[f"huge{suffix}"].error
+
+
+def test_an_empty_file_is_reported_as_empty(tmp_path, rb_model):
+    (tmp_path / "zero.png").write_bytes(b"")
+    clf, _ = GraspClassifier.from_path(rb_model)
+    assert predict_images(tmp_path / "zero.png", clf)[0].error == "empty file"
+
+
+def test_a_gif_passed_alone_is_not_judged_as_a_folder_would_skip_it(tmp_path, rb_model):
+    write_rgb(tmp_path / "imgs" / "red.png", solid((255, 0, 0)))
+    (tmp_path / "imgs" / "red.gif").write_bytes((tmp_path / "imgs" / "red.png").read_bytes())
+    clf, _ = GraspClassifier.from_path(rb_model)
+    assert [r.file for r in predict_images(tmp_path / "imgs", clf)] == \
+        [str(tmp_path / "imgs" / "red.png")]
+    alone = predict_images(tmp_path / "imgs" / "red.gif", clf)[0]
+    assert alone.verdict is None and alone.error.startswith("not an image file (.gif")
+
+
+@pytest.mark.parametrize("files, code", [(("red.png",), 0), (("red.png", "bad.png"), 1),
+                                         (("bad.png",), 2)])
+def test_predict_exit_code_says_whether_anything_was_judged(capsys, tmp_path, rb_model, files,
+                                                             code):
+    write_rgb(tmp_path / "all" / "red.png", solid((255, 0, 0)))
+    (tmp_path / "all" / "bad.png").write_bytes(b"not a png")
+    for name in files:
+        (tmp_path / "imgs").mkdir(exist_ok=True)
+        (tmp_path / "imgs" / name).write_bytes((tmp_path / "all" / name).read_bytes())
+    assert run_cli(capsys, "predict", tmp_path / "imgs", rb_model)[0] == code
 
 
 def write_video(path, colours, fps=30.0, size=(64, 48)):
@@ -117,6 +164,11 @@ def test_metrics_of_both_classes_and_the_seed_line():
                               "(accuracy 0.67)")
 
 
+def test_a_class_never_predicted_prints_precision_n_a_with_the_reason():
+    text = report_text(evaluation([0.9, 0.8, 0.7], [1, 1, 0]))
+    assert "precision n/a (no image judged failure)" in text and "nan" not in text
+
+
 def test_target_precision_picks_the_lowest_threshold_that_reaches_it():
     ev = evaluation([0.95, 0.9, 0.8, 0.7, 0.6, 0.55, 0.3], [1, 1, 0, 1, 1, 0, 0])
     choice = threshold_for_precision(ev, 0.75)
@@ -167,6 +219,30 @@ def test_target_precision_writes_the_threshold_into_the_card_and_the_node_uses_i
     clf, _ = GraspClassifier.from_path(rb_model)
     assert NodeConfig.from_values({"model_path": str(rb_model)}).policy(
         clf.card.threshold).threshold == card.threshold
+
+
+def test_evaluate_warns_when_the_model_answers_the_same_for_every_image(
+        capsys, tmp_path, rb_model):
+    for i in range(8):  # grey scenes: red - blue = 0, P(success) 0.5 whatever the truth
+        write_rgb(tmp_path / "test" / "success" / f"{i}.png", solid((100 + i, 50, 100 + i)))
+    write_rgb(tmp_path / "test" / "failure" / "0.png", solid((90, 50, 90)))
+    code, out, _ = run_cli(capsys, "evaluate", tmp_path / "test", rb_model, "--out-dir",
+                           tmp_path / "eval")
+    assert code == 0 and "(accuracy 0.89)" in out.splitlines()[0]
+    warnings = [line for line in out.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 3 and "barely varies" in warnings[0]
+    assert "no image is judged failure" in warnings[1]
+    assert "no better than always answering success" in warnings[2]
+
+
+def test_evaluate_skips_a_huge_declared_image_with_the_reason_and_reports_the_rest(
+        capsys, tmp_path, rb_model):
+    colour_folders(tmp_path / "test", n=3)
+    huge_header_image(tmp_path / "test" / "success" / "huge.bmp")
+    code, out, _ = run_cli(capsys, "evaluate", tmp_path / "test", rb_model, "--out-dir",
+                           tmp_path / "eval")
+    assert code == 0 and "out of 6 tests" in out.splitlines()[0]
+    assert "1 unreadable files skipped" in out and "huge.bmp (header declares 50000x50000" in out
 
 
 def test_evaluate_refuses_ambiguous_folders_in_one_line(capsys, tmp_path, rb_model):

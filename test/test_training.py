@@ -7,10 +7,18 @@ import shutil
 import keras
 import numpy as np
 import pytest
-from tool_helpers import backbone_weights, colour_folders, copy_images, rename_classes
+from tool_helpers import (
+    backbone_weights,
+    colour_folders,
+    copy_images,
+    huge_header_image,
+    red_minus_blue,
+    rename_classes,
+    solid,
+)
 
 from grasp_success_ros.cli import main as cli
-from grasp_success_ros.core.errors import DatasetError
+from grasp_success_ros.core.errors import ConfigError, DatasetError
 from grasp_success_ros.data.folders import class_folders, list_folders
 from grasp_success_ros.data.synth import write_dataset
 from grasp_success_ros.evaluation.evaluate import evaluate_folder
@@ -28,6 +36,7 @@ from grasp_success_ros.training.train import (
     decode_images,
     image_dataset,
     train,
+    validation_report,
 )
 
 
@@ -67,6 +76,16 @@ def test_unreadable_and_empty_files_are_skipped_and_counted(tmp_path):
     assert data.images.shape == (4, 32, 32, 3) and data.images.dtype == np.uint8
 
 
+@pytest.mark.parametrize("suffix", [".png", ".bmp"])
+def test_an_image_declaring_a_huge_size_is_skipped_with_the_reason(tmp_path, suffix):
+    write_dataset(tmp_path, 4, seed=0)
+    huge_header_image(tmp_path / "failure" / f"huge{suffix}")
+    data = decode_images(list_folders(tmp_path), 32, Preprocessing(), tmp_path)
+    assert data.counts() == {"success": 2, "failure": 2, "skipped": 1}
+    assert data.skipped[0].endswith(f"huge{suffix} (header declares 50000x50000 pixels, "
+                                    "more than 50000000)")
+
+
 def test_an_empty_class_stops_with_a_clear_message(tmp_path):
     write_dataset(tmp_path, 4, seed=0)
     shutil.rmtree(tmp_path / "failure")
@@ -95,6 +114,44 @@ def test_training_writes_a_model_and_a_card_with_the_data_counts(tmp_path):
     assert card.training["train_counts"] == {"success": 6, "failure": 6, "skipped": 0}
     assert load_model(tmp_path / "m.keras").card == card
 
+
+
+def test_class_weights_go_into_the_card_by_class_name_and_onto_the_console(tmp_path):
+    write_dataset(tmp_path / "train", 12, seed=1)
+    for f in sorted((tmp_path / "train" / "failure").iterdir())[:4]:
+        f.unlink()  # 6 successes, 2 failures
+    write_dataset(tmp_path / "valid", 6, seed=2)
+    for folder in ("train", "valid"):
+        rename_classes(tmp_path / folder, "succ", "zon_desk")
+    cfg = TrainConfig(backbone="mobilenet_v3_small", input_size=48, weights=None, epochs=1,
+                      batch_size=4, tensorboard=False, plots=False)
+    lines = []
+    train(tmp_path / "train", tmp_path / "valid", tmp_path / "m.keras", cfg, log=lines.append)
+    card = ModelCard.load(tmp_path / "m.card.json")
+    assert card.training["class_weights"] == pytest.approx({"succ": 8 / 12, "zon_desk": 2.0})
+    assert "class weights: succ 0.667, zon_desk 2.000" in lines
+    assert any(line.startswith("validation: ") for line in lines)
+
+
+def test_the_final_validation_report_warns_when_the_model_answers_the_same_for_all(tmp_path):
+    model = load_model(red_minus_blue(tmp_path / "rb.keras")).model
+    grey = np.stack([solid((100 + i, 0, 100 + i), (32, 32)) for i in range(9)])
+    lines = []
+    warnings = validation_report(model, Decoded(grey, np.r_[np.ones(8), 0.0]),
+                                 Preprocessing(), 0.5, lines.append)
+    assert lines[0] == ("validation: 8 (8 successful + 0 unsuccessful) out of 9 validation "
+                        "images are correct (accuracy 0.89)")
+    assert len(warnings) == 3 and lines[1:] == [f"warning: {w}" for w in warnings]
+
+
+def test_a_frozen_backbone_without_pretrained_weights_is_refused_in_one_line(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="frozen backbone needs pretrained weights"):
+        TrainConfig.preset_config("seed", weights=None)
+    assert cli.main(["train", str(tmp_path), str(tmp_path), "m.keras", "--preset", "seed",
+                     "--weights", "none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--freeze-backbone no" in err and "\n" not in err
+    assert not TrainConfig(weights=None).frozen  # from scratch unfreezes, as before
 
 
 @pytest.mark.parametrize("before", [False, True])

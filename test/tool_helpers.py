@@ -76,3 +76,20 @@ def copy_images(files, folder: Path, prefix: str = "") -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for f in files:
         shutil.copy(f, folder / f"{prefix}{f.name}")
+
+
+def huge_header_image(path: Path, width: int = 50000, height: int = 50000) -> Path:
+    """A tiny PNG or BMP (by ``path``'s suffix) whose header declares width x height pixels,
+    as a foreign or corrupt file may: OpenCV raises on it rather than returning None."""
+    import struct
+    import zlib
+
+    data = bytearray(cv2.imencode(path.suffix, np.zeros((4, 4, 3), np.uint8))[1].tobytes())
+    if path.suffix == ".png":
+        data[16:24] = struct.pack(">II", width, height)
+        data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    else:
+        data[18:26] = struct.pack("<ii", width, height)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(data))
+    return path

@@ -140,6 +140,7 @@ def _fmt(args) -> str:
 def _predict(args: argparse.Namespace) -> int:
     from grasp_success_ros.evaluation.predict import (
         format_images,
+        judged_exit_code,
         predict_images,
         predict_video,
         video_plot,
@@ -160,7 +161,7 @@ def _predict(args: argparse.Namespace) -> int:
         return 0
     rows = predict_images(args.path, classifier, args.threshold)
     print(format_images(rows, _fmt(args)))
-    return 0
+    return judged_exit_code(rows)
 
 
 
@@ -179,9 +180,12 @@ def _add_threshold_option(p: argparse.ArgumentParser) -> None:
 
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="classify an image, a folder of images or a video",
-                       description="Per image: file, verdict, P(success), confidence. With "
+                       description="Per image: file, verdict, P(success), confidence; a file "
+                       "that cannot be judged gets a row with the reason. With "
                        "--video: every frame, decided by the video rule (success if more "
-                       "than --fraction of the frames in the last --window say success).")
+                       "than --fraction of the frames in the last --window say success).",
+                       epilog="exit code: 0 every image judged, 1 some could not be (see "
+                       "their rows), 2 none was (or an error, in one line)")
     p.add_argument("path", help="image file, folder (searched recursively) or video file")
     _add_model_argument(p)
     out = p.add_mutually_exclusive_group()
@@ -230,13 +234,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     plots = write_plots(ev, out_dir, choice)
     sweep = threshold_sweep(ev)
     if args.json:
-        data = {"seed_line": ev.seed_line(), **ev.metrics(), "sweep": sweep,
+        data = {"seed_line": ev.seed_line(), "warnings": ev.warnings(), **ev.metrics(),
+                "sweep": sweep,
                 "plots": {k: str(v) for k, v in plots.items()},
                 "images": [{"file": f, "truth": bool(t), "p_success": float(p)}
                            for f, t, p in zip(ev.paths, ev.truth, ev.p_success, strict=True)],
                 "skipped_files": ev.skipped}
         if choice is not None:
             data["threshold_choice"] = {**choice.__dict__, "card": str(card_written)}
+        for warning in data["warnings"]:
+            print(f"warning: {warning}", file=sys.stderr)
         print(_dump(data))
         return 0
     print(report_text(ev, sweep))

@@ -59,6 +59,11 @@ def image_files(folder: Path) -> list[Path]:
                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def skip_entry(path: str | Path, reason: str) -> str:
+    """How a skipped file is listed (logs, cards, reports): the file and why."""
+    return f"{path} ({reason})"
+
+
 @dataclass
 class ImageList:
     """The files of both classes (labels 1 = success) and the zero-byte files left out."""
@@ -85,7 +90,7 @@ def list_folders(root: str | Path, classes: ClassFolders | None = None) -> Image
         if not files:
             raise DatasetError(f"class folder {folder} holds no images")
         kept = [f for f in files if f.stat().st_size > 0]
-        skipped += [str(f) for f in files if f.stat().st_size == 0]
+        skipped += [skip_entry(f, "empty file") for f in files if f.stat().st_size == 0]
         if not kept:
             raise DatasetError(f"no readable images in {folder} (all {len(files)} are empty)")
         paths += kept
@@ -93,17 +98,25 @@ def list_folders(root: str | Path, classes: ClassFolders | None = None) -> Image
     return ImageList(paths, np.asarray(labels, np.float32), classes, skipped)
 
 
-def read_resized(path: str | Path, size: int, pre: Preprocessing) -> np.ndarray | None:
-    """One file decoded and resized as the classifier resizes frames; None if unreadable."""
+def read_or_reason(path: str | Path, size: int, pre: Preprocessing) -> np.ndarray | str:
+    """One file decoded and resized as the classifier resizes frames, or why it cannot be
+    (a row or a counted skip for the caller, never an exception that ends its run)."""
     try:
         return resize_frame(load_image_rgb(path), size, pre)
-    except ImageConversionError:
-        return None
+    except ImageConversionError as exc:
+        return str(exc)
+
+
+def read_resized(path: str | Path, size: int, pre: Preprocessing) -> np.ndarray | None:
+    """One file decoded and resized as the classifier resizes frames; None if unreadable."""
+    image = read_or_reason(path, size, pre)
+    return None if isinstance(image, str) else image
 
 
 def decode_parallel(paths: list[Path], size: int, pre: Preprocessing,
-                    workers: int | None = None) -> list[np.ndarray | None]:
-    """Decode and resize files on several threads (OpenCV releases the GIL)."""
+                    workers: int | None = None) -> list[np.ndarray | str]:
+    """Decode and resize files on several threads (OpenCV releases the GIL); each item is
+    the image or, as ``read_or_reason`` gives it, why the file cannot be read."""
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda p: read_resized(p, size, pre), paths))
+        return list(pool.map(lambda p: read_or_reason(p, size, pre), paths))

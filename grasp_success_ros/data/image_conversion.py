@@ -15,8 +15,8 @@ import numpy as np
 from rosbags.image import image as rbimage
 
 from grasp_success_ros.core.errors import ImageConversionError
+from grasp_success_ros.data.preprocessing import MAX_PIXELS
 
-MAX_PIXELS = 50_000_000
 _HALF_HEIGHT_PLANES = ("nv12", "nv21")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ _INTERPOLATION = {
     "cubic": cv2.INTER_CUBIC,
 }
 INTERPOLATIONS = tuple(_INTERPOLATION)
+# The largest frame or image file anything here decodes (a 50000x50000 header is refused).
+MAX_PIXELS = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -76,10 +79,40 @@ def prepare_batch(frames: Sequence[np.ndarray], size: int, pre: Preprocessing) -
     return to_model_input(resized, pre)
 
 
+def declared_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) a PNG or BMP header declares, read before anything is decoded; None
+    for other formats (OpenCV's own pixel limit, 2**30, guards them)."""
+    head = data[:26].tobytes()
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
+        return struct.unpack(">II", head[16:24])
+    if head[:2] == b"BM" and len(head) >= 26:
+        width, height = struct.unpack("<ii", head[18:26])
+        return abs(width), abs(height)
+    return None
+
+
 def load_image_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB uint8 (grey and alpha images too)."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    """Read an image file as RGB uint8 (grey and alpha images too).
+
+    Raises ImageConversionError, and nothing else a file can cause, with the reason (the
+    caller names the file): an empty file, a header declaring more than MAX_PIXELS (refused
+    before any memory is taken for it), or the decoder's own error, as
+    ``image_conversion.to_rgb`` does for messages; so one foreign file never ends a run."""
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise ImageConversionError(f"cannot read file: {exc.strerror or exc}") from None
+    if data.size == 0:
+        raise ImageConversionError("empty file")
+    size = declared_size(data)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise ImageConversionError(
+            f"header declares {size[0]}x{size[1]} pixels, more than {MAX_PIXELS}")
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        reason = str(exc).strip().splitlines()[-1][:200]
+        raise ImageConversionError(f"cannot decode image: {reason}") from None
     if image is None:
-        raise ImageConversionError(f"cannot decode image file {path}")
+        raise ImageConversionError("cannot decode image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -16,8 +16,23 @@ import numpy as np
 
 from grasp_success_ros.core.errors import ConfigError, DatasetError
 from grasp_success_ros.core.policy import is_success
-from grasp_success_ros.data.folders import class_folders, decode_parallel, list_folders
-from grasp_success_ros.evaluation.metrics import Confusion, pr_curve, roc_auc, roc_curve, seed_line
+from grasp_success_ros.data.folders import (
+    class_folders,
+    decode_parallel,
+    list_folders,
+    skip_entry,
+)
+from grasp_success_ros.evaluation.metrics import (
+    ROC_AUC_UNDEFINED,
+    Confusion,
+    pr_curve,
+    roc_auc,
+    roc_curve,
+    seed_line,
+    shown,
+    undefined_reasons,
+    usefulness_warnings,
+)
 
 CHUNK = 64
 
@@ -47,6 +62,10 @@ class Evaluation:
 
     def _counted(self) -> Confusion:
         return Confusion.count(self.truth, self.predicted)
+
+    def warnings(self) -> list[str]:
+        """Why these scores may flatter a model that learned nothing (``metrics``)."""
+        return usefulness_warnings(self.truth, self.p_success, self.threshold)
 
     def confusion(self) -> dict[str, int]:
         return self._counted().outcomes()
@@ -139,8 +158,9 @@ def evaluate_folder(test_dir: str | Path, classifier, success_class: str | None 
         chunk = listed.paths[start:start + CHUNK]
         labels = listed.labels[start:start + CHUNK]
         images = decode_parallel(chunk, card.input_size, card.preprocessing)
-        good = [i for i, img in enumerate(images) if img is not None]
-        skipped += [str(chunk[i]) for i, img in enumerate(images) if img is None]
+        good = [i for i, img in enumerate(images) if not isinstance(img, str)]
+        skipped += [skip_entry(chunk[i], img) for i, img in enumerate(images)
+                    if isinstance(img, str)]
         if good:
             probs.append(classifier.predict([images[i] for i in good]))
             paths += [str(chunk[i]) for i in good]
@@ -180,16 +200,35 @@ def write_plots(ev: Evaluation, out_dir: str | Path,
     return paths
 
 
+def _class_line(key: str, k: dict[str, Any]) -> str:
+    why = undefined_reasons(key)
+    return (f"{key:8s} ({k['class']}): {k['correct']}/{k['count']} correct "
+            f"(accuracy {shown(k['accuracy'], why['accuracy'])}); precision "
+            f"{shown(k['precision'], why['precision'])} recall {shown(k['recall'], why['recall'])}"
+            f" F1 {k['f1']:.3f}")
+
+
+def _cell(value: float) -> str:
+    return f"{value:.3f}" if np.isfinite(value) else "n/a"
+
+
+def _sweep_lines(sweep: list[dict]) -> list[str]:
+    lines = ["", f"{'threshold':>9s} {'accuracy':>8s} {'precision':>9s} {'recall':>6s} "
+                 f"{'predicted successes':>19s}"]
+    lines += [f"{r['threshold']:>9.2f} {r['accuracy']:>8.3f} {_cell(r['precision']):>9s} "
+              f"{_cell(r['recall']):>6s} {r['predicted_successes']:>19d}" for r in sweep]
+    if any(not np.isfinite(r["precision"]) for r in sweep):
+        lines.append(f"precision n/a: {undefined_reasons('success')['precision']} at that "
+                     "threshold")
+    return lines
+
+
 def report_text(ev: Evaluation, sweep: list[dict] | None = None) -> str:
-    """A human-readable report; the seed's line first."""
+    """A human-readable report; the seed's line first, then what makes it untrustworthy."""
     m = ev.metrics()
     c = m["confusion"]
-    lines = [ev.seed_line(), ""]
-    for key in ("success", "failure"):
-        k = m[key]
-        lines.append(f"{key:8s} ({k['class']}): {k['correct']}/{k['count']} correct "
-                     f"(accuracy {k['accuracy']:.3f}); precision {k['precision']:.3f} "
-                     f"recall {k['recall']:.3f} F1 {k['f1']:.3f}")
+    lines = [ev.seed_line()] + [f"warning: {w}" for w in ev.warnings()] + [""]
+    lines += [_class_line(key, m[key]) for key in ("success", "failure")]
     lines += [
         "",
         "confusion matrix (rows: truth, columns: verdict)",
@@ -197,12 +236,11 @@ def report_text(ev: Evaluation, sweep: list[dict] | None = None) -> str:
         f"{'success':>10s} {c['tp']:>8d} {c['fn']:>8d}",
         f"{'failure':>10s} {c['fp']:>8d} {c['tn']:>8d}",
         "",
-        f"ROC AUC {m['roc_auc']:.3f}; threshold {ev.threshold:.4g}"
+        f"ROC AUC {shown(m['roc_auc'], ROC_AUC_UNDEFINED)}; threshold {ev.threshold:.4g}"
         + (f"; {m['skipped']} unreadable files skipped" if m["skipped"] else ""),
     ]
+    if m["skipped"]:
+        lines += [f"  skipped: {entry}" for entry in ev.skipped]
     if sweep:
-        lines += ["", f"{'threshold':>9s} {'accuracy':>8s} {'precision':>9s} {'recall':>6s} "
-                      f"{'predicted successes':>19s}"]
-        lines += [f"{r['threshold']:>9.2f} {r['accuracy']:>8.3f} {r['precision']:>9.3f} "
-                  f"{r['recall']:>6.3f} {r['predicted_successes']:>19d}" for r in sweep]
+        lines += _sweep_lines(sweep)
     return "\n".join(lines)

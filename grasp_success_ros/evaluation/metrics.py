@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grasp_success_ros.core.policy import is_success
+
 CLASSES = ("success", "failure")
 VERDICTS = ("success", "failure", "none")
 
@@ -115,3 +117,55 @@ def pr_curve(truth: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     """Precision and recall of predicted successes at every distinct threshold (descending)."""
     p_sorted, t_sorted, last, tps = _ranked(truth, p)
     return tps / (last + 1), tps / max(t_sorted.sum(), 1.0), p_sorted[last]
+
+
+# --------------------------------------------------------------------------- undefined, useless
+
+# P(success) "barely varies" when 90% of a set's outputs lie within this of each other (the
+# issue's model: 0.7214-0.7216 on every test image, while accuracy read 0.89).
+MIN_SPREAD = 0.02
+
+
+def shown(value: float, reason: str, fmt: str = ".3f") -> str:
+    """A score as printed: the number, or "n/a (reason)" when it is undefined (NaN)."""
+    return f"n/a ({reason})" if not math.isfinite(value) else format(value, fmt)
+
+
+def undefined_reasons(cls: str) -> dict[str, str]:
+    """Why each of a class's scores may be undefined (``Confusion.scores`` gives NaN)."""
+    return {"precision": f"no image judged {cls}", "recall": f"no {cls} images in the set",
+            "accuracy": f"no {cls} images in the set"}
+
+
+ROC_AUC_UNDEFINED = "needs both classes in the set"
+
+
+def usefulness_warnings(truth: Sequence[bool], p_success: Sequence[float],
+                        threshold: float) -> list[str]:
+    """Why a model whose accuracy looks fine may have learned nothing: its outputs barely
+    vary over the set, a class is never predicted, or it does no better than always
+    answering the set's majority class.  Empty when none of these holds."""
+    truth, p = np.asarray(truth, bool), np.asarray(p_success, np.float64)
+    if p.size == 0:
+        return []
+    verdicts = is_success(p, threshold)
+    share = float(truth.mean())
+    majority, name = (share, "success") if share >= 0.5 else (1.0 - share, "failure")
+    if truth.all() or not truth.any():
+        return [f"the set holds {name} images only: it cannot show whether the model tells "
+                "the classes apart"]
+    warnings = []
+    low, high = np.percentile(p, [5, 95])
+    if high - low < MIN_SPREAD:
+        warnings.append(
+            f"P(success) barely varies: 90% of the {p.size} images lie within "
+            f"{low:.4f}-{high:.4f}; the model answers nearly the same whatever it sees")
+    for cls, called in (("success", verdicts), ("failure", ~verdicts)):
+        if not called.any():
+            warnings.append(f"no image is judged {cls} (threshold {threshold:.4g}): the model "
+                            "never predicts this class on this set")
+    acc = float(np.mean(verdicts == truth))
+    if acc <= majority:
+        warnings.append(f"accuracy {acc:.3f} is no better than always answering {name} "
+                        f"({majority:.3f} of this set)")
+    return warnings

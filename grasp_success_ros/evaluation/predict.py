@@ -21,7 +21,12 @@ import numpy as np
 
 from grasp_success_ros.core.errors import ConfigError, DatasetError, ImageConversionError
 from grasp_success_ros.core.policy import Decision, is_success, mean_rule, vote
-from grasp_success_ros.data.folders import IMAGE_SUFFIXES, image_files, read_resized
+from grasp_success_ros.data.folders import (
+    IMAGE_SUFFIXES,
+    decode_parallel,
+    image_files,
+    read_or_reason,
+)
 
 CHUNK = 32
 
@@ -37,38 +42,62 @@ class ImagePrediction:
     error: str | None = None
 
 
-def predict_images(path: str | Path, classifier, threshold: float | None = None
-                   ) -> list[ImagePrediction]:
-    """Every image file at PATH (a file, or a folder searched recursively)."""
-    path = Path(path)
+def _files(path: Path) -> list[Path]:
+    """The image files at PATH: a folder's, searched recursively, or the one file given
+    (whatever its suffix: ``predict_images`` gives it a row saying why it is not judged)."""
     if path.is_dir():
         files = image_files(path)
         if not files:
             raise DatasetError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {path}")
-    elif path.is_file():
-        files = [path]
-    else:
-        raise DatasetError(f"not found: {path}")
+        return files
+    if path.is_file():
+        return [path]
+    raise DatasetError(f"not found: {path}")
+
+
+def _not_an_image(file: Path) -> str | None:
+    """Why a file is not read as an image: one suffix rule, a folder's and a lone file's."""
+    if file.suffix.lower() in IMAGE_SUFFIXES:
+        return None
+    return (f"not an image file ({file.suffix or 'no suffix'}; images are "
+            f"{', '.join(IMAGE_SUFFIXES)})")
+
+
+def _read(chunk: list[Path], size: int, pre) -> list[np.ndarray | str]:
+    """Each file's image or why it has none (folders hold image suffixes only)."""
+    if len(chunk) > 1:
+        return decode_parallel(chunk, size, pre)
+    return [_not_an_image(chunk[0]) or read_or_reason(chunk[0], size, pre)]
+
+
+def predict_images(path: str | Path, classifier, threshold: float | None = None
+                   ) -> list[ImagePrediction]:
+    """Every image file at PATH (a file, or a folder searched recursively); a file that
+    cannot be judged gets a row with the reason and the others are judged all the same."""
+    files = _files(Path(path))
     card = classifier.card
     threshold = card.threshold if threshold is None else threshold
-    from grasp_success_ros.data.folders import decode_parallel
-
     out: list[ImagePrediction] = []
     for start in range(0, len(files), CHUNK):
         chunk = files[start:start + CHUNK]
-        images = decode_parallel(chunk, card.input_size, card.preprocessing) \
-            if len(chunk) > 1 else [read_resized(chunk[0], card.input_size, card.preprocessing)]
-        good = [i for i, img in enumerate(images) if img is not None]
+        images = _read(chunk, card.input_size, card.preprocessing)
+        good = [i for i, img in enumerate(images) if not isinstance(img, str)]
         probs = dict(zip(good, classifier.predict([images[i] for i in good]), strict=True)) \
             if good else {}
         for i, file in enumerate(chunk):
             if i not in probs:
-                out.append(ImagePrediction(str(file), None, None, None, "cannot decode image"))
+                out.append(ImagePrediction(str(file), None, None, None, images[i]))
                 continue
             p = float(probs[i])
             d = mean_rule([p], threshold)
             out.append(ImagePrediction(str(file), d.verdict, p, d.confidence))
     return out
+
+
+def judged_exit_code(rows: Sequence[ImagePrediction]) -> int:
+    """predict's exit status: 0 every file judged, 1 some could not be, 2 none was."""
+    judged = sum(r.verdict is not None for r in rows)
+    return 0 if judged == len(rows) else 1 if judged else 2
 
 
 def _verdict_word(v: bool | None) -> str:

@@ -29,20 +29,31 @@ from typing import Any
 import numpy as np
 
 from grasp_success_ros.core.errors import ConfigError, DatasetError, require
+from grasp_success_ros.core.policy import is_success
 from grasp_success_ros.data.folders import (
     ImageList,
     class_counts,
     class_folders,
     list_folders,
+    read_or_reason,
     read_resized,
+    skip_entry,
 )
 from grasp_success_ros.data.preprocessing import to_model_input
+from grasp_success_ros.evaluation.metrics import seed_line, usefulness_warnings
 from grasp_success_ros.model.builder import build_model
 from grasp_success_ros.model.card import ModelCard, Preprocessing
 from grasp_success_ros.model.forward import compiled_forward
 from grasp_success_ros.model.loading import save_model
 
 BALANCES = ("weights", "sampling", "none")
+# Refused rather than unfrozen behind the user's back: a frozen random backbone never learns
+# (the loss stays at 0.693), and unfreezing it would silently turn the recipe asked for
+# (e.g. --preset seed) into a far slower from-scratch training of the whole network.
+FROZEN_RANDOM_BACKBONE = (
+    "a frozen backbone needs pretrained weights: with --weights none its random features "
+    "never change and the model cannot learn; pass --weights imagenet or a weights file, "
+    "or --freeze-backbone no to train the whole network from scratch")
 SEED_PREPROCESSING = Preprocessing(scale=1.0 / 255.0, offset=0.0, interpolation="area")
 
 
@@ -143,14 +154,18 @@ class TrainConfig:
             (self.fine_tune_layers >= 1, "fine-tune layers must be >= 1"),
             (self.mixed_precision in ("auto", "on", "off"), "mixed precision: auto, on or off"),
             (0.0 <= self.threshold <= 1.0, "threshold must be in [0, 1]"),
+            (self.pretrained or not self.freeze_backbone, FROZEN_RANDOM_BACKBONE),
         ]
         require(checks)
         return self
 
     @property
+    def pretrained(self) -> bool:
+        return self.weights is not None and str(self.weights).lower() != "none"
+
+    @property
     def frozen(self) -> bool:
-        return self.freeze_backbone if self.freeze_backbone is not None \
-            else self.weights is not None and str(self.weights).lower() != "none"
+        return self.freeze_backbone if self.freeze_backbone is not None else self.pretrained
 
     @property
     def augmenting(self) -> bool:
@@ -203,7 +218,8 @@ def decode_images(listed: ImageList, size: int, pre: Preprocessing, root: Path) 
         images.append(image)
         oks.append(ok)
     ok = np.concatenate(oks) if oks else np.zeros(0, bool)
-    skipped = list(listed.skipped) + [p for p, good in zip(paths, ok, strict=True) if not good]
+    skipped = list(listed.skipped) + [skip_entry(p, read_or_reason(p, size, pre))
+                                      for p, good in zip(paths, ok, strict=True) if not good]
     labels = listed.labels[ok]
     for label, name in ((1, listed.classes.success), (0, listed.classes.failure)):
         if not np.any(labels == label):
@@ -554,6 +570,9 @@ def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
     weights = class_weights(tr.labels) if cfg.balance == "weights" else None
     if weights is None:
         class_weights(tr.labels)  # still refuse a single-class set
+    else:
+        log("class weights: " + ", ".join(
+            f"{name} {w:.3f}" for name, w in named_weights(weights, classes).items()))
     steps = math.ceil(len(tr.labels) / cfg.batch_size) if cfg.balance == "sampling" else None
     base = backbone_of(model)
     started = time.monotonic()
@@ -591,6 +610,7 @@ def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
     if mixed:
         model = _float32_copy(model, cfg)
     best = recorder.best_row or recorder.rows[-1]
+    warnings = validation_report(model, va, pre, cfg.threshold, log)
     card = card.replace(
         success_class=classes.success, failure_class=classes.failure, threshold=cfg.threshold,
         training={
@@ -605,7 +625,9 @@ def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
             "fine_tune_epochs": cfg.fine_tune_epochs if cfg.frozen else 0,
             "fine_tuned_layers": unfrozen, "optimizer": cfg.optimizer,
             "learning_rate": cfg.learning_rate, "batch_size": cfg.batch_size,
-            "balance": cfg.balance, "class_weights": weights,
+            "balance": cfg.balance,
+            "class_weights": named_weights(weights, classes) if weights else None,
+            "validation_warnings": warnings,
             "augmentation": dataclasses.asdict(cfg.augmentation) if cfg.augmenting else None,
             "cached_features": use_features, "mixed_precision": mixed, "seed": cfg.seed,
             "train_seconds": round(time.monotonic() - started, 1),
@@ -619,6 +641,28 @@ def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
     log(f"saved {paths['model']} (best epoch {best['epoch']}: val loss {best['val_loss']:.4f}, "
         f"val accuracy {best['val_accuracy']:.3f})")
     return card
+
+
+def named_weights(weights: dict[int, float], classes) -> dict[str, float]:
+    """Class weights by class folder name, as the card and the console show them."""
+    return {classes.success: float(weights[1]), classes.failure: float(weights[0])}
+
+
+def validation_report(model, va: Decoded, pre: Preprocessing, threshold: float,
+                      log: Callable[[str], None]) -> list[str]:
+    """The final model on the validation set: the seed's line, and a warning for each sign
+    that it learned nothing (``metrics.usefulness_warnings``); returns those warnings."""
+    fn = compiled_forward(model, va.images.shape[1])
+    p = np.concatenate([np.asarray(fn(to_model_input(va.images[i:i + 64], pre)),
+                                   np.float64).reshape(-1)
+                        for i in range(0, len(va.images), 64)])
+    truth = va.labels > 0.5
+    log("validation: " + seed_line(truth, list(is_success(p, threshold)),
+                                   noun="validation images"))
+    warnings = usefulness_warnings(truth, p, threshold)
+    for warning in warnings:
+        log(f"warning: {warning}")
+    return warnings
 
 
 def _weighted(weights: dict[int, float] | None):
