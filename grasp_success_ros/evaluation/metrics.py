@@ -1,6 +1,7 @@
 """The one home of the numbers every evaluation reports: truth against verdict counted in a
-confusion table, precision / recall / F1 of both classes, accuracy, the seed's line, and the
-ROC and precision-recall curves of P(success).
+confusion table, precision / recall / F1 of both classes, accuracy, the seed's line, the
+ROC and precision-recall curves of P(success), how an undefined score is printed ("n/a" and
+why), and the warnings that a model which scores well has learned nothing.
 
 A verdict may be None (no verdict: the node published an error for that event); it lands in
 the ``none`` column, is never correct, and counts against recall but not precision.
