@@ -18,7 +18,8 @@ RATIOS = ("e2v_over_forward", "e2v_minus_wait_over_forward", "e2v_over_seed_pred
           "n5_over_n1")
 
 
-def test_quick_bench_reports_positive_numbers(ros_install, tmp_path):
+def test_quick_bench_reports_positive_numbers_load_time_predict_memory_and_others_cpu(
+        ros_install, tmp_path):
     out = tmp_path / "bench.json"
     cmd = (f"source {shlex.quote(str(ros_install / 'setup.bash'))} && "
            f"{shlex.quote(sys.executable)} -m grasp_success_ros.cli.main bench --quick --runs 3 "
@@ -36,6 +37,12 @@ def test_quick_bench_reports_positive_numbers(ros_install, tmp_path):
         assert run["startup_s"] > 0 and run["peak_rss_mb"] > 0
     assert report["bag_eval"]["first_after"]["frames_per_s"] > 0
     assert "| forward batch 1" in proc.stdout
+    assert report["load_s"]["keras"] > 0
+    assert report["predict_process"]["peak_rss_mb"] > 0 and report["predict_process"]["wall_s"] > 0
+    row = report["node"]["keras"]["first_after"]["640x480"]
+    assert 0 <= row["other_cpu_share"] <= 1
+    assert row["e2v_ms"]["max"] >= row["e2v_ms"]["p95"] >= row["e2v_ms"]["p50"]
+    assert "peak RSS" in proc.stdout and "other processes" in proc.stdout
 
 
 def test_bench_times_int8_next_to_fp32_and_measures_its_accuracy_cost(trained_model, tmp_path):
@@ -51,6 +58,8 @@ def test_bench_times_int8_next_to_fp32_and_measures_its_accuracy_cost(trained_mo
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert set(report["forward_ms"]) == {"onnx", "onnx-int8"}
+    assert set(report["export"]) == {"onnx", "onnx-int8"}
+    assert all(row["peak_rss_mb"] > 0 and row["wall_s"] > 0 for row in report["export"].values())
     assert report["ratios"]["onnx-int8_speedup_over_fp32"] > 0
     accuracy = report["accuracy"]
     assert set(accuracy) == {"keras", "onnx", "onnx-int8"}

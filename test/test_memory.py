@@ -84,10 +84,11 @@ def test_loading_the_seed_h5_peaks_under_two_and_a_half_times_its_weights(seed_h
 
 
 @pytest.mark.slow
-def test_onnx_export_of_the_seed_h5_peaks_under_ten_times_its_weights(onnx_export):
+def test_onnx_export_of_the_seed_h5_peaks_under_seven_and_a_half_times_its_weights(onnx_export):
     # 56 through Keras' model.export (tf2onnx's optimizer passes kept every replaced
-    # attribute alive); 7.9 now at this size, 9.5 at full size
-    assert onnx_export["ratio"] < 10.0
+    # attribute alive); 7.9 with fresh protobufs per pass; 6.9 now at this size, with the
+    # head's large MatMul kernel kept out of tf2onnx (most of the weights at full size)
+    assert onnx_export["ratio"] < 7.5
 
 
 @pytest.mark.slow

@@ -10,8 +10,12 @@ on a busy machine where the absolute numbers are noisy:
 3. event-to-verdict latency through the live node over DDS (its own process), camera at
    30 Hz, single-frame (``first_after``) and 5-frame (``n_after``) policies;
 4. time from process start to ``ready``;
-5. the node's peak resident memory (``VmHWM``);
+5. the node's peak resident memory (``VmHWM``), and that of ``predict`` and of each export,
+   each run as its own process, with the model's load time;
 6. offline ``bag-eval`` throughput on a synthetic 640x480 session.
+
+Beside each node configuration the bench records how much CPU other processes took while it
+ran: on a shared machine that, not the node, is what moves event-to-verdict between runs.
 
 With ``--quantize`` the fp16 / int8 exports are measured beside FP32 (forward, node), and with
 ``--accuracy-data`` every variant's accuracy on the same labelled images (the quantization
@@ -24,6 +28,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -48,7 +53,7 @@ class BenchConfig:
     batch: int = 5
     backbone: str = "inception_resnet_v2"
     input_size: int = 350
-    events: int = 15
+    events: int = 30
     resolutions: tuple[tuple[int, int], ...] = ((640, 480), (1280, 720))
     fps: float = 30.0
     dds: bool = True
@@ -69,9 +74,9 @@ def quick_config(**kw) -> BenchConfig:
 def stats(values_ms) -> dict:
     v = np.asarray(list(values_ms), np.float64)
     if v.size == 0:
-        return {"n": 0, "p50": None, "p95": None, "mean": None}
+        return {"n": 0, "p50": None, "p95": None, "mean": None, "max": None}
     return {"n": int(v.size), "p50": float(np.median(v)), "p95": float(np.percentile(v, 95)),
-            "mean": float(v.mean())}
+            "mean": float(v.mean()), "max": float(v.max())}
 
 
 def _time_ms(fn, runs: int, warmup: int = 2) -> list[float]:
@@ -110,11 +115,13 @@ def fp32_flop_per_cycle(avx512: bool) -> int:
 # --------------------------------------------------------------------------- the model
 
 
-def prepare_models(cfg: BenchConfig, workdir: Path) -> dict[str, Path]:
-    """The model file for each runtime (a fresh random-weight model without --model)."""
-    from grasp_success_ros.model.export import export_model
+def prepare_models(cfg: BenchConfig, workdir: Path,
+                   exports: dict | None = None) -> dict[str, Path]:
+    """The model file for each runtime (a fresh random-weight model without --model); each
+    export runs as its own process, its wall time and peak RSS go into ``exports``."""
     from grasp_success_ros.model.runtimes import runtime_for
 
+    exports = {} if exports is None else exports
     if cfg.model:
         path = Path(cfg.model).expanduser()
         kind = runtime_for(path)
@@ -135,35 +142,56 @@ def prepare_models(cfg: BenchConfig, workdir: Path) -> dict[str, Path]:
     for fmt in cfg.runtimes:
         if fmt == "keras":
             continue
-        out = workdir / f"{path.stem}.{fmt}"
-        t = time.perf_counter()
-        export_model(path, fmt, out=out, log=lambda _m: None)
-        cfg.log(f"exported to {fmt} in {time.perf_counter() - t:.1f} s")
-        paths[fmt] = out
+        paths[fmt] = workdir / f"{path.stem}.{fmt}"
+        exports[fmt] = _export_process(path, fmt, None, paths[fmt], cfg, workdir)
         for q in cfg.quantize:
-            paths[f"{fmt}-{q}"] = _export_variant(path, fmt, q, cfg, workdir)
+            paths[f"{fmt}-{q}"] = workdir / f"{path.stem}.{q}.{fmt}"
+            exports[f"{fmt}-{q}"] = _export_process(path, fmt, q, paths[f"{fmt}-{q}"], cfg,
+                                                    workdir)
     return paths
 
 
-def _export_variant(path: Path, fmt: str, quantize: str, cfg: BenchConfig,
-                    workdir: Path) -> Path:
-    """A quantized export; int8 calibrates on --calibration, else on synthetic scenes (never
-    on the accuracy set, so the accuracy cost is measured on images it has not seen)."""
-    from grasp_success_ros.model.export import export_model
+def _export_process(path: Path, fmt: str, quantize: str | None, out: Path, cfg: BenchConfig,
+                    workdir: Path) -> dict:
+    """``grasp-success export`` as its own process (its peak is the export's alone); int8
+    calibrates on --calibration, else on synthetic scenes (never on the accuracy set, so the
+    accuracy cost is measured on images it has not seen)."""
+    cmd = [sys.executable, "-m", "grasp_success_ros", "export", str(path), "--format", fmt,
+           "--out", str(out)]
+    if quantize:
+        calibration = cfg.calibration
+        if calibration is None:
+            from grasp_success_ros.data.synth import write_dataset
 
-    calibration = cfg.calibration
-    if calibration is None:
-        from grasp_success_ros.data.synth import write_dataset
+            calibration = workdir / "calibration"
+            if not calibration.is_dir():
+                write_dataset(calibration, 64, seed=5)
+        cmd += ["--quantize", quantize, "--calibration", str(calibration),
+                "--samples", str(calibration)]
+    name = fmt + (f"-{quantize}" if quantize else "")
+    row = run_measured(cmd, workdir / f"export_{name}.log")
+    cfg.log(f"exported to {name} in {row['wall_s']:.1f} s, peak RSS "
+            f"{_fmt(row['peak_rss_mb'], 0)} MB")
+    return row
 
-        calibration = workdir / "calibration"
-        if not calibration.is_dir():
-            write_dataset(calibration, 64, seed=5)
-    out = workdir / f"{path.stem}.{quantize}.{fmt}"
+
+def run_measured(cmd: list[str], log_path: Path, poll_s: float = 0.05) -> dict:
+    """Run ``cmd`` as its own process: wall time and its peak RSS (``VmHWM``, polled; not
+    ``ru_maxrss``, which after a vfork/exec also holds the parent's peak)."""
+    from grasp_success_ros.core.errors import GraspSuccessError
+
     t = time.perf_counter()
-    export_model(path, fmt, quantize=quantize, calibration_dir=calibration,
-                 samples_dir=calibration, out=out, log=lambda _m: None)
-    cfg.log(f"exported to {fmt} ({quantize}) in {time.perf_counter() - t:.1f} s")
-    return out
+    peak = None
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            peak = _vm_hwm_mb(proc.pid) or peak
+            time.sleep(poll_s)
+    if proc.returncode != 0:
+        tail = log_path.read_text(errors="replace")[-2000:]
+        raise GraspSuccessError(f"{' '.join(cmd[1:4])} ... failed (exit {proc.returncode}):\n"
+                                f"{tail}")
+    return {"wall_s": time.perf_counter() - t, "peak_rss_mb": peak, "log": str(log_path)}
 
 
 def bench_accuracy(paths: dict[str, Path], data: str | Path) -> dict[str, dict]:
@@ -194,10 +222,11 @@ def bench_accuracy(paths: dict[str, Path], data: str | Path) -> dict[str, dict]:
 def bench_forward(path: Path, runs: int, batch: int) -> dict:
     from grasp_success_ros.model.classifier import GraspClassifier
 
+    t = time.perf_counter()
     clf, _notes = GraspClassifier.from_path(path)
+    out: dict = {"load_s": time.perf_counter() - t}
     size = clf.input_size
     rng = np.random.default_rng(0)
-    out = {}
     for n in (1, batch):
         x = rng.random((n, size, size, 3), dtype=np.float32)
         out[f"batch{n}"] = stats(_time_ms(lambda x=x: clf.predict_prepared(x), runs))
@@ -225,6 +254,13 @@ def bench_seed_predict(path: Path, runs: int, workdir: Path) -> dict:
     x = np.zeros((1, size, size, 3), np.float32)
     return {"with_image_load": stats(_time_ms(seed_way, runs)),
             "predict_only": stats(_time_ms(lambda: model.predict(x, verbose=0), runs))}
+
+
+def bench_predict_process(path: Path, workdir: Path) -> dict:
+    """``grasp-success predict`` on one image as its own process: wall time, peak RSS."""
+    image = workdir / "seed_image.jpg"
+    cmd = [sys.executable, "-m", "grasp_success_ros", "predict", str(image), str(path), "--json"]
+    return run_measured(cmd, workdir / "predict.log")
 
 
 # --------------------------------------------------------------------------- 6.
@@ -258,6 +294,37 @@ def bench_bag_eval(path: Path, workdir: Path, grasps: int = 20) -> dict:
 
 
 # --------------------------------------------------------------------------- 3. to 5.
+
+
+def _machine_busy_cpu_s() -> float:
+    """CPU seconds the whole machine has been busy (all cores, steal included: /proc/stat)."""
+    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _OtherLoad:
+    """The share of the machine's CPU taken by processes other than the node and the bench
+    while a measurement ran: on a shared machine this moves event-to-verdict between runs."""
+
+    def __init__(self, node_pid: int) -> None:
+        self.node_pid = node_pid
+        self.start = self._sample()
+
+    def _sample(self) -> tuple[float, float, float, float]:
+        own = os.times()
+        return (time.monotonic(), _machine_busy_cpu_s(), _process_cpu_s(self.node_pid),
+                own.user + own.system)
+
+    def share(self) -> float:
+        end = self._sample()
+        wall, busy, node, own = (b - a for a, b in zip(self.start, end, strict=True))
+        return max(0.0, busy - node - own) / (wall * (os.cpu_count() or 1))
 
 
 def _vm_hwm_mb(pid: int) -> float | None:
@@ -363,15 +430,18 @@ def bench_node(model: Path, policy: str, cfg: BenchConfig, workdir: Path, player
             t_cam = time.monotonic()
             try:
                 time.sleep(0.5)  # fill the node's buffer
+                others = _OtherLoad(proc.pid)
                 records = _events(player, cfg.events, timeout=10.0, rng=rng)
+                other_share = others.share()
             finally:
                 camera.stop()
-            result[f"{w}x{h}"] = _summarise_records(records)
-            result[f"{w}x{h}"]["camera_fps"] = camera.sent / (time.monotonic() - t_cam)
-            cfg.log(f"  {name:11s} {policy:11s} {w}x{h}: e2v p50 "
-                    f"{_fmt(result[f'{w}x{h}']['e2v_ms']['p50'])} ms, p95 "
-                    f"{_fmt(result[f'{w}x{h}']['e2v_ms']['p95'])} ms "
-                    f"({result[f'{w}x{h}']['verdicts']}/{cfg.events} verdicts)")
+            row = result[f"{w}x{h}"] = _summarise_records(records)
+            row["camera_fps"] = camera.sent / (time.monotonic() - t_cam)
+            row["other_cpu_share"] = other_share
+            cfg.log(f"  {name:11s} {policy:11s} {w}x{h}: e2v p50 {_fmt(row['e2v_ms']['p50'])} "
+                    f"ms, p95 {_fmt(row['e2v_ms']['p95'])} ms, max {_fmt(row['e2v_ms']['max'])}"
+                    f" ms ({row['verdicts']}/{cfg.events} verdicts; other processes took "
+                    f"{100 * other_share:.0f} % of the CPU)")
         result["peak_rss_mb"] = _vm_hwm_mb(proc.pid)
         return result
     finally:
@@ -406,20 +476,23 @@ def run_bench(cfg: BenchConfig) -> dict:
     t_start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="grasp_bench_") as tmp:
         workdir = Path(tmp)
-        paths = prepare_models(cfg, workdir)
+        report["export"] = {}
+        paths = prepare_models(cfg, workdir, report["export"])
         runtimes = [r for r in cfg.runtimes if r in paths]
         if not runtimes:
             raise ConfigError(f"{cfg.model} runs only in the {', '.join(paths)} runtime; "
                               f"pass --runtime {', '.join(paths)}")
         chosen = runtimes[0]
 
-        report["forward_ms"] = {}
+        report["forward_ms"], report["load_s"] = {}, {}
         variants = runtimes + [v for v in paths if v not in runtimes and "-" in v]
         for r in variants:
             report["forward_ms"][r] = bench_forward(paths[r], cfg.runs, cfg.batch)
             f = report["forward_ms"][r]
-            cfg.log(f"forward {r:11s}: batch 1 p50 {_fmt(f['batch1']['p50'])} ms, batch "
-                    f"{cfg.batch} p50 {_fmt(f[f'batch{cfg.batch}']['p50'])} ms")
+            report["load_s"][r] = f.pop("load_s")
+            cfg.log(f"forward {r:11s}: load {report['load_s'][r]:.1f} s, batch 1 p50 "
+                    f"{_fmt(f['batch1']['p50'])} ms, batch {cfg.batch} p50 "
+                    f"{_fmt(f[f'batch{cfg.batch}']['p50'])} ms")
         report["bag_eval"] = bench_bag_eval(paths[chosen], workdir)
         for policy, row in report["bag_eval"].items():
             cfg.log(f"bag-eval {chosen} {policy}: {row['frames_per_s']:.1f} frames/s, "
@@ -432,6 +505,10 @@ def run_bench(cfg: BenchConfig) -> dict:
             report["seed_predict_ms"] = bench_seed_predict(paths["keras"], cfg.runs, workdir)
             cfg.log(f"seed model.predict: p50 "
                     f"{_fmt(report['seed_predict_ms']['with_image_load']['p50'])} ms")
+            report["predict_process"] = bench_predict_process(paths["keras"], workdir)
+            cfg.log(f"grasp-success predict (own process): "
+                    f"{report['predict_process']['wall_s']:.1f} s, peak RSS "
+                    f"{_fmt(report['predict_process']['peak_rss_mb'], 0)} MB")
 
         if cfg.dds:
             import rclpy
@@ -552,6 +629,13 @@ def format_table(report: dict) -> str:
                 return (f"{_fmt(s['e2v_ms']['p50'])} / {_fmt(s['e2v_ms']['p95'])} "
                         f"(-wait {_fmt(net)}; {s['verdicts']}/{s['events']})")
             row(f"event-to-verdict {policy} {res}, p50 / p95 ms", cell)
+    row("load, s", lambda r: _fmt(report["load_s"][r], 2))
+    row("export wall s / peak RSS MB (own process)", lambda r: (
+        f"{_fmt(report['export'][r]['wall_s'])} / "
+        f"{_fmt(report['export'][r]['peak_rss_mb'], 0)}"))
+    row("other processes' CPU share during first_after events", lambda r: ", ".join(
+        f"{100 * node[r]['first_after'][res]['other_cpu_share']:.0f} %"
+        for res in report["config"]["resolutions"]))
     row("startup to ready, s (first_after / n_after)", lambda r: (
         f"{_fmt(node[r]['first_after']['startup_s'])} / "
         f"{_fmt(node[r]['n_after']['startup_s'])}"))
@@ -563,6 +647,10 @@ def format_table(report: dict) -> str:
                      f"{_fmt(seed['with_image_load']['p50'])} ms, p95 "
                      f"{_fmt(seed['with_image_load']['p95'])} ms; predict only p50 "
                      f"{_fmt(seed['predict_only']['p50'])} ms")
+    if "predict_process" in report:
+        lines.append(f"`grasp-success predict` (own process, one image): "
+                     f"{report['predict_process']['wall_s']:.1f} s, peak RSS "
+                     f"{_fmt(report['predict_process']['peak_rss_mb'], 0)} MB")
     for policy, row in report.get("bag_eval", {}).items():
         lines.append(f"bag-eval ({report['runtime']}, {policy}, 640x480 bag): "
                      f"{row['frames_per_s']:.1f} frames/s judged, {row['events_per_s']:.2f} "
