@@ -6,6 +6,8 @@ from __future__ import annotations
 import shlex
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,22 @@ def stop(proc: subprocess.Popen) -> int:
     from grasp_success_ros.ros.processes import stop_node
 
     return stop_node(proc)
+
+
+@contextmanager
+def node_and_player(install: Path, model: Path | str, log: Path, namespace: str,
+                    *ros_args: str) -> Iterator[tuple]:
+    """The installed node in ``namespace`` and a warmed-up player beside it; on exit the
+    player closes and the node must stop cleanly."""
+    from grasp_success_ros.ros.stream_player import StreamPlayer
+
+    proc = start(install, model, log, "-r", f"__ns:={namespace}", *ros_args)
+    player = StreamPlayer(namespace=namespace)
+    assert player.wait_for_node(120.0, alive=lambda: proc.poll() is None), log.read_text()
+    warm_up(player)
+    yield player, proc
+    player.close()
+    assert stop(proc) == 0, log.read_text()[-2000:]
 
 
 def warm_up(player):

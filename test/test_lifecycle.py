@@ -186,15 +186,10 @@ def models(trained_model, tmp_path_factory):
 @pytest.fixture(scope="module")
 def swapping(ros, ros_install, models, tmp_path_factory):
     log = tmp_path_factory.mktemp("swap") / "node.log"
-    proc = rosnode.start(
-        ros_install, models["first"], log, "-r", "__ns:=/swap",
-        "-p", "qos_overrides./swap/camera/image_raw.subscription.reliability:=reliable")
-    player = StreamPlayer(namespace="/swap")
-    assert player.wait_for_node(120.0, alive=lambda: proc.poll() is None), log.read_text()
-    warm_up(player)
-    yield player, proc, log
-    player.close()
-    assert rosnode.stop(proc) == 0, log.read_text()[-2000:]
+    reliable = "qos_overrides./swap/camera/image_raw.subscription.reliability:=reliable"
+    with rosnode.node_and_player(ros_install, models["first"], log, "/swap",
+                                 "-p", reliable) as (player, proc):
+        yield player, proc, log
 
 
 def test_a_transition_the_state_does_not_offer_is_refused_and_the_node_keeps_answering(swapping):

@@ -10,7 +10,7 @@ import pytest
 import rclpy
 import rosnode
 from rcl_interfaces.srv import ListParameters
-from rosnode import event_then_frames, frame, get_parameter, set_parameter, warm_up
+from rosnode import event_then_frames, frame, get_parameter, set_parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import Empty, Header
 from std_srvs.srv import Trigger
@@ -28,13 +28,8 @@ pytestmark = pytest.mark.ros
 def live(ros, ros_install, trained_model, tmp_path_factory):
     """The node with the default parameters, and a player in the same namespace."""
     log = tmp_path_factory.mktemp("node") / "node.log"
-    proc = rosnode.start(ros_install, trained_model, log, "-r", "__ns:=/live")
-    player = StreamPlayer(namespace="/live")
-    assert player.wait_for_node(120.0, alive=lambda: proc.poll() is None), log.read_text()
-    warm_up(player)
-    yield player, proc, log
-    player.close()
-    assert rosnode.stop(proc) == 0, log.read_text()[-2000:]
+    with rosnode.node_and_player(ros_install, trained_model, log, "/live") as (player, proc):
+        yield player, proc, log
 
 
 def test_held_out_synthetic_grasps_are_judged_right_through_the_live_node(live):
