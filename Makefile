@@ -5,6 +5,7 @@ VENV := .venv
 ACTIVATE := source $(VENV)/bin/activate
 DEMO_DIR := models/demo
 DEMO_MODEL := $(DEMO_DIR)/demo.keras
+PACKAGES := grasp_success_msgs grasp_success_ros
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
@@ -15,15 +16,22 @@ venv: $(VENV)/.installed
 # ROS 2 as wheels (requirements-ros.txt) plus the other dependencies; then the package itself,
 # editable, so `grasp-success` and `grasp_success_node` are commands in the venv that follow
 # the sources (colcon's install/ keeps lib/grasp_success_ros/ for `ros2 run`).
-$(VENV)/.installed: requirements-ros.txt requirements.txt requirements-dev.txt setup.py setup.cfg
+$(VENV)/.installed: requirements-ros.txt requirements.txt requirements-dev.txt \
+		grasp_success_ros/setup.py grasp_success_ros/setup.cfg
 	$(PYTHON) -m venv $(VENV)
+	touch $(VENV)/COLCON_IGNORE  # a venv inside the clone holds no package of ours
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-ros.txt -r requirements-dev.txt
-	$(VENV)/bin/pip install -q --no-deps -e .
+	$(VENV)/bin/pip install -q --no-deps -e grasp_success_ros
 	touch $@
 
+# Both packages, interfaces first (colcon orders them). The ROS 2 wheels' rosidl CMake exports
+# name the wheel builder's Python include directories; scripts/point_rosidl_at_venv.py points
+# them at the venv's (idempotent), and AMENT_PREFIX_PATH lets CMake find the wheels' packages.
 build: venv
-	$(ACTIVATE) && colcon build --paths . --event-handlers console_cohesion-
+	$(ACTIVATE) && python scripts/point_rosidl_at_venv.py && \
+	  AMENT_PREFIX_PATH="$(abspath $(VENV))$${AMENT_PREFIX_PATH:+:$$AMENT_PREFIX_PATH}" \
+	  colcon build --paths $(PACKAGES) --event-handlers console_cohesion-
 
 $(DEMO_MODEL): | venv
 	$(ACTIVATE) && grasp-success synth $(DEMO_DIR)/data/train --images 10000 --seed 1
@@ -37,8 +45,9 @@ demo: build $(DEMO_MODEL)
 	$(ACTIVATE) && source install/setup.bash && \
 	  grasp-success demo --model $(DEMO_MODEL) --grasps 20
 
-test: venv
-	$(ACTIVATE) && python -m pytest -ra
+# The tests talk to the node with its own interfaces: build, source, then test (ROS's order).
+test: build
+	$(ACTIVATE) && source install/setup.bash && python -m pytest -ra
 
 lint: venv
 	$(ACTIVATE) && ruff check .

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-PACKAGE = REPO / "grasp_success_ros"
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "grasp_success_ros" / "grasp_success_ros"
 ROOMS = {"core", "data", "model", "evaluation", "training", "bags", "ros", "cli"}
 
 

@@ -12,7 +12,7 @@ from grasp_success_ros.core.judge import ERROR_CODES, GraspEvent, failure_record
 from grasp_success_ros.core.policy import PolicyConfig
 from grasp_success_ros.core.triggers import NOT_COMPLETED
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 TABLE_HEADER = "| `error_code` | meaning | what the grasp manager should do |"
 
 

@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,46 @@ def get_parameter(player, node_name, name):
     assert client.wait_for_service(10.0)
     response = client.call(GetParameters.Request(names=[name]), timeout_sec=10.0)
     return parameter_value_to_python(response.values[0])
+
+
+@dataclass
+class GoalOutcome:
+    """What an action client saw of one VerifyGrasp goal."""
+
+    accepted: bool
+    verdict: object = None  # the result's GraspVerdict
+    feedback: list = field(default_factory=list)  # (frames_collected, frames_needed)
+
+
+def send_verify_goal(player, action: str, timeout: float = 15.0, during=None,
+                     **goal_fields) -> GoalOutcome:
+    """Send one VerifyGrasp goal as a grasp manager's action client would; ``during()`` runs
+    once the goal is accepted (e.g. publishes frames)."""
+    from grasp_success_msgs.action import VerifyGrasp
+    from rclpy.action import ActionClient
+
+    client = ActionClient(player, VerifyGrasp, action)
+    try:
+        assert client.wait_for_server(10.0), f"no action server {action}"
+        outcome = GoalOutcome(accepted=False)
+        sent = client.send_goal_async(
+            VerifyGrasp.Goal(**goal_fields), feedback_callback=lambda m: outcome.feedback.append(
+                (m.feedback.frames_collected, m.feedback.frames_needed)))
+        handle = _wait(sent, timeout)
+        outcome.accepted = handle.accepted
+        if not handle.accepted:
+            return outcome
+        if during is not None:
+            during()
+        outcome.verdict = _wait(handle.get_result_async(), timeout).result.verdict
+        return outcome
+    finally:
+        client.destroy()
+
+
+def _wait(future, timeout: float):
+    end = time.monotonic() + timeout
+    while not future.done():
+        assert time.monotonic() < end, "no answer from the action server"
+        time.sleep(0.01)
+    return future.result()

@@ -26,7 +26,7 @@ from grasp_success_ros.ros.stream_player import StreamPlayer
 
 pytestmark = pytest.mark.ros
 
-REPO = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 GRASPS = 8
 
 
@@ -37,7 +37,7 @@ def replay_cli(bag: Path, ns: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "grasp_success_ros", "replay", str(bag), "--clock",
            *remaps, "--wait-for", f"{ns}/camera/image_raw", "--wait-for",
            f"{ns}/grasp_completed", "--delay", "2", "--quiet"]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=180)
+    return subprocess.run(cmd, cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=180)
 
 
 def wait_for_node(player: StreamPlayer, ns: str, proc, timeout: float = 120.0) -> bool:
@@ -117,12 +117,12 @@ def test_replay_keeps_the_recorded_pace_scaled_by_rate_and_publishes_clock(ros, 
     assert clocks and clocks == sorted(clocks) and clocks[0] >= 1_700_000_000 * 10**9
 
 
-ROSBAG2_DATA = REPO / "test" / "data" / "rosbag2"
+ROSBAG2_DATA = PACKAGE_DIR / "test" / "data" / "rosbag2"
 
 
 def replay_quietly(bag: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "grasp_success_ros", "replay", str(bag), *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+                          cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize("storage", ["sqlite3", "mcap"])

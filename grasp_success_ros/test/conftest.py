@@ -1,17 +1,20 @@
-"""Shared fixtures: a tiny trained model, a colcon-built install, an isolated DDS domain."""
+"""Shared fixtures: a tiny trained model, a colcon-built workspace, an isolated DDS domain."""
 
 from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the grasp_success_ros ROS package
+REPO = PACKAGE_DIR.parent  # the repository: both ROS packages, README, Makefile
+sys.path.insert(0, str(PACKAGE_DIR))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Keep this test run's DDS traffic to itself and to this machine.
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
@@ -70,19 +73,44 @@ def trained_model(request, tmp_path_factory) -> Path:
     return out
 
 
+@dataclass(frozen=True)
+class Workspace:
+    install: Path
+    build_output: str  # colcon's console output ("" for a reused install space)
+
+
+def source_tree_files() -> list[str]:
+    """What a clone of this checkout holds: tracked files and new ones git does not ignore."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard",
+                             "-z"], cwd=REPO, check=True, capture_output=True, text=True)
+    return [name for name in listed.stdout.split("\0") if name and (REPO / name).is_file()]
+
+
 @pytest.fixture(scope="session")
-def ros_install(tmp_path_factory) -> Path:
-    """``colcon build`` of this package into a fresh install space, as a user would.
+def workspace(tmp_path_factory) -> Workspace:
+    """This repository inside a fresh workspace's ``src/``, built by a plain ``colcon build``
+    as a user would (colcon finds both packages and orders them).
 
     ``GRASP_SUCCESS_TEST_INSTALL=/path/install`` reuses an install space instead."""
     if os.environ.get("GRASP_SUCCESS_TEST_INSTALL"):
-        return Path(os.environ["GRASP_SUCCESS_TEST_INSTALL"])
-    base = tmp_path_factory.mktemp("colcon")
-    subprocess.run(
-        [sys.executable, "-m", "colcon", "build", "--paths", str(REPO),
-         "--build-base", str(base / "build"), "--install-base", str(base / "install")],
-        cwd=base, check=True, capture_output=True, text=True)
-    return base / "install"
+        return Workspace(Path(os.environ["GRASP_SUCCESS_TEST_INSTALL"]), "")
+    ws = tmp_path_factory.mktemp("ws")
+    for name in source_tree_files():
+        (ws / "src" / "grasp_success_ros" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, ws / "src" / "grasp_success_ros" / name)
+    env = {**os.environ, "AMENT_PREFIX_PATH": os.pathsep.join(
+        p for p in (sys.prefix, os.environ.get("AMENT_PREFIX_PATH")) if p)}
+    built = subprocess.run([sys.executable, "-m", "colcon", "build",
+                            "--event-handlers", "console_cohesion-"],
+                           cwd=ws, env=env, capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    return Workspace(ws / "install", built.stdout)
+
+
+@pytest.fixture(scope="session")
+def ros_install(workspace) -> Path:
+    """The colcon install space holding grasp_success_msgs and grasp_success_ros."""
+    return workspace.install
 
 
 @pytest.fixture

@@ -3,17 +3,16 @@ events published from this process, answers checked as a grasp manager would see
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 import rclpy
 import rosnode
+from grasp_success_msgs.msg import GraspVerdict
 from rcl_interfaces.srv import ListParameters
-from rosnode import event_then_frames, frame, get_parameter, set_parameter
+from rosnode import event_then_frames, frame, get_parameter, send_verify_goal, set_parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import Empty, Header
-from std_srvs.srv import Trigger
 
 from grasp_success_ros.core.params import PARAM_NAMES
 from grasp_success_ros.data.image_conversion import rgb_to_image_fields
@@ -45,7 +44,6 @@ def test_held_out_synthetic_grasps_are_judged_right_through_the_live_node(live):
     assert sorted(r["event_id"] for r in results) == list(range(results[0]["event_id"],
                                                               results[0]["event_id"] + 40))
     assert player.verdicts == verdicts
-    assert player.confidences == pytest.approx([r["confidence"] for r in results], abs=1e-6)
 
 
 def test_records_carry_the_stamps_of_the_judged_frames(live):
@@ -96,6 +94,22 @@ def test_no_frame_after_the_event_gives_a_failure_record_at_the_deadline(live):
     assert record["latency_ms"] >= 2000.0
 
 
+def test_a_verify_goal_waits_for_its_frames_and_reports_them_as_feedback(live):
+    """A goal stamped now (zero) with its own policy: the five frames after it, combined."""
+    player, _, _ = live
+    player.clear()
+    outcome = send_verify_goal(
+        player, "/live/grasp_success_node/verify", frame_selection="n_after", n_frames=5,
+        during=lambda: [player.publish_frame(frame(13, True)) or time.sleep(0.1)
+                        for _ in range(8)])
+    verdict = outcome.verdict
+    assert outcome.accepted and verdict.status == GraspVerdict.SUCCESS, verdict
+    assert len(verdict.frame_stamps) == 5 and verdict.policy == "n_after(5,mean)"
+    assert outcome.feedback and all(needed == 5 for _, needed in outcome.feedback)
+    collected = [n for n, _ in outcome.feedback]
+    assert collected == sorted(collected) and collected[-1] < 5
+
+
 def test_the_node_declares_exactly_the_parameters_of_the_params_file(live):
     player, _, _ = live
     client = player.create_client(ListParameters, "/live/grasp_success_node/list_parameters")
@@ -128,18 +142,51 @@ def test_an_event_before_any_frame_gets_a_failure_record(latest):
     assert record["verdict"] is None and record["error_code"] == "no_frame"
 
 
-def test_classify_service_success_means_it_ran_not_that_the_grasp_succeeded(latest):
+def test_a_verify_goal_judges_the_newest_frame_and_answers_like_the_result_topic(latest):
     player, _, _ = latest
-    client = player.create_client(Trigger, "/latest/grasp_success_node/classify")
-    assert client.wait_for_service(10.0)
-    stale = client.call(Trigger.Request(), timeout_sec=10.0)
-    assert stale.success is False and json.loads(stale.message)["verdict"] is None
+    time.sleep(0.6)  # the frames so far are older than max_frame_age_s (0.5 s)
+    stale = send_verify_goal(player, "/latest/grasp_success_node/verify")
+    assert stale.accepted and stale.verdict.status == GraspVerdict.UNKNOWN
+    assert stale.verdict.error_code in (GraspVerdict.ERROR_STALE_FRAME, GraspVerdict.ERROR_NO_FRAME)
+    player.clear()
     for _ in range(5):  # the first frames may go before the best-effort reader matched
         player.publish_frame(frame(5, False))
         time.sleep(0.05)
-    answer = client.call(Trigger.Request(), timeout_sec=10.0)
-    record = json.loads(answer.message)
-    assert answer.success is True and record["verdict"] is False
+    answer = send_verify_goal(player, "/latest/grasp_success_node/verify")
+    assert answer.verdict.status == GraspVerdict.FAILURE and answer.verdict.trigger == "action"
+    (published,) = player.wait_for_results(1, timeout=10.0)
+    assert published["event_id"] == answer.verdict.event_id and published["verdict"] is False
+
+
+def test_a_verify_goal_with_an_invalid_policy_override_is_refused(latest):
+    player, _, _ = latest
+    outcome = send_verify_goal(player, "/latest/grasp_success_node/verify",
+                               frame_selection="best_of_three")
+    assert outcome.accepted is False
+
+
+def test_verdicts_are_typed_and_stamped_with_the_event_time_and_the_camera_frame_id(latest):
+    """An independent GraspVerdict subscriber, as a C++ grasp manager would have."""
+    player, header_pub, _ = latest
+    seen: list[GraspVerdict] = []
+    sub = player.create_subscription(GraspVerdict, "grasp_success/result", seen.append, 10)
+    time.sleep(0.5)
+    image = Image(**rgb_to_image_fields(frame(13, True), "rgb8"))
+    image.header.frame_id = "allegro_palm_camera"
+    player.publish_image(image)
+    event = player.get_clock().now().to_msg()
+    event.nanosec = event.nanosec // 1000 * 1000 + 123  # not representable as float seconds
+    header_pub.publish(Header(stamp=event))
+    end = time.monotonic() + 10.0
+    while not seen and time.monotonic() < end:
+        time.sleep(0.02)
+    player.destroy_subscription(sub)
+    (verdict,) = seen
+    assert (verdict.header.stamp.sec, verdict.header.stamp.nanosec) == (event.sec, event.nanosec)
+    assert verdict.header.frame_id == "allegro_palm_camera"
+    assert verdict.status == GraspVerdict.SUCCESS and verdict.error_code == ""
+    assert verdict.frame_stamps[0] == image.header.stamp
+    assert verdict.p_success >= verdict.threshold and verdict.model.endswith(".keras")
 
 
 def test_header_events_use_their_own_stamp(latest):

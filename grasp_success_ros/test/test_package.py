@@ -20,10 +20,11 @@ import yaml
 from grasp_success_ros import __version__
 from grasp_success_ros.core.params import PARAMS, NodeConfig
 
-REPO = Path(__file__).resolve().parent.parent
-PACKAGE = REPO / "grasp_success_ros"
-LAUNCH = REPO / "launch" / "grasp_success.launch.py"
-PARAMS_FILE = REPO / "config" / "grasp_success.yaml"
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the grasp_success_ros ROS package
+REPO = PACKAGE_DIR.parent
+PACKAGE = PACKAGE_DIR / "grasp_success_ros"
+LAUNCH = PACKAGE_DIR / "launch" / "grasp_success.launch.py"
+PARAMS_FILE = PACKAGE_DIR / "config" / "grasp_success.yaml"
 
 
 def launch_tree():
@@ -89,8 +90,9 @@ def test_params_file_with_a_model_path_is_a_valid_config():
 
 
 def test_version_is_the_same_in_package_xml_setup_py_and_the_module():
-    xml_version = ET.parse(REPO / "package.xml").getroot().findtext("version")
-    setup_version = re.search(r'VERSION = "([^"]+)"', (REPO / "setup.py").read_text()).group(1)
+    xml_version = ET.parse(PACKAGE_DIR / "package.xml").getroot().findtext("version")
+    setup_py = (PACKAGE_DIR / "setup.py").read_text()
+    setup_version = re.search(r'VERSION = "([^"]+)"', setup_py).group(1)
     assert xml_version == setup_version == __version__
 
 
@@ -117,10 +119,11 @@ def imported_packages(path: Path) -> set[str]:
 
 
 def test_package_xml_declares_every_ros_package_the_sources_import():
-    sources = [*PACKAGE.rglob("*.py"), *(REPO / "launch").glob("*.py")]
+    sources = [*PACKAGE.rglob("*.py"), *(PACKAGE_DIR / "launch").glob("*.py")]
     imported = set().union(*(imported_packages(path) for path in sources))
     ros = {name for name in imported if is_ros_package(name)}
-    deps = {e.text for e in ET.parse(REPO / "package.xml").getroot().iter("exec_depend")}
+    manifest = ET.parse(PACKAGE_DIR / "package.xml").getroot()
+    deps = {e.text for e in manifest.iter("exec_depend")}
     assert {"rclpy", "sensor_msgs", "std_msgs", "launch", "launch_ros"} <= ros
     assert ros - deps == set()
 
@@ -134,7 +137,7 @@ def test_every_module_outside_ros_and_cli_imports_without_rclpy():
             "        importlib.import_module(m.name)\n"
             "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'rclpy')\n"
             "assert not loaded, loaded")
-    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+    subprocess.run([sys.executable, "-c", code], cwd=PACKAGE_DIR, check=True)
 
 
 def test_ruff_finds_nothing():
@@ -154,11 +157,11 @@ def test_grasp_success_and_grasp_success_node_are_installed_as_commands(tmp_path
     src, target = tmp_path / "src", tmp_path / "target"
     src.mkdir()
     for name in PACKAGE_SOURCES:  # a copy: pip builds in the source tree (build/, egg-info)
-        if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, src / name,
+        if (PACKAGE_DIR / name).is_dir():
+            shutil.copytree(PACKAGE_DIR / name, src / name,
                             ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            shutil.copy(REPO / name, src / name)
+            shutil.copy(PACKAGE_DIR / name, src / name)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
                     "--no-build-isolation", "--target", str(target), str(src)], check=True)
     scripts = {p.name for p in (target / "bin").iterdir()}
@@ -198,3 +201,16 @@ def test_ros_2_wheels_are_only_in_requirements_ros_txt():
     assert ros and all(name.startswith("ros-jazzy-") for name in ros)
     for other in ("requirements.txt", "requirements-dev.txt"):
         assert not {n for n in requirement_names(REPO / other) if n.startswith("ros-")}
+
+
+def test_a_clone_in_a_workspace_builds_both_packages_interfaces_first(workspace):
+    """The repository in ``ws/src/`` and a plain ``colcon build``: both packages are found
+    (colcon stops descending at a package, so they are siblings) and built in order."""
+    if not workspace.build_output:
+        pytest.skip("GRASP_SUCCESS_TEST_INSTALL reuses an install space: nothing was built")
+    out = workspace.build_output
+    assert out.index("Finished <<< grasp_success_msgs") < out.index(
+        "Starting >>> grasp_success_ros"), out
+    assert "Summary: 2 packages finished" in out
+    for package in ("grasp_success_msgs", "grasp_success_ros"):
+        assert (workspace.install / package / "share" / package / "package.xml").is_file()

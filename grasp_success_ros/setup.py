@@ -11,6 +11,7 @@ setup(
     name=PACKAGE,
     version=VERSION,
     packages=find_packages(exclude=["test"]),
+    package_dir={"": "."},
     package_data={f"{PACKAGE}.ros": ["resources/*.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

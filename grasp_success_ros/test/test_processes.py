@@ -7,7 +7,7 @@ from pathlib import Path
 
 from grasp_success_ros.ros.processes import installed_node_command, installed_params_file
 
-REPO = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 PKG = "grasp_success_ros"
 
 
@@ -19,7 +19,7 @@ def test_without_an_install_space_the_node_runs_from_its_module(monkeypatch):
 
 def test_without_an_install_space_the_parameters_are_the_checkouts(monkeypatch):
     monkeypatch.delenv("AMENT_PREFIX_PATH", raising=False)
-    assert installed_params_file() == REPO / "config" / "grasp_success.yaml"
+    assert installed_params_file() == PACKAGE_DIR / "config" / "grasp_success.yaml"
 
 
 def test_in_an_install_space_the_installed_executable_and_parameters_are_used(ros_install,

@@ -5,8 +5,9 @@ creates the publishers, activate subscribes to the camera and the trigger and an
 deactivate stops taking frames and events (answering every pending one), cleanup frees the
 model. Frames are buffered undecoded by the camera callback; a worker (its own callback
 group, on a multi-threaded executor) selects frames with the shared policy, runs the
-classifier and publishes exactly one record per event. Setting ``model_path`` swaps the model
-without a restart.
+classifier and publishes exactly one ``GraspVerdict`` per event, whether the event came from
+the trigger topic or a ``VerifyGrasp`` goal. Setting ``model_path`` swaps the model without a
+restart.
 """
 
 from __future__ import annotations
@@ -22,22 +23,26 @@ from dataclasses import dataclass
 from itertools import count
 
 import rclpy
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from grasp_success_msgs.action import VerifyGrasp
+from grasp_success_msgs.msg import GraspVerdict
 from rcl_interfaces.msg import (
     FloatingPointRange,
     IntegerRange,
     ParameterDescriptor,
     SetParametersResult,
 )
+from rclpy.action import ActionServer, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Bool, Float32, String
-from std_srvs.srv import Trigger
+from std_msgs.msg import Bool, Header
 
 from grasp_success_ros.core.errors import GraspSuccessError, ModelLoadError
 from grasp_success_ros.core.frame_buffer import FrameBuffer
@@ -57,6 +62,7 @@ from grasp_success_ros.model.classifier import GraspClassifier
 from grasp_success_ros.model.native_logs import native_notices_filtered
 from grasp_success_ros.ros.executor import NodeExecutor
 from grasp_success_ros.ros.messages import trigger_class
+from grasp_success_ros.ros.verdicts import time_msg, verdict_message
 
 DEADLINE_POLL_S = 0.05
 BACKSTOP_S = 5.0
@@ -70,11 +76,13 @@ LOAD_TIMEOUT_S = 120.0
 # keep enough answers for a slow reader to catch up.
 TRIGGER_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
 ANSWER_DEPTH = 100
-# A thread each for the camera, the trigger, the worker, the classify service, the timers
+# A thread each for the camera, the trigger, the worker, the verify action, the timers
 # (deadline polling, diagnostics) and the default group (/clock, parameters with a model
 # swap's load, lifecycle transitions): none waits its turn.
 EXECUTOR_THREADS = 6
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+# A VerifyGrasp goal's policy fields: empty / 0 keeps the node's parameter.
+GOAL_OVERRIDES = {"frame_selection": "selection", "n_frames": "n_frames", "combine": "combine"}
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
@@ -98,6 +106,25 @@ class Serving:
 
     classifier: GraspClassifier
     policy: PolicyConfig
+
+    def policy_for(self, event: GraspEvent) -> PolicyConfig:
+        """The node's policy with the event's own overrides (a VerifyGrasp goal's)."""
+        return self.policy.replace(**event.overrides) if event.overrides else self.policy
+
+
+def goal_overrides(request) -> dict:
+    """A VerifyGrasp goal's policy fields that are set, as PolicyConfig fields."""
+    values = {field: getattr(request, name) for name, field in GOAL_OVERRIDES.items()}
+    return {field: value for field, value in values.items() if value}
+
+
+@dataclass
+class Goal:
+    """A VerifyGrasp goal waiting for its event's verdict."""
+
+    handle: object
+    answer: Future
+    frames_reported: int = -1
 
 
 def load_classifier(config: NodeConfig, path: str, logger) -> GraspClassifier:
@@ -133,8 +160,10 @@ class GraspSuccessNode(LifecycleNode):
         self._intake_lock = threading.Lock()  # the trigger vs deactivate
         self._accepting = False
         self._inputs: list = []  # the camera and trigger subscriptions, while active
-        self._classify = None  # the ~/classify service, while active
         self._outputs: list = []
+        self._verify: ActionServer | None = None  # from configure to cleanup
+        self._goals: dict[int, Goal] = {}  # event_id -> the goal that asked for it
+        self._camera_frame_id = ""  # the newest frame's, for answers that judged no frame
         # The worker group holds one entity, the wake-up guard condition: with a timer and a
         # service beside it, rclpy's executor re-dispatched whichever lost the race for the
         # busy group, piling up thousands of tasks and starving the camera callback.
@@ -211,10 +240,14 @@ class GraspSuccessNode(LifecycleNode):
         # Plain publishers, not lifecycle ones: a lifecycle publisher drops what is published
         # while inactive, and the answers to events pending at deactivation go out then.
         self._verdict_pub = self.create_publisher(Bool, "grasp_success", ANSWER_DEPTH)
-        self._confidence_pub = self.create_publisher(Float32, "grasp_success/confidence",
-                                                     ANSWER_DEPTH)
-        self._result_pub = self.create_publisher(String, "grasp_success/result", ANSWER_DEPTH)
-        self._outputs = [self._verdict_pub, self._confidence_pub, self._result_pub]
+        self._result_pub = self.create_publisher(GraspVerdict, "grasp_success/result",
+                                                 ANSWER_DEPTH)
+        self._outputs = [self._verdict_pub, self._result_pub]
+        # From configure to cleanup, refusing goals while inactive: a server that vanished at
+        # deactivate could not deliver the answers to the goals pending then.
+        self._verify = ActionServer(self, VerifyGrasp, "~/verify", self._execute_verify,
+                                    goal_callback=self._accept_goal,
+                                    callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(f"configured: model {classifier.source}")
         return SUCCESS
 
@@ -256,9 +289,7 @@ class GraspSuccessNode(LifecycleNode):
             self._accepting = False
         for subscription in self._inputs:
             self.destroy_subscription(subscription)
-        if self._classify is not None:
-            self.destroy_service(self._classify)
-        self._inputs, self._classify = [], None
+        self._inputs = []
         with self._answer_lock:
             self._answer_pending(final=True)
 
@@ -266,14 +297,16 @@ class GraspSuccessNode(LifecycleNode):
         """Free the model, the frames and the publishers (cleanup, shutdown, error)."""
         for pub in self._outputs:
             self.destroy_publisher(pub)
-        self._outputs = []
+        if self._verify is not None:
+            self._verify.destroy()
+        self._outputs, self._verify = [], None
         self._serving = self._staged = None
         self._buffer = FrameBuffer(self.config.buffer_size)
 
     # --- inputs -------------------------------------------------------------------------
 
     def _create_inputs(self) -> None:
-        """Camera, trigger and ~/classify in groups of their own: in one mutually exclusive
+        """Camera and trigger in groups of their own: in one mutually exclusive
         group a 30 Hz camera kept winning the executor's turn and delayed events by seconds.
         The subscriptions' QoS can be overridden by parameters
         (``qos_overrides.<topic>.subscription.reliability`` etc.)."""
@@ -294,8 +327,6 @@ class GraspSuccessNode(LifecycleNode):
                                      callback_group=trigger,
                                      qos_overriding_options=overridable),
         ]
-        self._classify = self.create_service(Trigger, "~/classify", self._on_classify,
-                                             callback_group=MutuallyExclusiveCallbackGroup())
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -306,14 +337,17 @@ class GraspSuccessNode(LifecycleNode):
             self.get_logger().warning("camera frames carry no stamp; using arrival time",
                                       throttle_duration_sec=LOG_THROTTLE_S)
         self._buffer.append(Frame(frame_stamp(msg, self._now()), msg))
+        self._camera_frame_id = msg.header.frame_id
         if self._pending:
             self._wake.trigger()
 
     def _on_trigger(self, msg) -> None:
         # The same rule as the bag tools (triggers.py): event time = receipt time, or the
         # Header's stamp; Bool false is answered with a not_completed failure record.
-        info = trigger_info(self.config.trigger_type, msg, self._now())
-        event = GraspEvent(next(self._event_ids), info.stamp, time.monotonic(), info.trigger)
+        now = self.get_clock().now()
+        info = trigger_info(self.config.trigger_type, msg, now.nanoseconds * 1e-9)
+        event = GraspEvent(next(self._event_ids), info.stamp, time.monotonic(), info.trigger,
+                           stamp_ns=now.nanoseconds if info.stamp_ns is None else info.stamp_ns)
         serving = self._serving
         if serving is None:  # unreachable: cleanup comes after deactivate took the inputs
             self.get_logger().error(f"event {event.event_id} dropped: no model loaded")
@@ -328,7 +362,7 @@ class GraspSuccessNode(LifecycleNode):
             rejection = info.rejection
         if rejection:
             self._publish(failure_record(event, serving.policy, *rejection,
-                                         model=serving.classifier.source))
+                                         model=serving.classifier.source), event)
             return
         self._wake.trigger()
 
@@ -351,8 +385,9 @@ class GraspSuccessNode(LifecycleNode):
             return
         frames = self._buffer.snapshot()
         stamps = [f.stamp for f in frames]
-        now, policy = self._now(), serving.policy
+        now = self._now()
         for event in events:
+            policy = serving.policy_for(event)
             overdue = time.monotonic() - event.received_monotonic > policy.deadline_s + BACKSTOP_S
             selection = select_frames(stamps, event.stamp, policy, now=None if overdue else now)
             if selection.status != "wait":
@@ -362,12 +397,13 @@ class GraspSuccessNode(LifecycleNode):
                                         "deactivated before frames for this event arrived",
                                         model=serving.classifier.source)
             else:
+                self._report_progress(event, stamps, policy)
                 continue
-            self._publish(record)
+            self._publish(record, event, frames)
             self._pending.remove(event)
 
     def _judge(self, event, frames, selection, serving: Serving) -> GraspRecord:
-        policy, model = serving.policy, serving.classifier.source
+        policy, model = serving.policy_for(event), serving.classifier.source
         try:
             return judge_selected(event, frames, selection, serving.classifier.predict, to_rgb,
                                   policy, model)
@@ -377,14 +413,33 @@ class GraspSuccessNode(LifecycleNode):
             return failure_record(event, policy, "inference_error",
                                   f"{type(exc).__name__}: {exc}", model=model)
 
-    def _publish(self, record: GraspRecord) -> None:
-        with self._publish_lock:  # the worker and the trigger callback both answer events
-            self._publish_locked(record)
+    # --- answers ------------------------------------------------------------------------
 
-    def _publish_locked(self, record: GraspRecord) -> None:
+    def _publish(self, record: GraspRecord, event: GraspEvent, frames=()) -> None:
+        message = self._verdict_message(record, event, frames)
+        with self._publish_lock:  # the worker and the trigger callback both answer events
+            self._publish_locked(record, message)
+        goal = self._goals.pop(record.event_id, None)
+        if goal is not None:
+            goal.answer.set_result(message)
+            self.executor.wake()  # resumes the goal's coroutine now, not at the next event
+
+    def _verdict_message(self, record: GraspRecord, event: GraspEvent, frames) -> GraspVerdict:
+        """Stamped from the input: the event's own stamp, the judged frames' own stamps and
+        the camera's frame_id (never now())."""
+        by_stamp = {f.stamp: f.msg.header for f in frames}
+        judged = [by_stamp.get(s) for s in record.frame_stamps]
+        frame_stamps = [h.stamp if h is not None and (h.stamp.sec or h.stamp.nanosec)
+                        else time_msg(s) for h, s in zip(judged, record.frame_stamps, strict=True)]
+        frame_id = judged[-1].frame_id if judged and judged[-1] is not None \
+            else self._camera_frame_id
+        ns = event.stamp_ns if event.stamp_ns is not None else round(event.stamp * 1e9)
+        stamp = Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+        return verdict_message(record, Header(stamp=stamp, frame_id=frame_id), frame_stamps)
+
+    def _publish_locked(self, record: GraspRecord, message: GraspVerdict) -> None:
         if record.ok:
             self._verdict_pub.publish(Bool(data=record.verdict))
-            self._confidence_pub.publish(Float32(data=record.confidence))
             self.get_logger().info(
                 f"event {record.event_id}: {'SUCCESS' if record.verdict else 'FAILURE'} "
                 f"(confidence {record.confidence:.3f}, {record.latency_ms:.0f} ms)")
@@ -392,20 +447,58 @@ class GraspSuccessNode(LifecycleNode):
             self.get_logger().warning(f"event {record.event_id}: no verdict: {record.error}",
                                       throttle_duration_sec=LOG_THROTTLE_S)
         self._stats.count(record)
-        self._result_pub.publish(String(data=record.to_json()))
+        self._result_pub.publish(message)
 
-    def _on_classify(self, request, response):
-        """Classify the newest frame now. ``success`` = the classification ran, not the grasp:
-        the verdict is in the JSON record in ``message``."""
+    # --- the VerifyGrasp action -----------------------------------------------------------
+
+    def _accept_goal(self, request) -> GoalResponse:
+        """Refused while inactive, or when its policy overrides are invalid (logged why)."""
         serving = self._serving
-        latest = Serving(serving.classifier, serving.policy.replace(selection="latest"))
-        event = GraspEvent(next(self._service_ids), self._now(), time.monotonic(), "service")
-        frames = self._buffer.snapshot()
-        selection = select_frames([f.stamp for f in frames], event.stamp, latest.policy)
-        record = self._judge(event, frames, selection, latest)
-        response.success = record.ok
-        response.message = record.to_json()
-        return response
+        if serving is None or not self._accepting:
+            self.get_logger().warning("VerifyGrasp goal refused: the node is not active")
+            return GoalResponse.REJECT
+        try:
+            serving.policy.replace(**goal_overrides(request))
+        except GraspSuccessError as exc:
+            self.get_logger().warning(f"VerifyGrasp goal refused: {exc}")
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    async def _execute_verify(self, goal_handle) -> VerifyGrasp.Result:
+        """The goal becomes an event like a trigger's, judged by the same worker; the
+        coroutine waits without holding an executor thread."""
+        request, now = goal_handle.request, self.get_clock().now()
+        ns = request.stamp.sec * 1_000_000_000 + request.stamp.nanosec or now.nanoseconds
+        event = GraspEvent(next(self._event_ids), ns * 1e-9, time.monotonic(), "action",
+                           stamp_ns=ns, overrides=goal_overrides(request))
+        goal = self._goals[event.event_id] = Goal(goal_handle, Future())
+        with self._intake_lock:
+            accepting = self._accepting and self._serving is not None
+            if accepting:
+                self._pending.add(event)
+        if accepting:
+            self._wake.trigger()
+        else:  # deactivated between acceptance and execution: answered, never dropped
+            serving = self._serving
+            policy = serving.policy_for(event) if serving else PolicyConfig()
+            model = serving.classifier.source if serving else ""
+            self._publish(failure_record(event, policy, "deactivated", "the node is not active",
+                                         model=model), event)
+        verdict = await goal.answer
+        goal_handle.succeed()
+        return VerifyGrasp.Result(verdict=verdict)
+
+    def _report_progress(self, event: GraspEvent, stamps, policy: PolicyConfig) -> None:
+        """Feedback for a waiting goal: frames stamped after the event so far."""
+        goal = self._goals.get(event.event_id)
+        if goal is None:
+            return
+        after = sum(1 for s in stamps if s >= event.stamp + policy.settle_s)
+        collected = min(after, policy.frames_needed)
+        if collected != goal.frames_reported:
+            goal.frames_reported = collected
+            goal.handle.publish_feedback(VerifyGrasp.Feedback(
+                frames_collected=collected, frames_needed=policy.frames_needed))
 
     # --- parameters and diagnostics -------------------------------------------------------
 

@@ -38,14 +38,18 @@ class TriggerInfo:
     stamp: float
     trigger: str
     rejection: tuple[str, str] | None = None
+    stamp_ns: int | None = None  # the message's own stamp, exact; None: the receipt time
 
 
 def trigger_info(trigger_type: str, msg: Any, receipt_s: float) -> TriggerInfo:
     """Empty/String/Bool: the event time is the receipt time; Header: its stamp (receipt
     time when zero); Bool false is rejected as ``not_completed``."""
     if trigger_type == "header":
-        stamp = stamp_seconds(msg.stamp) or receipt_s
-        return TriggerInfo(stamp, f"header:{msg.frame_id}" if msg.frame_id else "header")
+        label = f"header:{msg.frame_id}" if msg.frame_id else "header"
+        if stamp_seconds(msg.stamp):
+            ns = msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec
+            return TriggerInfo(stamp_seconds(msg.stamp), label, stamp_ns=ns)
+        return TriggerInfo(receipt_s, label)
     if trigger_type == "string":
         return TriggerInfo(receipt_s, f"string:{msg.data[:200]}")
     if trigger_type == "bool" and not msg.data:

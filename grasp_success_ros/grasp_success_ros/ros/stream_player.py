@@ -6,23 +6,25 @@ a camera driver plus a grasp manager would be.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterable
 
+from grasp_success_msgs.msg import GraspVerdict
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from std_msgs.msg import Bool, Float32, String
+from std_msgs.msg import Bool
 
 from grasp_success_ros.data.image_conversion import rgb_to_image_fields
 from grasp_success_ros.data.synth import StreamItem
 from grasp_success_ros.ros.messages import trigger_class
+from grasp_success_ros.ros.verdicts import record_fields
 
 
 class StreamPlayer(Node):
-    """Publishes frames (stamped now) and grasp events; records every result.
+    """Publishes frames (stamped now) and grasp events; records every result (the
+    GraspVerdicts, with the record's field names: :func:`record_fields`).
 
     ``trigger_type`` is the node's: ``empty``, ``bool`` (true), ``header`` (stamped now) or
     ``string``.
@@ -38,20 +40,17 @@ class StreamPlayer(Node):
         self.event_pub = self.create_publisher(self._trigger_cls, "grasp_completed", 10)
         self.results: list[dict] = []
         self.verdicts: list[bool] = []
-        self.confidences: list[float] = []
         self._cond = threading.Condition()
-        self.create_subscription(String, "grasp_success/result", self._on_result, 100)
+        self.create_subscription(GraspVerdict, "grasp_success/result", self._on_result, 100)
         self.create_subscription(Bool, "grasp_success", lambda m: self.verdicts.append(m.data), 100)
-        self.create_subscription(Float32, "grasp_success/confidence",
-                                 lambda m: self.confidences.append(m.data), 100)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
         self._thread.start()
 
-    def _on_result(self, msg: String) -> None:
+    def _on_result(self, msg: GraspVerdict) -> None:
         with self._cond:
-            self.results.append(json.loads(msg.data))
+            self.results.append(record_fields(msg))
             self._cond.notify_all()
 
     def wait_for_node(self, timeout: float, alive=lambda: True) -> bool:
@@ -94,7 +93,6 @@ class StreamPlayer(Node):
         with self._cond:
             self.results.clear()
             self.verdicts.clear()
-            self.confidences.clear()
 
     def publish_event(self) -> None:
         """One grasp-completed event in the node's trigger type."""

@@ -47,6 +47,11 @@ class GraspEvent:
     stamp: float
     received_monotonic: float = field(default_factory=time.monotonic)
     trigger: str = ""
+    # The source's own stamp in integer nanoseconds where it has one (typed outputs copy it
+    # exactly; ``stamp`` in float seconds is ~0.2 us coarse at today's epoch).
+    stamp_ns: int | None = None
+    # Policy fields this event overrides (a VerifyGrasp goal's), applied to the node's policy.
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -1,0 +1,84 @@
+"""GraspRecord <-> ``grasp_success_msgs/GraspVerdict``: the typed form of the one answer.
+
+The node publishes records as GraspVerdict; the demo, the benchmark, the soak script and the
+tests read them back into the record's fields, so the JSON of the offline tools
+(``bag-eval``, ``predict --json``) and the live topic name everything alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from builtin_interfaces.msg import Time
+from grasp_success_msgs.msg import GraspVerdict
+from std_msgs.msg import Header
+
+from grasp_success_ros.core.judge import GraspRecord
+
+NAN = float("nan")
+
+
+def time_msg(seconds: float) -> Time:
+    """A stamp from seconds (nearest nanosecond); exact stamps are copied, not converted."""
+    ns = round(seconds * 1e9)
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def seconds(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def _status(verdict: bool | None) -> int:
+    if verdict is None:
+        return GraspVerdict.UNKNOWN
+    return GraspVerdict.SUCCESS if verdict else GraspVerdict.FAILURE
+
+
+def _or_nan(value: float | None) -> float:
+    return NAN if value is None else float(value)
+
+
+def verdict_message(record: GraspRecord, header: Header,
+                    frame_stamps: Sequence[Time] | None = None) -> GraspVerdict:
+    """The record as a message. ``header`` carries the event's stamp and the judged camera
+    frame's frame_id; ``frame_stamps`` the chosen frames' own stamps (else converted from
+    the record's seconds)."""
+    if frame_stamps is None:
+        frame_stamps = [time_msg(s) for s in record.frame_stamps]
+    return GraspVerdict(
+        header=header, event_id=record.event_id, status=_status(record.verdict),
+        confidence=_or_nan(record.confidence), p_success=_or_nan(record.p_success),
+        frame_stamps=list(frame_stamps), frame_p_success=list(record.frame_p_success),
+        latency_ms=_or_nan(record.latency_ms), error_code=record.error_code or "",
+        error=record.error or "", threshold=record.threshold, policy=record.policy,
+        model=record.model, trigger=record.trigger)
+
+
+def _or_none(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def record_fields(msg: GraspVerdict) -> dict[str, Any]:
+    """The message with the record's field names and meanings (None where it has no value):
+    what ``grasp_success/result`` carried as JSON before it was typed."""
+    verdict = {GraspVerdict.SUCCESS: True, GraspVerdict.FAILURE: False}.get(msg.status)
+    return {
+        "event_id": msg.event_id, "event_stamp": seconds(msg.header.stamp),
+        "verdict": verdict, "confidence": _or_none(msg.confidence),
+        "p_success": _or_none(msg.p_success),
+        "frame_stamps": [seconds(s) for s in msg.frame_stamps],
+        "frame_p_success": [float(p) for p in msg.frame_p_success],
+        "latency_ms": _or_none(msg.latency_ms), "error": msg.error or None,
+        "error_code": msg.error_code or None, "threshold": float(msg.threshold),
+        "policy": msg.policy, "trigger": msg.trigger, "model": msg.model,
+        "frame_id": msg.header.frame_id,
+    }
+
+
+def error_code_constants() -> dict[str, str]:
+    """GraspVerdict's ERROR_* constants (name -> value), to check them against ERROR_CODES."""
+    return {name: getattr(GraspVerdict, name) for name in dir(GraspVerdict)
+            if name.startswith("ERROR_") and isinstance(getattr(GraspVerdict, name), str)}
+
