@@ -6,7 +6,7 @@ memory over time.
     source install/setup.bash   # the installed grasp_success_node (else python -m ...node)
     python scripts/soak.py --minutes 10 --model models/demo/demo.keras
 
-``test/test_soak.py`` runs :func:`run_soak` for a minute as part of the suite.
+``grasp_success_ros/test/test_soak.py`` runs :func:`run_soak` for a minute as part of the suite.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# the Python package inside its ROS package folder, when run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "grasp_success_ros"))
 
 
 def rss_mb(pid: int) -> float:

@@ -46,3 +46,14 @@ def test_every_documented_code_makes_a_failure_record():
 
 def test_the_bool_false_rejection_is_a_documented_code():
     assert NOT_COMPLETED[0] in ERROR_CODES
+
+
+def test_grasp_verdict_has_a_constant_for_exactly_the_error_codes():
+    """grasp_success_msgs/GraspVerdict's ERROR_* constants: C++ and Python clients compare
+    error_code against them, so they must name exactly the codes the node can send."""
+    pytest.importorskip("grasp_success_msgs", reason="source install/setup.bash (make build)")
+    from grasp_success_ros.ros.verdicts import error_code_constants
+
+    constants = error_code_constants()
+    assert constants.pop("ERROR_NONE") == ""
+    assert constants == {f"ERROR_{code.upper()}": code for code in ERROR_CODES}

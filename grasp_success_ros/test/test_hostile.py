@@ -5,7 +5,6 @@ verdict.  Warnings about failures are throttled, not one line per bad event."""
 
 from __future__ import annotations
 
-import json
 import re
 import struct
 import threading
@@ -19,17 +18,19 @@ import pytest
 import rclpy
 import rosnode
 from builtin_interfaces.msg import Time as TimeMsg
+from grasp_success_msgs.msg import GraspVerdict
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Bool, Header, String
+from std_msgs.msg import Bool, Header
 
 from grasp_success_ros.core.judge import ERROR_CODES
 from grasp_success_ros.data.image_conversion import rgb_to_image_fields
 from grasp_success_ros.data.synth import render_scene
+from grasp_success_ros.ros.verdicts import record_fields
 
 pytestmark = pytest.mark.ros
 
@@ -49,11 +50,11 @@ class Probe(Node):
         self.camera_pub = self.create_publisher(camera_type, topic, 5)
         self.trigger_pub = self.create_publisher(trigger_type, "grasp_completed", 100)
         self.results: list[dict] = []
-        self.default_qos_results: list[str] = []
-        self.create_subscription(String, "grasp_success/result",
-                                 lambda m: self.results.append(json.loads(m.data)), 100)
-        self.create_subscription(String, "grasp_success/result",
-                                 lambda m: self.default_qos_results.append(m.data), 10)
+        self.default_qos_results: list[GraspVerdict] = []
+        self.create_subscription(GraspVerdict, "grasp_success/result",
+                                 lambda m: self.results.append(record_fields(m)), 100)
+        self.create_subscription(GraspVerdict, "grasp_success/result",
+                                 self.default_qos_results.append, 10)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self)
         threading.Thread(target=self._executor.spin, daemon=True).start()
