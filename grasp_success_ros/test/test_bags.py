@@ -191,6 +191,7 @@ def test_bag_eval_cli_reports_the_seed_line_csv_json_and_plots(bag, tmp_path, ca
                    "--no-progress") == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["summary"]["seed_line"].endswith(")") and len(doc["events"]) == 6
+    assert {e["model"] for e in doc["events"]} == {str(trained_model)}  # as the node's records
     assert set(doc["summary"]["confusion"]) == {"success", "failure"}
     assert {"precision", "recall"} <= set(doc["summary"]["success"])
     rows = (out / "events.csv").read_text().splitlines()

@@ -124,7 +124,7 @@ def test_package_xml_declares_every_ros_package_the_sources_import():
     imported = set().union(*(imported_packages(path) for path in sources))
     ros = {name for name in imported if is_ros_package(name)}
     manifest = ET.parse(PACKAGE_DIR / "package.xml").getroot()
-    deps = {e.text for e in manifest.iter("exec_depend")}
+    deps = {e.text for tag in ("depend", "exec_depend") for e in manifest.iter(tag)}
     assert {"rclpy", "sensor_msgs", "std_msgs", "launch", "launch_ros"} <= ros
     assert ros - deps == set()
 
@@ -167,7 +167,9 @@ def test_grasp_success_and_grasp_success_node_are_installed_as_commands(tmp_path
                     "--no-build-isolation", "--target", str(target), str(src)], check=True)
     scripts = {p.name for p in (target / "bin").iterdir()}
     assert {"grasp-success", "grasp_success_node"} <= scripts
-    env = {**os.environ, "PYTHONPATH": str(target)}
+    # the target first; the sourced install after it, for grasp_success_msgs
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(target), os.environ.get("PYTHONPATH")) if p)}
     shown = subprocess.run([str(target / "bin" / "grasp-success"), "--help"], env=env,
                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr
@@ -187,7 +189,8 @@ def test_make_venv_installs_ros_wheels_other_dependencies_and_the_package_itself
                          capture_output=True, text=True, check=True).stdout
     assert re.search(r"^/tmp/no_venv/bin/pip install .*-r requirements-ros.txt "
                      r"-r requirements-dev.txt$", dry, re.M), dry
-    assert re.search(r"^/tmp/no_venv/bin/pip install .*--no-deps -e \.$", dry, re.M), dry
+    assert re.search(r"^/tmp/no_venv/bin/pip install .*--no-deps -e grasp_success_ros$", dry,
+                     re.M), dry
 
 
 def requirement_names(path: Path) -> set[str]:

@@ -48,11 +48,11 @@ def session_frames(session: Session) -> list[Frame]:
     return [Frame(f.stamp, f.index) for f in session.frames]
 
 
-def judge_session(session: Session, predict: Callable, policy: PolicyConfig
+def judge_session(session: Session, predict: Callable, policy: PolicyConfig, model: str = ""
                   ) -> list[tuple[BagEvent, GraspRecord]]:
     """Every event of a session through the node's decision path: the frames are selected
     once per event, only the selected ones are loaded, and ``judge_selected`` (the node's
-    call) decodes them, runs the model and decides."""
+    call) decodes them, runs the model and decides. ``model`` names it in the records."""
     frames = session_frames(session)
     stamps = [f.stamp for f in frames]
     selections: list[Selection | None] = [
@@ -64,28 +64,29 @@ def judge_session(session: Session, predict: Callable, policy: PolicyConfig
     for ev, sel in zip(session.events, selections, strict=True):
         event = GraspEvent(ev.event_id, ev.stamp, time.monotonic(), ev.trigger)
         if sel is None:
-            record = failure_record(event, policy, *ev.rejection)
+            record = failure_record(event, policy, *ev.rejection, model=model)
         else:
-            record = judge_selected(event, frames, sel, predict, decode, policy)
+            record = judge_selected(event, frames, sel, predict, decode, policy, model)
         out.append((ev, record))
     return out
 
 
 def evaluate_bag(path: str | Path, predict: Callable, policy: PolicyConfig,
                  topics: BagTopics | None = None, labels_csv: Path | None = None,
-                 tolerance_s: float = 0.5) -> tuple[list[EventResult], str | None]:
-    """(results, label source) for one bag."""
+                 tolerance_s: float = 0.5, model: str = ""
+                 ) -> tuple[list[EventResult], str | None]:
+    """(results, label source) for one bag; ``model`` names the model in the records."""
     path, topics = Path(path), topics or BagTopics()
     bag, session, source = labelled_session(path, topics, labels_csv, tolerance_s)
     with bag:
-        judged = judge_session(session, predict, policy)
+        judged = judge_session(session, predict, policy, model)
     return [EventResult(bag.name, ev.log_ns * 1e-9, ev.label, rec) for ev, rec in judged], source
 
 
 def evaluate_bags(paths: Sequence[str | Path], predict: Callable, policy: PolicyConfig,
                   topics: BagTopics | None = None, labels_csv: Path | None = None,
                   tolerance_s: float = 0.5, jobs: int = 2,
-                  on_bag_done: Callable[[str, str], None] | None = None
+                  on_bag_done: Callable[[str, str], None] | None = None, model: str = ""
                   ) -> tuple[list[EventResult], dict[str, str], dict[str, str | None]]:
     """All bags, ``jobs`` at a time (reading and decoding overlap; the model runs one batch
     at a time). ``on_bag_done(bag name, note)`` is called from the worker as each bag ends
@@ -105,7 +106,7 @@ def evaluate_bags(paths: Sequence[str | Path], predict: Callable, policy: Policy
     def run(i: int, path: Path):
         try:
             res, source = evaluate_bag(path, locked_predict, policy, topics, labels_csv,
-                                       tolerance_s)
+                                       tolerance_s, model)
             results[i], sources[str(path)] = res, source
             note = f"{len(res)} events"
         except BagError as exc:

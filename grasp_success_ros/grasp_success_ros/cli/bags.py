@@ -79,7 +79,7 @@ def _bag_eval(args: argparse.Namespace) -> int:
     bar = None if args.no_progress else Progress(len(args.bags), "bag-eval")
     results, errors, sources = evaluate_bags(
         args.bags, classifier.predict, policy, topics, labels, args.label_tolerance,
-        jobs=args.jobs,
+        jobs=args.jobs, model=classifier.source,
         on_bag_done=None if bar is None else lambda name, note: bar.step(f"{name}: {note}"))
     summary = summarize(results)
     summary["label_sources"] = sources

@@ -52,8 +52,8 @@ PARAMS: tuple[ParamSpec, ...] = (
               "settle).", min=0.0, max=5.0),
     ParamSpec("deadline_s", 2.0, "Seconds after the event by which the frames must be stamped;"
               " past it the event gets a failure record.", min=0.05, max=30.0, dynamic=True),
-    ParamSpec("max_frame_age_s", 0.5, "Oldest frame (s before the event) that latest and the "
-              "classify service accept.", min=0.01, max=10.0, dynamic=True),
+    ParamSpec("max_frame_age_s", 0.5, "Oldest frame (s before the event) that latest accepts, "
+              "for events and VerifyGrasp goals.", min=0.01, max=10.0, dynamic=True),
     ParamSpec("threshold", -1.0, "Success when P(success) >= threshold. Negative: use the "
               "model card's threshold.", min=-1.0, max=1.0, dynamic=True),
     ParamSpec("buffer_size", 90, "Camera frames kept (undecoded) for events; 90 = 3 s at "
