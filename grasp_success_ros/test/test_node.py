@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 import rclpy
 import rosnode
 from grasp_success_msgs.msg import GraspVerdict
 from rcl_interfaces.srv import ListParameters
+from rclpy.qos import qos_profile_sensor_data
 from rosnode import event_then_frames, frame, get_parameter, send_verify_goal, set_parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import Empty, Header
@@ -108,6 +110,28 @@ def test_a_verify_goal_waits_for_its_frames_and_reports_them_as_feedback(live):
     assert outcome.feedback and all(needed == 5 for _, needed in outcome.feedback)
     collected = [n for n, _ in outcome.feedback]
     assert collected == sorted(collected) and collected[-1] < 5
+
+
+def test_the_debug_image_shows_the_judged_frame_stamped_like_it_while_subscribed(live):
+    player, _, _ = live
+    shown: list[Image] = []
+    sub = player.create_subscription(Image, "grasp_success/debug_image", shown.append,
+                                     qos_profile_sensor_data)
+    time.sleep(1.0)  # the node's publisher matches our reader
+    player.clear()
+    original = frame(13, True)
+    stamps = event_then_frames(player, [original] * 3)
+    (record,) = player.wait_for_results(1, timeout=10.0)
+    end = time.monotonic() + 5.0
+    while not shown and time.monotonic() < end:
+        time.sleep(0.02)
+    player.destroy_subscription(sub)
+    (image,) = shown
+    assert image.header.stamp.sec + image.header.stamp.nanosec * 1e-9 == pytest.approx(
+        stamps[0], abs=1e-6) == record["frame_stamps"][0]
+    assert (image.height, image.width, image.encoding) == (*original.shape[:2], "rgb8")
+    drawn = np.frombuffer(bytes(image.data), np.uint8).reshape(original.shape)
+    assert (drawn != original).any(axis=-1).mean() > 0.02  # verdict text and band drawn on it
 
 
 def test_the_node_declares_exactly_the_parameters_of_the_params_file(live):

@@ -57,7 +57,8 @@ from grasp_success_ros.core.params import PARAM_NAMES, PARAMS, NodeConfig, Param
 from grasp_success_ros.core.pending import AnswerStats, PendingEvents
 from grasp_success_ros.core.policy import PolicyConfig, select_frames
 from grasp_success_ros.core.triggers import frame_stamp, stamp_seconds, trigger_info
-from grasp_success_ros.data.image_conversion import to_rgb
+from grasp_success_ros.data.image_conversion import rgb_to_image_fields, to_rgb
+from grasp_success_ros.data.overlay import annotate
 from grasp_success_ros.model.classifier import GraspClassifier
 from grasp_success_ros.model.native_logs import native_notices_filtered
 from grasp_success_ros.ros.executor import NodeExecutor
@@ -242,7 +243,10 @@ class GraspSuccessNode(LifecycleNode):
         self._verdict_pub = self.create_publisher(Bool, "grasp_success", ANSWER_DEPTH)
         self._result_pub = self.create_publisher(GraspVerdict, "grasp_success/result",
                                                  ANSWER_DEPTH)
-        self._outputs = [self._verdict_pub, self._result_pub]
+        # For rviz2 / Foxglove: each judged frame with its verdict, only while subscribed.
+        self._debug_pub = self.create_publisher(Image, "grasp_success/debug_image",
+                                                qos_profile_sensor_data)
+        self._outputs = [self._verdict_pub, self._result_pub, self._debug_pub]
         # From configure to cleanup, refusing goals while inactive: a server that vanished at
         # deactivate could not deliver the answers to the goals pending then.
         self._verify = ActionServer(self, VerifyGrasp, "~/verify", self._execute_verify,
@@ -419,6 +423,8 @@ class GraspSuccessNode(LifecycleNode):
         message = self._verdict_message(record, event, frames)
         with self._publish_lock:  # the worker and the trigger callback both answer events
             self._publish_locked(record, message)
+        if frames and record.frame_stamps and self._debug_pub.get_subscription_count():
+            self._publish_debug_image(record, frames)
         goal = self._goals.pop(record.event_id, None)
         if goal is not None:
             goal.answer.set_result(message)
@@ -436,6 +442,21 @@ class GraspSuccessNode(LifecycleNode):
         ns = event.stamp_ns if event.stamp_ns is not None else round(event.stamp * 1e9)
         stamp = Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
         return verdict_message(record, Header(stamp=stamp, frame_id=frame_id), frame_stamps)
+
+    def _publish_debug_image(self, record: GraspRecord, frames) -> None:
+        """The last judged frame with the verdict, P(success) and the band drawn on it,
+        stamped like the frame. Decoded again: it costs only while someone subscribes."""
+        frame = next((f for f in reversed(frames) if f.stamp == record.frame_stamps[-1]), None)
+        if frame is None:
+            return
+        try:
+            rgb = to_rgb(frame.msg)
+        except GraspSuccessError:  # the record already says bad_image
+            return
+        image = Image(**rgb_to_image_fields(annotate(rgb, record.verdict, record.p_success,
+                                                     record.threshold), "rgb8"))
+        image.header = frame.msg.header
+        self._debug_pub.publish(image)
 
     def _publish_locked(self, record: GraspRecord, message: GraspVerdict) -> None:
         if record.ok:
