@@ -2,7 +2,8 @@
 
 The node and the offline tools both choose frames with ``policy.select_frames`` and call
 :func:`judge_selected`; it never raises for bad frames or a failing model, it returns a
-failure record that says why, with one of :data:`ERROR_CODES`.
+failure record that says why, with one of :data:`ERROR_CODES` (``uncertain`` when the
+probabilities lie between the policy's two thresholds: that record keeps them).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ ERROR_CODES = {
     "inference_error": "the model raised or returned a non-finite value",
     "not_completed": "trigger_type bool got false: not a completed grasp",
     "deactivated": "the node was deactivated (lifecycle) before the event's frames arrived",
+    "uncertain": "P(success) lies between threshold_failure and threshold: no verdict",
 }
 
 
@@ -125,11 +127,14 @@ def judge_selected(event: GraspEvent, frames: Sequence[Frame], selection: Select
         return failure_record(event, cfg, "inference_error", f"{type(exc).__name__}: {exc}",
                               stamps, model)
     decision = decide(p, cfg)
+    unsure = decision.verdict is None  # inside the band: the probabilities, but no verdict
     return GraspRecord(
         event_id=event.event_id, event_stamp=event.stamp, verdict=decision.verdict,
-        confidence=round(decision.confidence, 6), p_success=round(decision.p_success, 6),
+        confidence=None if unsure else round(decision.confidence, 6),
+        p_success=round(decision.p_success, 6),
         frame_stamps=stamps, frame_p_success=[round(float(x), 6) for x in p],
-        latency_ms=_latency_ms(event), error=None, error_code=None, threshold=cfg.threshold,
+        latency_ms=_latency_ms(event), error=f"uncertain: {decision.why}" if unsure else None,
+        error_code="uncertain" if unsure else None, threshold=cfg.threshold,
         policy=describe_policy(cfg), trigger=event.trigger, model=model,
     )
 
