@@ -155,7 +155,7 @@ def risk_coverage_curve(truth: np.ndarray, p: np.ndarray, threshold: float
 # --------------------------------------------------------------------------- calibration
 
 CALIBRATION_BINS = 15  # as Guo et al. 2017 measure the expected calibration error
-LOG_LOSS_EPS = 1e-15  # P(success) of exactly 0 or 1 for the other class costs log(1e15)
+LOG_LOSS_EPS = 1e-15  # a true class given P = 0 costs -log(1e-15) = 34.5, not infinity
 
 
 def reliability_bins(truth: Sequence[bool], p_success: Sequence[float],
@@ -192,13 +192,13 @@ def brier_score(truth: Sequence[bool], p_success: Sequence[float]) -> float:
 
 
 def log_loss(truth: Sequence[bool], p_success: Sequence[float]) -> float:
-    """Mean negative log-likelihood of the truth (natural log), P clipped to
-    [LOG_LOSS_EPS, 1 - LOG_LOSS_EPS]."""
-    truth = np.asarray(truth, bool)
-    p = np.clip(np.asarray(p_success, np.float64), LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS)
+    """Mean negative log-likelihood of the truth (natural log); the probability given to
+    the true class is taken as at least LOG_LOSS_EPS."""
+    truth, p = np.asarray(truth, bool), np.asarray(p_success, np.float64)
     if not p.size:
         return float("nan")
-    return float(-np.mean(np.where(truth, np.log(p), np.log1p(-p))))
+    given = np.where(truth, p, 1.0 - p)
+    return float(-np.mean(np.log(np.maximum(given, LOG_LOSS_EPS))))
 
 
 def calibration_scores(truth: Sequence[bool], p_success: Sequence[float]) -> dict[str, float]:

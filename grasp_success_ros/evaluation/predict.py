@@ -83,10 +83,10 @@ def predict_images(path: str | Path, classifier, threshold: float | None = None,
     """Every image file at PATH (a file, or a folder searched recursively); a file that
     cannot be judged gets a row with the reason and the others are judged all the same.
     The thresholds are the card's unless given (``policy.thresholds_for``)."""
-    files = _files(Path(path))
     card = classifier.card
     threshold, threshold_failure = thresholds_for(threshold, threshold_failure,
                                                   card.threshold, card.threshold_failure)
+    files = _files(Path(path))
     out: list[ImagePrediction] = []
     for start in range(0, len(files), CHUNK):
         chunk = files[start:start + CHUNK]
