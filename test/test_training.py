@@ -118,9 +118,9 @@ def test_training_writes_a_model_and_a_card_with_the_data_counts(tmp_path):
 
 def test_training_fits_a_calibration_on_the_validation_set_and_the_model_applies_it(
         tmp_path):
-    write_dataset(tmp_path / "train", 12, seed=1)
-    write_dataset(tmp_path / "valid", 8, seed=2)
-    cfg = TrainConfig(backbone="mobilenet_v3_small", input_size=48, weights=None, epochs=1,
+    write_dataset(tmp_path / "train", 8, seed=1, height=60, width=80)
+    write_dataset(tmp_path / "valid", 8, seed=2, height=60, width=80)
+    cfg = TrainConfig(backbone="mobilenet_v3_small", input_size=32, weights=None, epochs=1,
                       batch_size=4, tensorboard=False, plots=False)
     lines = []
     card = train(tmp_path / "train", tmp_path / "valid", tmp_path / "m.keras", cfg,
