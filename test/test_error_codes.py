@@ -56,6 +56,7 @@ def test_probabilities_inside_the_band_make_an_uncertain_record_that_keeps_them(
     record = judge_selected(GraspEvent(1, 0.0), [Frame(0.1, "img")], Selection("ready", (0,)),
                             lambda images: [0.55], lambda msg: msg, band)
     assert record.verdict is None and record.error_code == "uncertain" and not record.ok
+    assert record.judged  # the model answered: ~/classify reports that it ran
     assert record.confidence is None and record.p_success == 0.55
     assert record.frame_p_success == [0.55] and record.frame_stamps == [0.1]
     assert record.error == ("uncertain: P(success) 0.5500 lies between threshold_failure 0.2 "

@@ -74,6 +74,11 @@ class GraspRecord:
     def ok(self) -> bool:
         return self.verdict is not None
 
+    @property
+    def judged(self) -> bool:
+        """The model answered for the chosen frames: a verdict, or ``uncertain``."""
+        return self.p_success is not None
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), allow_nan=False)
 

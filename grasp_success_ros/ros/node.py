@@ -401,14 +401,14 @@ class GraspSuccessNode(LifecycleNode):
 
     def _on_classify(self, request, response):
         """Classify the newest frame now. ``success`` = the classification ran, not the grasp:
-        the verdict is in the JSON record in ``message``."""
+        the verdict (or ``uncertain``) is in the JSON record in ``message``."""
         serving = self._serving
         latest = Serving(serving.classifier, serving.policy.replace(selection="latest"))
         event = GraspEvent(next(self._service_ids), self._now(), time.monotonic(), "service")
         frames = self._buffer.snapshot()
         selection = select_frames([f.stamp for f in frames], event.stamp, latest.policy)
         record = self._judge(event, frames, selection, latest)
-        response.success = record.ok
+        response.success = record.judged  # an uncertain record ran too: no verdict by design
         response.message = record.to_json()
         return response
 
