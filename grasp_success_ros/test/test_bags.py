@@ -12,7 +12,7 @@ import pytest
 
 from grasp_success_ros.bags.evaluate import evaluate_bag, summarize
 from grasp_success_ros.bags.reader import frame_decoder, load_frames, open_bag, read_session
-from grasp_success_ros.bags.report import write_plots
+from grasp_success_ros.bags.report import format_report, write_plots
 from grasp_success_ros.bags.topics import BagTopics, typestore
 from grasp_success_ros.bags.writer import bool_cdr, write_items, write_session
 from grasp_success_ros.cli import main as cli
@@ -160,6 +160,24 @@ def test_bag_eval_uses_the_shared_decision_path(bag):
     assert rec.verdict is False and rec.confidence == pytest.approx(0.3)
     assert rec.event_stamp <= rec.frame_stamps[0] < rec.event_stamp + 1 / FPS
     assert rec.policy == "first_after"
+
+
+def test_bag_eval_leaves_events_inside_the_band_uncertain_and_reports_the_coverage(bag):
+    results, _ = evaluate_bag(bag, lambda imgs: [0.5] * len(imgs),
+                              PolicyConfig(threshold=0.7, threshold_failure=0.3))
+    assert {r.record.error_code for r in results} == {"uncertain"}
+    assert all(r.record.p_success == 0.5 and r.record.verdict is None for r in results)
+    summary = summarize(results)
+    assert summary["no_verdict"] == {"uncertain": 6} and summary["coverage"] == 0.0
+    assert summary["error_rate"] is None
+    text = format_report(summary, results, per_event=False)
+    assert "no verdict: uncertain 6" in text and "coverage 0.00 (labelled events" in text
+
+
+def test_bag_eval_refuses_a_failure_threshold_without_the_threshold(bag, capsys):
+    assert run_cli("bag-eval", bag, "--model", "m.keras", "--threshold-failure", "0.2") == 2
+    err = capsys.readouterr().err
+    assert "threshold_failure needs threshold set too" in err and err.count("\n") == 1
 
 
 def test_an_event_without_frames_after_it_gets_no_fresh_frame(tmp_path):

@@ -57,3 +57,18 @@ def test_grasp_verdict_has_a_constant_for_exactly_the_error_codes():
     constants = error_code_constants()
     assert constants.pop("ERROR_NONE") == ""
     assert constants == {f"ERROR_{code.upper()}": code for code in ERROR_CODES}
+
+
+def test_probabilities_inside_the_band_make_an_uncertain_record_that_keeps_them():
+    from grasp_success_ros.core.judge import Frame, judge_selected
+    from grasp_success_ros.core.policy import Selection
+
+    band = PolicyConfig(threshold=0.8, threshold_failure=0.2)
+    record = judge_selected(GraspEvent(1, 0.0), [Frame(0.1, "img")], Selection("ready", (0,)),
+                            lambda images: [0.55], lambda msg: msg, band)
+    assert record.verdict is None and record.error_code == "uncertain" and not record.ok
+    assert record.judged  # the model answered
+    assert record.confidence is None and record.p_success == 0.55
+    assert record.frame_p_success == [0.55] and record.frame_stamps == [0.1]
+    assert record.error == ("uncertain: P(success) 0.5500 lies between threshold_failure 0.2 "
+                            "and threshold 0.8")

@@ -9,6 +9,11 @@ import pytest
 from grasp_success_ros.evaluation.metrics import (
     Confusion,
     accuracy,
+    brier_score,
+    expected_calibration_error,
+    log_loss,
+    reliability_bins,
+    risk_coverage_curve,
     roc_auc,
     seed_line,
     shown,
@@ -94,3 +99,44 @@ def test_undefined_scores_print_as_n_a_with_the_reason():
     assert shown(scores["precision"], undefined_reasons("failure")["precision"]) == \
         "n/a (no image judged failure)"
     assert shown(scores["recall"], "unused") == "0.000"
+
+
+def test_coverage_and_the_error_rate_leave_the_no_verdict_column_out():
+    counted = Confusion.count(TRUTH, VERDICTS)  # 4 verdicts, 2 of them right
+    assert counted.judged == 4
+    assert counted.coverage() == pytest.approx(0.8) and counted.error_rate() == pytest.approx(0.5)
+    assert math.isnan(Confusion.count([True], [None]).error_rate())
+
+
+# P(success) 0.9 (a success) in bin 13 of 15, 0.1 (a failure) in bin 1, 0.62 (a success) and
+# 0.64 (a failure) both in bin 9: mean 0.63 against half of them successes.
+CAL_TRUTH = [True, False, True, False]
+CAL_P = [0.9, 0.1, 0.62, 0.64]
+
+
+def test_expected_calibration_error_weighs_each_bins_gap_by_its_share_of_images():
+    bins = reliability_bins(CAL_TRUTH, CAL_P)
+    assert bins["count"].tolist() == [0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 0]
+    assert bins["mean_p"][9] == pytest.approx(0.63) and bins["observed"][9] == 0.5
+    # 1/4 * |0.9 - 1| + 1/4 * |0.1 - 0| + 2/4 * |0.63 - 0.5|
+    assert expected_calibration_error(CAL_TRUTH, CAL_P) == pytest.approx(0.115)
+
+
+def test_the_brier_score_is_the_mean_squared_gap_to_the_truth():
+    # (0.1^2 + 0.1^2 + 0.38^2 + 0.64^2) / 4
+    assert brier_score(CAL_TRUTH, CAL_P) == pytest.approx(0.574 / 4)
+
+
+def test_the_log_loss_is_the_mean_negative_log_likelihood_of_the_truth():
+    expected = -(2 * math.log(0.9) + math.log(0.62) + math.log(0.36)) / 4
+    assert log_loss(CAL_TRUTH, CAL_P) == pytest.approx(expected) == pytest.approx(0.427602)
+    assert log_loss([False], [1.0]) == pytest.approx(-math.log(1e-15))  # clipped, finite
+
+
+def test_the_risk_coverage_curve_leaves_the_least_confident_verdicts_out_first():
+    # verdicts at 0.5: success 0.95 (right), failure 0.3 (wrong, confidence 0.7),
+    # success 0.8 (wrong), failure 0.1 (right, confidence 0.9)
+    coverage, risk = risk_coverage_curve(np.array([True, True, False, False]),
+                                         np.array([0.95, 0.3, 0.8, 0.1]), 0.5)
+    assert coverage.tolist() == [0.25, 0.5, 0.75, 1.0]
+    assert risk == pytest.approx([0.0, 0.0, 1 / 3, 0.5])

@@ -268,6 +268,31 @@ def test_threshold_changes_at_run_time_and_bad_values_are_refused(live):
     assert record["threshold"] == 0.5
 
 
+def test_frames_between_the_two_thresholds_get_no_verdict_but_an_uncertain_record(live):
+    player, _, _ = live
+    node = "/live/grasp_success_node"
+    refused = set_parameter(player, node, "threshold_failure", 0.0)  # threshold is the card's
+    assert not refused.successful and "needs threshold set too" in refused.reason
+    # Every P(success) short of exactly 0 or 1 lies in [0, 1]'s open interior: the band.
+    assert set_parameter(player, node, "threshold", 1.0).successful
+    try:
+        assert set_parameter(player, node, "threshold_failure", 0.0).successful
+        blend = (frame(31, True) // 2 + frame(31, False) // 2)  # half a grasp: not extreme
+        player.clear()
+        event_then_frames(player, [blend])
+        (record,) = player.wait_for_results(1, timeout=10.0)
+        assert record["verdict"] is None and record["error_code"] == "uncertain"
+        assert 0.0 < record["p_success"] < 1.0 and record["confidence"] is None
+        assert record["frame_p_success"] == [record["p_success"]]
+        assert record["error"].startswith("uncertain: P(success) ")
+        assert record["threshold_failure"] == 0.0 and record["threshold"] == 1.0
+        time.sleep(0.5)
+        assert player.verdicts == []  # grasp_success (Bool) carries verdicts only
+    finally:
+        assert set_parameter(player, node, "threshold_failure", -1.0).successful
+        assert set_parameter(player, node, "threshold", -1.0).successful
+
+
 def test_diagnostics_report_model_camera_and_counts(live):
     from diagnostic_msgs.msg import DiagnosticArray
 

@@ -7,9 +7,12 @@ from grasp_success_ros.core.errors import ConfigError
 from grasp_success_ros.core.policy import (
     PolicyConfig,
     decide,
+    is_failure,
     is_success,
     mean_rule,
     select_frames,
+    thresholds_for,
+    verdicts,
     vote,
 )
 
@@ -116,3 +119,57 @@ def test_a_decision_needs_at_least_one_probability():
 def test_invalid_policies_are_refused(bad):
     with pytest.raises(ConfigError):
         PolicyConfig(**bad).validate()
+
+
+# --------------------------------------------------------------------------- two thresholds
+
+BAND = PolicyConfig(threshold=0.7, threshold_failure=0.3)
+
+
+def test_between_the_two_thresholds_there_is_no_verdict_and_no_confidence():
+    assert decide([0.7], BAND).verdict is True and decide([0.3], BAND).verdict is False
+    for p in (0.31, 0.5, 0.69):
+        d = decide([p], BAND)
+        assert d.verdict is None and d.confidence is None and d.p_success == pytest.approx(p)
+    assert decide([0.5], BAND).why == ("P(success) 0.5000 lies between threshold_failure 0.3 "
+                                       "and threshold 0.7")
+
+
+def test_a_failure_threshold_equal_to_the_threshold_is_one_threshold():
+    p = np.linspace(0.0, 1.0, 101)
+    assert verdicts(p, 0.42, 0.42) == verdicts(p, 0.42) == is_success(p, 0.42).tolist()
+    assert is_failure(0.41, 0.42) is True and is_failure(0.42, 0.42, 0.42) is False
+
+
+def test_the_mean_of_several_frames_is_judged_against_the_band():
+    assert decide([0.9, 0.2], BAND).verdict is None  # mean 0.55
+    assert decide([0.9, 0.6], BAND).verdict is True and decide([0.1, 0.4], BAND).verdict is False
+
+
+def test_a_vote_with_a_band_needs_a_majority_the_unsure_frames_could_not_overturn():
+    vote_band = BAND.replace(combine="vote")
+    assert decide([0.9, 0.9, 0.5], vote_band).verdict is True  # 2 of 3 even if 0.5 said no
+    assert decide([0.9, 0.5, 0.1], vote_band).verdict is None  # 1 yes, 1 no, 1 unsure
+    d = decide([0.1, 0.1, 0.5, 0.9], vote_band)  # 2 no, 1 unsure, 1 yes: 2 yes at most
+    assert d.verdict is False and d.confidence == pytest.approx(0.5)
+    assert decide([0.1, 0.5, 0.5, 0.9], vote_band).why == (
+        "1 of 4 frames say success, 1 failure and 2 lie between threshold_failure 0.3 and "
+        "threshold 0.7")
+
+
+def test_the_card_pair_holds_unless_the_threshold_is_given_which_makes_one_threshold():
+    assert thresholds_for(None, None, 0.8, 0.2) == (0.8, 0.2)
+    assert thresholds_for(-1.0, -1.0, 0.8, 0.2) == (0.8, 0.2)
+    assert thresholds_for(0.6, -1.0, 0.8, 0.2) == (0.6, None)
+    assert thresholds_for(0.6, 0.4, 0.8, None) == (0.6, 0.4)
+
+
+@pytest.mark.parametrize("given", [(-1.0, 0.4), (0.3, 0.4)])
+def test_a_failure_threshold_alone_or_above_the_threshold_is_refused(given):
+    with pytest.raises(ConfigError, match="threshold_failure"):
+        thresholds_for(*given, 0.5, None)
+
+
+def test_a_policy_with_the_failure_threshold_above_the_threshold_is_refused():
+    with pytest.raises(ConfigError, match="threshold_failure must be in"):
+        PolicyConfig(threshold=0.5, threshold_failure=0.6).validate()

@@ -86,6 +86,20 @@ def test_every_combination_agrees_with_the_per_frame_rule(p, threshold):
     assert voted.confidence == (sum(frames) if voted.verdict else len(p) - sum(frames)) / len(p)
 
 @SETTINGS
+@given(p=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=30),
+       band=st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)).map(sorted),
+       combine=st.sampled_from(["mean", "vote"]))
+def test_a_band_only_withholds_verdicts_and_never_turns_one_around(p, band, combine):
+    t_fail, t = band
+    one = decide(p, PolicyConfig(combine=combine, threshold=t))
+    two = decide(p, PolicyConfig(combine=combine, threshold=t, threshold_failure=t_fail))
+    assert two.verdict in (None, one.verdict)
+    assert two.p_success == one.p_success
+    if two.verdict is not None and combine == "mean":
+        assert two.confidence == one.confidence
+
+
+@SETTINGS
 @given(stamps=stamps_st, event_t=st.floats(-5.0, 105.0), cfg=policies(),
        now=st.floats(-5.0, 120.0))
 def test_live_selection_only_waits_before_the_deadline(stamps, event_t, cfg, now):

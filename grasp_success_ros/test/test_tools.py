@@ -22,11 +22,14 @@ from grasp_success_ros.core.params import NodeConfig
 from grasp_success_ros.core.policy import PolicyConfig, decide
 from grasp_success_ros.evaluation.evaluate import (
     Evaluation,
+    band_for_precision,
     evaluate_folder,
     report_text,
     threshold_for_precision,
 )
+from grasp_success_ros.evaluation.metrics import calibration_scores
 from grasp_success_ros.evaluation.predict import predict_images, video_decision
+from grasp_success_ros.model.calibration import Calibration
 from grasp_success_ros.model.card import ModelCard, card_path_for
 from grasp_success_ros.model.classifier import GraspClassifier
 from grasp_success_ros.model.export import export_model
@@ -111,6 +114,25 @@ def test_predict_exit_code_says_whether_anything_was_judged(capsys, tmp_path, rb
     assert run_cli(capsys, "predict", tmp_path / "imgs", rb_model)[0] == code
 
 
+def test_predict_says_unknown_for_an_image_between_the_two_thresholds(capsys, tmp_path,
+                                                                     rb_model):
+    write_rgb(tmp_path / "imgs" / "red.png", solid((200, 40, 40)))
+    p = 1 / (1 + np.exp(-4 * (200 - 40) / 255))  # 0.92
+    code, table, _ = run_cli(capsys, "predict", tmp_path / "imgs", rb_model, "--threshold",
+                             "0.95", "--threshold-failure", "0.05")
+    row = table.splitlines()[1].split(None, 4)
+    assert code == 0  # judged: it has its P(success), only no verdict
+    assert row[1:3] == ["UNKNOWN", f"{p:.4f}"] and row[3] == "-"
+    assert row[4] == (f"uncertain: P(success) {p:.4f} lies between threshold_failure 0.05 "
+                      "and threshold 0.95")
+
+
+def test_a_failure_threshold_without_the_threshold_is_refused_in_one_line(capsys, rb_model):
+    code, _, err = run_cli(capsys, "predict", "x.png", rb_model, "--threshold-failure", "0.2")
+    assert code == 2 and "threshold_failure needs threshold set too" in err
+    assert err.count("\n") == 1
+
+
 def write_video(path, colours, fps=30.0, size=(64, 48)):
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
     for rgb in colours:
@@ -179,6 +201,81 @@ def test_target_precision_picks_the_lowest_threshold_that_reaches_it():
     assert strict.threshold == pytest.approx(0.9) and strict.given_up == 2
     with pytest.raises(ConfigError, match="no threshold reaches"):
         threshold_for_precision(evaluation([0.9, 0.8], [0, 1]), 1.0)
+
+
+def test_two_target_precisions_choose_the_failure_threshold_below_the_success_one():
+    ev = evaluation([0.95, 0.9, 0.8, 0.7, 0.6, 0.55, 0.3, 0.2, 0.1], [1, 1, 0, 1, 1, 0, 1, 0, 0])
+    strict = band_for_precision(ev, 1.0, 1.0)
+    # successes: 0.95 and 0.9 are all right, 0.8 is not; failures: 0.1 and 0.2 right, 0.3 not
+    assert strict.success.threshold == 0.9 and strict.threshold_failure == 0.2
+    assert strict.recall_failure == 0.5 and strict.coverage == pytest.approx(4 / 9)
+    assert strict.error_rate == 0.0
+    loose = band_for_precision(ev, 1.0, 0.75)  # at or below 0.55: 3 of 4 are failures
+    assert loose.threshold_failure == 0.55 and loose.precision_failure == 0.75
+    assert loose.coverage == pytest.approx(6 / 9) and loose.error_rate == pytest.approx(1 / 6)
+    with pytest.raises(ConfigError, match="no threshold_failure below"):
+        band_for_precision(evaluation([0.9, 0.1, 0.2], [1, 1, 0]), 1.0, 1.0)  # 0.1: success
+
+
+def test_the_evaluation_counts_images_in_the_band_as_no_verdict():
+    ev = evaluation([0.9, 0.5, 0.1, 0.45], [1, 1, 0, 0]).at(0.8, 0.2)
+    m = ev.metrics()
+    assert ev.verdicts == [True, None, False, None]
+    assert m["no_verdict"] == {"success": 1, "failure": 1} and m["coverage"] == 0.5
+    assert m["error_rate"] == 0.0 and m["success"]["count"] == 2
+    assert ev.seed_line().startswith("2 (1 successful + 1 unsuccessful) out of 4 tests")
+    assert "coverage 0.500, error rate 0.000 among the verdicts" in report_text(ev)
+
+
+def test_evaluate_reports_the_calibration_before_and_after_and_draws_the_reliability_diagram(
+        capsys, tmp_path):
+    model = red_minus_blue(tmp_path / "rb.keras", calibration=Calibration(temperature=2.0))
+    colour_folders(tmp_path / "test", n=4)
+    code, out, _ = run_cli(capsys, "evaluate", tmp_path / "test", model, "--out-dir",
+                           tmp_path / "eval")
+    lines = out.splitlines()
+    assert code == 0
+    assert any(line.startswith("  before calibration: ECE ") for line in lines)
+    assert any(line.startswith("  after calibration:  ECE ") and line.endswith(
+        "(temperature 2)") for line in lines)
+    for name in ("reliability.png", "risk_coverage.png"):
+        assert (tmp_path / "eval" / name).stat().st_size > 0
+
+
+def test_evaluate_json_scores_the_outputs_before_and_after_the_calibration(capsys, tmp_path):
+    cal = Calibration(temperature=2.0)
+    model = red_minus_blue(tmp_path / "rb.keras", calibration=cal)
+    colour_folders(tmp_path / "test", n=4)
+    write_rgb(tmp_path / "test" / "failure" / "reddish.png", solid((150, 40, 90)))
+    _, out, _ = run_cli(capsys, "evaluate", tmp_path / "test", model, "--json", "--out-dir",
+                        tmp_path / "eval")
+    data = json.loads(out)
+    truth = [img["truth"] for img in data["images"]]
+    p = np.array([img["p_success"] for img in data["images"]])
+    got = data["calibration"]
+    assert got["calibrated"] == pytest.approx(calibration_scores(truth, p))
+    assert got["uncalibrated"] == pytest.approx(calibration_scores(truth, cal.invert(p)))
+    assert got["bins"] == 15 and got["temperature"] == 2.0
+
+
+def test_two_target_precisions_write_the_band_into_the_card_and_predict_uses_it(
+        capsys, tmp_path, rb_model):
+    folders = tmp_path / "test"
+    for i, red in enumerate((250, 200, 160, 140)):  # purple-ish successes
+        write_rgb(folders / "success" / f"{i}.png", solid((red, 0, 120)))
+    for i, red in enumerate((150, 60, 20)):  # one failure (150) among the successes
+        write_rgb(folders / "failure" / f"{i}.png", solid((red, 0, 120)))
+    code, out, _ = run_cli(capsys, "evaluate", folders, rb_model, "--target-precision", "1.0",
+                           "1.0", "--out-dir", tmp_path / "eval")
+    assert code == 0 and "coverage 0.714" in out and "and threshold_failure" in out
+    card = ModelCard.load(card_path_for(rb_model))
+    p_red = {red: 1 / (1 + np.exp(-4 * (red - 120) / 255)) for red in (160, 60)}
+    assert card.threshold == pytest.approx(p_red[160], abs=1e-3)
+    assert card.threshold_failure == pytest.approx(p_red[60], abs=1e-3)
+    clf, _ = GraspClassifier.from_path(rb_model)
+    unsure = sorted(r.file.split("/")[-2] + "/" + r.file.split("/")[-1]
+                    for r in predict_images(folders, clf) if r.verdict is None)
+    assert unsure == ["failure/0.png", "success/3.png"]  # red 150 and 140: in the band
 
 
 def test_evaluate_prints_the_seed_line_and_writes_the_plots_on_the_seed_samples(

@@ -116,6 +116,24 @@ def test_training_writes_a_model_and_a_card_with_the_data_counts(tmp_path):
 
 
 
+def test_training_fits_a_calibration_on_the_validation_set_and_the_model_applies_it(
+        tmp_path):
+    write_dataset(tmp_path / "train", 8, seed=1, height=60, width=80)
+    write_dataset(tmp_path / "valid", 8, seed=2, height=60, width=80)
+    cfg = TrainConfig(backbone="mobilenet_v3_small", input_size=32, weights=None, epochs=1,
+                      batch_size=4, tensorboard=False, plots=False)
+    lines = []
+    card = train(tmp_path / "train", tmp_path / "valid", tmp_path / "m.keras", cfg,
+                 log=lines.append)
+    cal = card.calibration
+    assert cal.method == "temperature" and cal.images == 8
+    assert cal.scores["after"]["log_loss"] <= cal.scores["before"]["log_loss"]
+    assert any(line.startswith(f"calibration: temperature {cal.temperature:.4g} on 8 ")
+               for line in lines)
+    ev = evaluate_folder(tmp_path / "valid", GraspClassifier.from_path(tmp_path / "m.keras")[0])
+    np.testing.assert_allclose(ev.p_success, cal.apply(ev.p_uncalibrated))
+
+
 def test_class_weights_go_into_the_card_by_class_name_and_onto_the_console(tmp_path):
     write_dataset(tmp_path / "train", 12, seed=1)
     for f in sorted((tmp_path / "train" / "failure").iterdir())[:4]:

@@ -135,7 +135,8 @@ def _rounded(x: float) -> float | None:
 
 
 def summarize(results: Sequence[EventResult]) -> dict:
-    """Counts, the seed's line, confusion, precision/recall (labelled events only)."""
+    """Counts, the seed's line, confusion, precision/recall, coverage (the share with a
+    verdict) and the error rate among verdicts (labelled events only)."""
     labelled = [r for r in results if r.truth is not None]
     truth = [bool(r.truth) for r in labelled]
     verdicts = [r.record.verdict for r in labelled]
@@ -158,6 +159,7 @@ def summarize(results: Sequence[EventResult]) -> dict:
         "verdicts": sum(r.record.verdict is not None for r in results),
         "no_verdict": codes, "correct": counted.correct,
         "accuracy": _rounded(counted.accuracy()),
+        "coverage": _rounded(counted.coverage()), "error_rate": _rounded(counted.error_rate()),
         "seed_line": seed_line(truth, verdicts, noun="grasps") if labelled else None,
         "confusion": counted.table,
         **{cls: {"precision": _rounded(s["precision"]), "recall": _rounded(s["recall"])}

@@ -49,6 +49,8 @@ def format_report(summary: dict, results: Sequence[EventResult], per_event: bool
     for cls in ("success", "failure"):
         lines.append(f"{cls:8s} precision {_fmt(summary[cls]['precision'])}  "
                      f"recall {_fmt(summary[cls]['recall'])}")
+    lines.append(f"coverage {_fmt(summary['coverage'])} (labelled events with a verdict), "
+                 f"error rate {_fmt(summary['error_rate'])} among those verdicts")
     if len(summary["bags"]) > 1:
         for name, b in summary["bags"].items():
             lines.append(f"  {name}: {b['correct']}/{b['labelled']} correct "

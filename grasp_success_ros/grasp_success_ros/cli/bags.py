@@ -68,14 +68,14 @@ def _bag_eval(args: argparse.Namespace) -> int:
 
     values = {name: getattr(args, name) for name in (
         "frame_selection", "n_frames", "combine", "settle_s", "deadline_s", "max_frame_age_s",
-        "threshold", "trigger_type")}
+        "threshold", "threshold_failure", "trigger_type")}
     config = NodeConfig.from_values({**values, "model_path": args.model})
     topics, labels = _topics(args), _labels(args)
     classifier, notes = GraspClassifier.from_path(args.model,
                                                   allow_custom_code=args.allow_custom_code)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    policy = config.policy(classifier.card.threshold)
+    policy = config.policy(classifier.card.threshold, classifier.card.threshold_failure)
     bar = None if args.no_progress else Progress(len(args.bags), "bag-eval")
     results, errors, sources = evaluate_bags(
         args.bags, classifier.predict, policy, topics, labels, args.label_tolerance,
@@ -125,7 +125,11 @@ def _add_bag_eval(sub) -> None:
     g.add_argument("--max-frame-age-s", dest="max_frame_age_s", type=float,
                    default=_default("max_frame_age_s"))
     g.add_argument("--threshold", type=float, default=_default("threshold"),
-                   help="negative: the model card's threshold")
+                   help="negative: the model card's threshold (and threshold_failure)")
+    g.add_argument("--threshold-failure", dest="threshold_failure", type=float,
+                   default=_default("threshold_failure"),
+                   help="failure at or below it, no verdict (uncertain) up to --threshold; "
+                   "needs --threshold; negative: one threshold, or the card's pair")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write DIR/events.csv (every event), DIR/report.json and plots")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")

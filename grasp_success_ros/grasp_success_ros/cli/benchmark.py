@@ -282,7 +282,7 @@ def bench_bag_eval(path: Path, workdir: Path, grasps: int = 20) -> dict:
     for policy_name in ("first_after", "n_after"):
         policy = NodeConfig.from_values({"model_path": str(path),
                                          "frame_selection": policy_name}).policy(
-            clf.card.threshold)
+            clf.card.threshold, clf.card.threshold_failure)
         t = time.perf_counter()
         results, _ = evaluate_bag(bag, clf.predict, policy)
         wall = time.perf_counter() - t

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=__version__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    add_tool_commands(sub)  # train, predict, evaluate, export
+    add_tool_commands(sub)  # train, predict, evaluate, calibrate, export
 
     _add_synth(sub)
 

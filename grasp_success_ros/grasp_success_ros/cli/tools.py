@@ -1,4 +1,5 @@
-"""``grasp-success train | predict | evaluate | export``: the seeds' tools as one command line."""
+"""``grasp-success train | predict | evaluate | calibrate | export``: the seeds' tools as one
+command line."""
 
 from __future__ import annotations
 
@@ -148,7 +149,8 @@ def _predict(args: argparse.Namespace) -> int:
 
     classifier = _load(args.model, args.allow_custom_code)
     if args.video:
-        pred = predict_video(args.path, classifier, args.threshold, args.window, args.fraction)
+        pred = predict_video(args.path, classifier, args.threshold, args.window, args.fraction,
+                             args.threshold_failure)
         plot = Path(args.plot) if args.plot else Path(args.path).with_suffix(".frames.png")
         video_plot(pred, plot)
         if args.json:
@@ -159,7 +161,7 @@ def _predict(args: argparse.Namespace) -> int:
             print(pred.summary())
             print(f"per-frame plot: {plot}")
         return 0
-    rows = predict_images(args.path, classifier, args.threshold)
+    rows = predict_images(args.path, classifier, args.threshold, args.threshold_failure)
     print(format_images(rows, _fmt(args)))
     return judged_exit_code(rows)
 
@@ -175,7 +177,10 @@ def _add_model_argument(p: argparse.ArgumentParser,
 
 def _add_threshold_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None,
-                   help="success when P(success) >= this (default: the card's)")
+                   help="success when P(success) >= this (default: the card's thresholds)")
+    p.add_argument("--threshold-failure", type=float, default=None,
+                   help="with --threshold: failure when P(success) <= this, no verdict "
+                   "(uncertain) in between (default: one threshold)")
 
 
 def _add_predict(sub) -> None:
@@ -205,33 +210,50 @@ def _add_predict(sub) -> None:
 # --------------------------------------------------------------------------- evaluate
 
 
+def _target_precision_card(args, ev, classifier):
+    """The card with the thresholds chosen by ``--target-precision`` (one value: one
+    threshold, as before; two: the failure threshold too); (card, choice, band)."""
+    from grasp_success_ros.evaluation.evaluate import band_for_precision, threshold_for_precision
+
+    targets = args.target_precision
+    if len(targets) > 2:
+        raise ConfigError("--target-precision takes one value (successes) or two (successes "
+                          "and failures)")
+    band = band_for_precision(ev, *targets) if len(targets) == 2 else None
+    choice = band.success if band else threshold_for_precision(ev, targets[0])
+    chosen = {"target_precision": choice.target, "precision": choice.precision,
+              "recall": choice.recall, "test_dir": str(args.test_dir),
+              "test_images": len(ev.truth)}
+    if band:
+        chosen.update(target_precision_failure=band.target_failure,
+                      precision_failure=band.precision_failure,
+                      recall_failure=band.recall_failure, coverage=band.coverage,
+                      error_rate=band.error_rate)
+    card = classifier.card.replace(
+        threshold=choice.threshold, threshold_failure=band.threshold_failure if band else None,
+        training={**classifier.card.training, "threshold_choice": chosen})
+    return card, choice, band
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from grasp_success_ros.evaluation.evaluate import (
         evaluate_folder,
         report_text,
-        threshold_for_precision,
         threshold_sweep,
         write_plots,
     )
     from grasp_success_ros.model.card import card_path_for
 
     classifier = _load(args.model, args.allow_custom_code)
-    ev = evaluate_folder(args.test_dir, classifier, args.success_class, args.threshold)
-    choice = None
-    card_written = None
+    ev = evaluate_folder(args.test_dir, classifier, args.success_class, args.threshold,
+                         threshold_failure=args.threshold_failure)
+    choice = band = card_written = None
     if args.target_precision is not None:
-        choice = threshold_for_precision(ev, args.target_precision)
-        card_written = card_path_for(classifier.source)
-        card = classifier.card.replace(
-            threshold=choice.threshold,
-            training={**classifier.card.training, "threshold_choice": {
-                "target_precision": choice.target, "precision": choice.precision,
-                "recall": choice.recall, "test_dir": str(args.test_dir),
-                "test_images": len(ev.truth)}})
-        card.save(card_written)
+        card, choice, band = _target_precision_card(args, ev, classifier)
+        card_written = card.save(card_path_for(classifier.source))
     out_dir = Path(args.out_dir) if args.out_dir else \
         Path(classifier.source).with_name(Path(classifier.source).stem + ".eval")
-    plots = write_plots(ev, out_dir, choice)
+    plots = write_plots(ev, out_dir, choice, band)
     sweep = threshold_sweep(ev)
     if args.json:
         data = {"seed_line": ev.seed_line(), "warnings": ev.warnings(), **ev.metrics(),
@@ -242,6 +264,9 @@ def _evaluate(args: argparse.Namespace) -> int:
                 "skipped_files": ev.skipped}
         if choice is not None:
             data["threshold_choice"] = {**choice.__dict__, "card": str(card_written)}
+        if band is not None:
+            data["threshold_choice"].update(
+                {k: v for k, v in band.__dict__.items() if k != "success"})
         for warning in data["warnings"]:
             print(f"warning: {warning}", file=sys.stderr)
         print(_dump(data))
@@ -249,27 +274,80 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(report_text(ev, sweep))
     print(f"plots: {', '.join(str(p) for p in plots.values())}")
     if choice is not None:
-        print(choice.describe())
-        print(f"wrote threshold {choice.threshold:.4f} into {card_written}")
+        print(band.describe() if band else choice.describe())
+        pair = f" and threshold_failure {band.threshold_failure:.4f}" if band else \
+            " (one threshold)"
+        print(f"wrote threshold {choice.threshold:.4f}{pair} into {card_written}")
     return 0
 
 
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy and more on a labelled test folder",
                        description="The seed's line, per class counts and accuracy, confusion "
-                       "matrix, precision/recall/F1, ROC AUC, a threshold sweep, and plots "
-                       "(per-image outputs, ROC, precision-recall).")
+                       "matrix, precision/recall/F1, ROC AUC, calibration (ECE, Brier, log "
+                       "loss before and after the card's), a threshold sweep, and plots "
+                       "(per-image outputs, ROC, precision-recall, reliability, "
+                       "risk-coverage).")
     p.add_argument("test_dir", help="folder with a success and a failure folder")
     _add_model_argument(p)
     p.add_argument("--json", action="store_true", help="one JSON object for machines")
     _add_threshold_option(p)
-    p.add_argument("--target-precision", type=float, default=None,
+    p.add_argument("--target-precision", type=float, nargs="+", default=None,
+                   metavar=("SUCCESS", "FAILURE"),
                    help="choose the lowest threshold whose precision on predicted successes "
-                   "reaches this on TEST_DIR and write it into the model card")
+                   "reaches SUCCESS on TEST_DIR and write it into the model card; with "
+                   "FAILURE also the highest threshold_failure below it whose precision on "
+                   "predicted failures reaches FAILURE (no verdict between the two)")
     p.add_argument("--out-dir", default=None,
                    help="where the plots go (default MODEL.eval/ beside the model)")
     p.add_argument("--success-class", default=None)
     p.set_defaults(func=_evaluate)
+
+
+# --------------------------------------------------------------------------- calibrate
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from grasp_success_ros.evaluation.evaluate import evaluate_folder, fit_calibration
+    from grasp_success_ros.evaluation.metrics import calibration_line
+    from grasp_success_ros.model.card import card_path_for
+
+    classifier = _load(args.model, args.allow_custom_code)
+    ev = evaluate_folder(args.data_dir, classifier, args.success_class)
+    fitted = fit_calibration(ev.truth, ev.p_uncalibrated, str(args.data_dir))
+    card = classifier.card.with_calibration(fitted)
+    path = card.save(card_path_for(classifier.source))
+    if args.json:
+        print(_dump({"card": str(path), "temperature": fitted.temperature,
+                     "images": fitted.images, "at_bound": fitted.at_bound,
+                     "threshold": card.threshold, "threshold_failure": card.threshold_failure,
+                     **fitted.scores}))
+        return 0
+    print(f"temperature {fitted.temperature:.4g} fitted on {fitted.images} images of "
+          f"{args.data_dir}")
+    print(f"  before: {calibration_line(fitted.scores['before'])}")
+    print(f"  after:  {calibration_line(fitted.scores['after'])}")
+    if fitted.at_bound:
+        print("warning: the temperature is at its limit: the set is (nearly) perfectly "
+              "separated, so it says little about calibration; use more images")
+    print(f"wrote the calibration into {path} (thresholds carried over: "
+          f"{card.threshold:.4g}" + (f", {card.threshold_failure:.4g}"
+                                     if card.threshold_failure is not None else "") + ")")
+    return 0
+
+
+def _add_calibrate(sub) -> None:
+    p = sub.add_parser("calibrate", help="fit the calibration of P(success) and write it "
+                       "into the model card",
+                       description="Fits temperature scaling on DATA_DIR (a success and a "
+                       "failure folder the model was not trained on, e.g. the validation "
+                       "set) and writes it into MODEL's card (a seed .h5 without one gets "
+                       "one). The card's thresholds are carried over, so no verdict changes.")
+    _add_model_argument(p)
+    p.add_argument("data_dir", help="folder with a success and a failure folder")
+    p.add_argument("--success-class", default=None)
+    p.add_argument("--json", action="store_true", help="one JSON object for machines")
+    p.set_defaults(func=_calibrate)
 
 
 # --------------------------------------------------------------------------- export
@@ -306,8 +384,10 @@ def _add_export(sub) -> None:
 
 
 def add_tool_commands(sub) -> None:
-    """Add train, predict, evaluate and export to the ``grasp-success`` sub-parsers."""
+    """Add train, predict, evaluate, calibrate and export to the ``grasp-success``
+    sub-parsers."""
     _add_train(sub)
     _add_predict(sub)
     _add_evaluate(sub)
+    _add_calibrate(sub)
     _add_export(sub)

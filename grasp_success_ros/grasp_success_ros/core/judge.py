@@ -2,7 +2,8 @@
 
 The node and the offline tools both choose frames with ``policy.select_frames`` and call
 :func:`judge_selected`; it never raises for bad frames or a failing model, it returns a
-failure record that says why, with one of :data:`ERROR_CODES`.
+failure record that says why, with one of :data:`ERROR_CODES` (``uncertain`` when the
+probabilities lie between the policy's two thresholds: that record keeps them).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ ERROR_CODES = {
     "inference_error": "the model raised or returned a non-finite value",
     "not_completed": "trigger_type bool got false: not a completed grasp",
     "deactivated": "the node was deactivated (lifecycle) before the event's frames arrived",
+    "uncertain": "P(success) lies between threshold_failure and threshold: no verdict",
 }
 
 
@@ -72,10 +74,16 @@ class GraspRecord:
     policy: str
     trigger: str = ""
     model: str = ""  # the source path of the model that judged (or would have judged)
+    threshold_failure: float | None = None  # the band's lower end; None: one threshold
 
     @property
     def ok(self) -> bool:
         return self.verdict is not None
+
+    @property
+    def judged(self) -> bool:
+        """The model answered for the chosen frames: a verdict, or ``uncertain``."""
+        return self.p_success is not None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), allow_nan=False)
@@ -94,7 +102,8 @@ def failure_record(event: GraspEvent, cfg: PolicyConfig, code: str, reason: str,
         event_id=event.event_id, event_stamp=event.stamp, verdict=None, confidence=None,
         p_success=None, frame_stamps=list(frame_stamps), frame_p_success=[],
         latency_ms=_latency_ms(event), error=f"{code}: {reason}", error_code=code,
-        threshold=cfg.threshold, policy=describe_policy(cfg), trigger=event.trigger, model=model,
+        threshold=cfg.threshold, threshold_failure=cfg.threshold_failure,
+        policy=describe_policy(cfg), trigger=event.trigger, model=model,
     )
 
 
@@ -130,11 +139,15 @@ def judge_selected(event: GraspEvent, frames: Sequence[Frame], selection: Select
         return failure_record(event, cfg, "inference_error", f"{type(exc).__name__}: {exc}",
                               stamps, model)
     decision = decide(p, cfg)
+    unsure = decision.verdict is None  # inside the band: the probabilities, but no verdict
     return GraspRecord(
         event_id=event.event_id, event_stamp=event.stamp, verdict=decision.verdict,
-        confidence=round(decision.confidence, 6), p_success=round(decision.p_success, 6),
+        confidence=None if unsure else round(decision.confidence, 6),
+        p_success=round(decision.p_success, 6),
         frame_stamps=stamps, frame_p_success=[round(float(x), 6) for x in p],
-        latency_ms=_latency_ms(event), error=None, error_code=None, threshold=cfg.threshold,
+        latency_ms=_latency_ms(event), error=f"uncertain: {decision.why}" if unsure else None,
+        error_code="uncertain" if unsure else None, threshold=cfg.threshold,
+        threshold_failure=cfg.threshold_failure,
         policy=describe_policy(cfg), trigger=event.trigger, model=model,
     )
 

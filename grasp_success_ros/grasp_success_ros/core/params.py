@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grasp_success_ros.core.errors import ConfigError
-from grasp_success_ros.core.policy import COMBINES, SELECTIONS, PolicyConfig
+from grasp_success_ros.core.policy import COMBINES, SELECTIONS, PolicyConfig, thresholds_for
 from grasp_success_ros.core.triggers import TRIGGER_MSGTYPES
 
 TRIGGER_TYPES = tuple(TRIGGER_MSGTYPES)
@@ -55,7 +55,12 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("max_frame_age_s", 0.5, "Oldest frame (s before the event) that latest accepts, "
               "for events and VerifyGrasp goals.", min=0.01, max=10.0, dynamic=True),
     ParamSpec("threshold", -1.0, "Success when P(success) >= threshold. Negative: use the "
-              "model card's threshold.", min=-1.0, max=1.0, dynamic=True),
+              "model card's threshold (and threshold_failure).", min=-1.0, max=1.0,
+              dynamic=True),
+    ParamSpec("threshold_failure", -1.0, "Failure when P(success) <= threshold_failure; "
+              "between it and threshold no verdict (error_code uncertain). Negative: one "
+              "threshold, or the card's pair when threshold is negative too. Needs threshold "
+              "set, and <= threshold.", min=-1.0, max=1.0, dynamic=True),
     ParamSpec("buffer_size", 90, "Camera frames kept (undecoded) for events; 90 = 3 s at "
               "30 Hz.", min=2, max=600),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics messages.", min=0.1,
@@ -83,6 +88,7 @@ class NodeConfig:
     deadline_s: float
     max_frame_age_s: float
     threshold: float
+    threshold_failure: float
     buffer_size: int
     diagnostics_period_s: float
     warmup: bool
@@ -111,11 +117,15 @@ class NodeConfig:
         self.policy(0.5)
         return self
 
-    def policy(self, card_threshold: float) -> PolicyConfig:
-        """The decision policy; a negative threshold parameter defers to the model card."""
-        threshold = self.threshold if self.threshold >= 0.0 else card_threshold
+    def policy(self, card_threshold: float,
+               card_threshold_failure: float | None = None) -> PolicyConfig:
+        """The decision policy; negative threshold parameters defer to the model card's pair
+        (``policy.thresholds_for``)."""
+        threshold, threshold_failure = thresholds_for(
+            self.threshold, self.threshold_failure, card_threshold, card_threshold_failure)
         return PolicyConfig(
             selection=self.frame_selection, n_frames=self.n_frames, combine=self.combine,
             settle_s=self.settle_s, max_frame_age_s=self.max_frame_age_s,
             deadline_s=self.deadline_s, threshold=threshold,
+            threshold_failure=threshold_failure,
         ).validate()

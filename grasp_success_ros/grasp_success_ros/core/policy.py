@@ -3,6 +3,10 @@
 One implementation for the live node and every offline tool, so an offline evaluation
 of a recording reproduces what the node would have said.  Times are seconds on the
 clock the frames are stamped with (ROS time, or sim time during bag replay).
+
+The verdict rule has one threshold (success at or above it, failure below it) or two:
+success at or above ``threshold``, failure at or below ``threshold_failure``, and no
+verdict between them (``error_code`` ``uncertain``), never a guess.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grasp_success_ros.core.errors import require
+from grasp_success_ros.core.errors import ConfigError, require
 
 SELECTIONS = ("first_after", "latest", "n_after")
 COMBINES = ("mean", "vote")
@@ -31,6 +35,9 @@ class PolicyConfig:
     max_frame_age_s: float = 0.5
     deadline_s: float = 2.0
     threshold: float = 0.5
+    # None: one threshold (failure below ``threshold``); else failure at or below it, and no
+    # verdict (``uncertain``) between the two
+    threshold_failure: float | None = None
 
     def validate(self) -> PolicyConfig:
         checks = [
@@ -41,6 +48,8 @@ class PolicyConfig:
             (self.max_frame_age_s > 0.0, "max_frame_age_s must be > 0"),
             (self.deadline_s > self.settle_s, "deadline_s must be greater than settle_s"),
             (0.0 <= self.threshold <= 1.0, "threshold must be in [0, 1]"),
+            (self.threshold_failure is None or 0.0 <= self.threshold_failure <= self.threshold,
+             "threshold_failure must be in [0, threshold]"),
         ]
         require(checks)
         return self
@@ -116,11 +125,40 @@ def _select_latest(stamps: Sequence[float], event_t: float, cfg: PolicyConfig) -
 
 @dataclass(frozen=True)
 class Decision:
-    """One verdict; ``confidence`` is the probability given to the published verdict."""
+    """One verdict; ``confidence`` is the probability given to the published verdict.
 
-    verdict: bool
-    confidence: float
+    ``verdict`` None is no verdict (P(success) inside the band between the two thresholds):
+    ``confidence`` is then None and ``why`` says where the probabilities lay.
+    """
+
+    verdict: bool | None
+    confidence: float | None
     p_success: float
+    why: str = ""
+
+
+def thresholds_for(threshold: float | None, threshold_failure: float | None,
+                   card_threshold: float, card_threshold_failure: float | None = None
+                   ) -> tuple[float, float | None]:
+    """The (threshold, threshold_failure) pair in force: the card's unless overridden.
+
+    Overrides (None or negative = not given) replace the card's pair as a whole: a
+    ``threshold`` alone is one threshold, as before the band existed; a
+    ``threshold_failure`` alone is refused, since it would pair with a threshold chosen for
+    another rule.
+    """
+    given = threshold is not None and threshold >= 0.0
+    given_failure = threshold_failure is not None and threshold_failure >= 0.0
+    if given_failure and not given:
+        raise ConfigError("threshold_failure needs threshold set too: the two replace the "
+                          "model card's pair together")
+    if given:
+        pair = (float(threshold), float(threshold_failure) if given_failure else None)
+    else:
+        pair = (card_threshold, card_threshold_failure)
+    if pair[1] is not None and not 0.0 <= pair[1] <= pair[0]:
+        raise ConfigError(f"threshold_failure {pair[1]} must be in [0, threshold {pair[0]}]")
+    return pair
 
 
 def is_success(p, threshold: float):
@@ -132,6 +170,25 @@ def is_success(p, threshold: float):
     return p >= threshold
 
 
+def is_failure(p, threshold: float, threshold_failure: float | None = None):
+    """The failure side of the same rule: below ``threshold`` (one threshold, as
+    ``not is_success``) and, with a band, at or below ``threshold_failure`` too.  Where
+    neither ``is_success`` nor ``is_failure`` holds there is no verdict."""
+    below = p < threshold
+    return below if threshold_failure is None else below & (p <= threshold_failure)
+
+
+def verdicts(p, threshold: float, threshold_failure: float | None = None) -> list[bool | None]:
+    """Per-probability verdicts: True, False, or None inside the band (no verdict)."""
+    p = np.asarray(p, np.float64).reshape(-1)
+    yes, no = is_success(p, threshold), is_failure(p, threshold, threshold_failure)
+    return [True if y else False if n else None for y, n in zip(yes, no, strict=True)]
+
+
+def _band(threshold: float, threshold_failure: float | None) -> str:
+    return f"between threshold_failure {threshold_failure:.4g} and threshold {threshold:.4g}"
+
+
 def _probabilities(p_success: Sequence[float]) -> np.ndarray:
     p = np.asarray(p_success, dtype=np.float64)
     if p.size == 0:
@@ -139,27 +196,47 @@ def _probabilities(p_success: Sequence[float]) -> np.ndarray:
     return p
 
 
-def mean_rule(p_success: Sequence[float], threshold: float) -> Decision:
-    """Success when the mean P(success) reaches the threshold; confidence is the mean
-    probability of the verdict (for one frame: that frame's probability of the verdict)."""
+def mean_rule(p_success: Sequence[float], threshold: float,
+              threshold_failure: float | None = None) -> Decision:
+    """Success when the mean P(success) reaches the threshold, failure when it is below it
+    (with a band: at or below ``threshold_failure``), else no verdict; confidence is the
+    mean probability of the verdict (for one frame: that frame's probability of it)."""
     mean = float(_probabilities(p_success).mean())
-    verdict = bool(is_success(mean, threshold))
-    return Decision(verdict, mean if verdict else 1.0 - mean, mean)
+    if is_success(mean, threshold):
+        return Decision(True, mean, mean)
+    if is_failure(mean, threshold, threshold_failure):
+        return Decision(False, 1.0 - mean, mean)
+    return Decision(None, None, mean,
+                    f"P(success) {mean:.4f} lies {_band(threshold, threshold_failure)}")
 
 
-def vote(p_success: Sequence[float], threshold: float, fraction: float = 0.5) -> Decision:
+def vote(p_success: Sequence[float], threshold: float, fraction: float = 0.5,
+         threshold_failure: float | None = None) -> Decision:
     """Success when more than ``fraction`` of the frames reach the threshold (the video
-    follow-up's rule); confidence is the share of frames that voted for the verdict."""
+    follow-up's rule); confidence is the share of frames that voted for the verdict.
+
+    With a band, frames inside it are unsure: success needs more than ``fraction`` of the
+    frames even if every unsure frame had said failure, failure needs the opposite even if
+    every unsure frame had said success; otherwise no verdict.  Without unsure frames this
+    is the rule above.
+    """
     p = _probabilities(p_success)
     yes = int(np.count_nonzero(is_success(p, threshold)))
-    verdict = yes > fraction * p.size
-    agree = yes if verdict else p.size - yes
-    return Decision(verdict, agree / p.size, float(p.mean()))
+    no = int(np.count_nonzero(is_failure(p, threshold, threshold_failure)))
+    mean = float(p.mean())
+    if yes > fraction * p.size:
+        return Decision(True, yes / p.size, mean)
+    if p.size - no <= fraction * p.size:
+        return Decision(False, no / p.size, mean)
+    return Decision(None, None, mean,
+                    f"{yes} of {p.size} frames say success, {no} failure and "
+                    f"{p.size - yes - no} lie {_band(threshold, threshold_failure)}")
 
 
 def decide(p_success: Sequence[float], cfg: PolicyConfig) -> Decision:
     """Combine per-frame P(success) into one verdict with ``cfg.combine``: ``mean``
-    (``mean_rule``) or ``vote`` (``vote``, more than half of the frames)."""
+    (``mean_rule``) or ``vote`` (``vote``, more than half of the frames), with the policy's
+    threshold pair."""
     if cfg.combine == "vote":
-        return vote(p_success, cfg.threshold)
-    return mean_rule(p_success, cfg.threshold)
+        return vote(p_success, cfg.threshold, threshold_failure=cfg.threshold_failure)
+    return mean_rule(p_success, cfg.threshold, cfg.threshold_failure)

@@ -1,10 +1,13 @@
 """The one home of the numbers every evaluation reports: truth against verdict counted in a
-confusion table, precision / recall / F1 of both classes, accuracy, the seed's line, the
-ROC and precision-recall curves of P(success), how an undefined score is printed ("n/a" and
-why), and the warnings that a model which scores well has learned nothing.
+confusion table, precision / recall / F1 of both classes, accuracy, coverage and the error
+rate among verdicts, the seed's line, the ROC, precision-recall and risk-coverage curves of
+P(success), its calibration (expected calibration error, Brier score, log loss, reliability
+bins), how an undefined score is printed ("n/a" and why), and the warnings that a model
+which scores well has learned nothing.
 
-A verdict may be None (no verdict: the node published an error for that event); it lands in
-the ``none`` column, is never correct, and counts against recall but not precision.
+A verdict may be None (no verdict: the node published an error for that event, or P(success)
+lay between the two thresholds); it lands in the ``none`` column, is never correct, and
+counts against recall and coverage but not precision or the error rate among verdicts.
 """
 
 from __future__ import annotations
@@ -56,6 +59,20 @@ class Confusion:
     def accuracy(self) -> float:
         """Correct verdicts over all items; NaN when there are none."""
         return self.correct / self.total if self.total else float("nan")
+
+    @property
+    def judged(self) -> int:
+        """Items with a verdict (not in the ``none`` column)."""
+        return self.total - sum(row["none"] for row in self.table.values())
+
+    def coverage(self) -> float:
+        """The share of items that got a verdict; NaN when there are none."""
+        return self.judged / self.total if self.total else float("nan")
+
+    def error_rate(self) -> float:
+        """Wrong verdicts over the items with a verdict (the selective risk); NaN when no
+        item got one."""
+        return (self.judged - self.correct) / self.judged if self.judged else float("nan")
 
     def scores(self, cls: str) -> dict[str, float]:
         """Precision, recall (= this class's accuracy) and F1 of one class; NaN where a
@@ -118,6 +135,81 @@ def pr_curve(truth: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     """Precision and recall of predicted successes at every distinct threshold (descending)."""
     p_sorted, t_sorted, last, tps = _ranked(truth, p)
     return tps / (last + 1), tps / max(t_sorted.sum(), 1.0), p_sorted[last]
+
+
+def risk_coverage_curve(truth: np.ndarray, p: np.ndarray, threshold: float
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Coverage and error rate among verdicts when the least confident images are left
+    without a verdict first (confidence: the probability of the verdict at ``threshold``,
+    as the node's), at every distinct confidence (Geifman and El-Yaniv's risk-coverage)."""
+    truth, p = np.asarray(truth, bool), np.asarray(p, np.float64)
+    said = is_success(p, threshold)
+    confidence = np.where(said, p, 1.0 - p)
+    order = np.argsort(-confidence, kind="stable")
+    wrong = (said != truth)[order].astype(np.float64)
+    last = np.r_[np.nonzero(np.diff(confidence[order]))[0], len(p) - 1]
+    kept = last + 1.0
+    return kept / len(p), np.cumsum(wrong)[last] / kept
+
+
+# --------------------------------------------------------------------------- calibration
+
+CALIBRATION_BINS = 15  # as Guo et al. 2017 measure the expected calibration error
+LOG_LOSS_EPS = 1e-15  # a true class given P = 0 costs -log(1e-15) = 34.5, not infinity
+
+
+def reliability_bins(truth: Sequence[bool], p_success: Sequence[float],
+                     bins: int = CALIBRATION_BINS) -> dict[str, np.ndarray]:
+    """P(success) in ``bins`` equal-width bins over [0, 1] (a value on an edge goes to the
+    upper bin, 1.0 to the last): per bin the count, the mean P(success) and the share of
+    true successes (NaN in empty bins), as a reliability diagram draws them."""
+    truth, p = np.asarray(truth, np.float64), np.asarray(p_success, np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.searchsorted(edges[1:-1], p, side="right"), 0, bins - 1)
+    count = np.bincount(idx, minlength=bins).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        mean_p = np.bincount(idx, p, minlength=bins) / count
+        observed = np.bincount(idx, truth, minlength=bins) / count
+    return {"edges": edges, "count": count, "mean_p": mean_p, "observed": observed}
+
+
+def expected_calibration_error(truth: Sequence[bool], p_success: Sequence[float],
+                               bins: int = CALIBRATION_BINS) -> float:
+    """Sum over the bins of (share of images in the bin) x |mean P(success) - share of
+    successes|: how far P(success) is from the frequency it claims; NaN for no images."""
+    b = reliability_bins(truth, p_success, bins)
+    n = b["count"].sum()
+    if not n:
+        return float("nan")
+    used = b["count"] > 0
+    return float(np.sum(b["count"][used] / n * np.abs(b["mean_p"][used] - b["observed"][used])))
+
+
+def brier_score(truth: Sequence[bool], p_success: Sequence[float]) -> float:
+    """Mean squared difference between P(success) and the truth (1 success, 0 failure)."""
+    truth, p = np.asarray(truth, np.float64), np.asarray(p_success, np.float64)
+    return float(np.mean((p - truth) ** 2)) if p.size else float("nan")
+
+
+def log_loss(truth: Sequence[bool], p_success: Sequence[float]) -> float:
+    """Mean negative log-likelihood of the truth (natural log); the probability given to
+    the true class is taken as at least LOG_LOSS_EPS."""
+    truth, p = np.asarray(truth, bool), np.asarray(p_success, np.float64)
+    if not p.size:
+        return float("nan")
+    given = np.where(truth, p, 1.0 - p)
+    return float(-np.mean(np.log(np.maximum(given, LOG_LOSS_EPS))))
+
+
+def calibration_scores(truth: Sequence[bool], p_success: Sequence[float]) -> dict[str, float]:
+    """Expected calibration error (15 bins), Brier score and log loss: lower is better."""
+    return {"ece": expected_calibration_error(truth, p_success),
+            "brier": brier_score(truth, p_success), "log_loss": log_loss(truth, p_success)}
+
+
+def calibration_line(scores: dict[str, float]) -> str:
+    return (f"ECE {scores['ece']:.4f}  Brier {scores['brier']:.4f}  "
+            f"log loss {scores['log_loss']:.4f}")
 
 
 # --------------------------------------------------------------------------- undefined, useless

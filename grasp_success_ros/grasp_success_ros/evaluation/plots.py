@@ -143,3 +143,47 @@ def confusion_plot(matrix: np.ndarray, path: str | Path,
     ax.set_ylabel("truth")
     fig.tight_layout()
     return _save(fig, path, bbox_inches=None)  # bag-eval's plots keep their figure size
+
+
+def reliability_plot(curves: dict[str, dict[str, np.ndarray]], path: str | Path) -> Path:
+    """Reliability diagram: per P(success) bin (``metrics.reliability_bins``) the share of
+    true successes against the mean P(success), one curve per label (before and after
+    calibration); a calibrated model lies on the diagonal. Bars: images per bin."""
+    fig, ax = _figure((5, 5.5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    for (label, bins), style in zip(curves.items(), ("rs-", "bo-"), strict=False):
+        used = bins["count"] > 0
+        ax.plot(bins["mean_p"][used], bins["observed"][used], style, label=label)
+    first = next(iter(curves.values()))
+    counts = ax.twinx()
+    edges = first["edges"]
+    counts.bar(edges[:-1], first["count"], width=np.diff(edges), align="edge", alpha=0.15,
+               color="grey")
+    counts.set_ylabel("images per bin")
+    ax.set_zorder(counts.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("mean P(success) in the bin")
+    ax.set_ylabel("share of true successes")
+    ax.set_title("Reliability diagram")
+    ax.legend(loc="upper left", fontsize="small")
+    return _save(fig, path)
+
+
+def risk_coverage_plot(coverage: np.ndarray, risk: np.ndarray, path: str | Path,
+                       at: tuple[float, float] | None = None, label: str = "") -> Path:
+    """The error rate among verdicts against coverage (the share of images with a
+    verdict) when the least confident images go without a verdict first; ``at`` marks
+    an operating point (e.g. the chosen thresholds)."""
+    fig, ax = _figure((5, 4))
+    ax.plot(coverage, risk, "b-", label="least confident left out first")
+    if at is not None and all(math.isfinite(v) for v in at):
+        ax.plot([at[0]], [at[1]], "ro", label=label)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(bottom=0.0)
+    ax.set_xlabel("coverage (share of images with a verdict)")
+    ax.set_ylabel("error rate among the verdicts")
+    ax.set_title("Risk-coverage")
+    ax.legend(loc="upper left", fontsize="small")
+    return _save(fig, path)

@@ -20,7 +20,14 @@ import cv2
 import numpy as np
 
 from grasp_success_ros.core.errors import ConfigError, DatasetError, ImageConversionError
-from grasp_success_ros.core.policy import Decision, is_success, mean_rule, vote
+from grasp_success_ros.core.policy import (
+    Decision,
+    is_success,
+    mean_rule,
+    thresholds_for,
+    verdicts,
+    vote,
+)
 from grasp_success_ros.data.folders import (
     IMAGE_SUFFIXES,
     decode_parallel,
@@ -33,7 +40,8 @@ CHUNK = 32
 
 @dataclass
 class ImagePrediction:
-    """One file's verdict; ``error`` says why there is none."""
+    """One file's verdict; ``error`` says why there is none (``uncertain: ...`` when its
+    P(success) lies between the two thresholds: judged, but no verdict)."""
 
     file: str
     verdict: bool | None
@@ -70,13 +78,15 @@ def _read(chunk: list[Path], size: int, pre) -> list[np.ndarray | str]:
     return [_not_an_image(chunk[0]) or read_or_reason(chunk[0], size, pre)]
 
 
-def predict_images(path: str | Path, classifier, threshold: float | None = None
-                   ) -> list[ImagePrediction]:
+def predict_images(path: str | Path, classifier, threshold: float | None = None,
+                   threshold_failure: float | None = None) -> list[ImagePrediction]:
     """Every image file at PATH (a file, or a folder searched recursively); a file that
-    cannot be judged gets a row with the reason and the others are judged all the same."""
-    files = _files(Path(path))
+    cannot be judged gets a row with the reason and the others are judged all the same.
+    The thresholds are the card's unless given (``policy.thresholds_for``)."""
     card = classifier.card
-    threshold = card.threshold if threshold is None else threshold
+    threshold, threshold_failure = thresholds_for(threshold, threshold_failure,
+                                                  card.threshold, card.threshold_failure)
+    files = _files(Path(path))
     out: list[ImagePrediction] = []
     for start in range(0, len(files), CHUNK):
         chunk = files[start:start + CHUNK]
@@ -89,19 +99,24 @@ def predict_images(path: str | Path, classifier, threshold: float | None = None
                 out.append(ImagePrediction(str(file), None, None, None, images[i]))
                 continue
             p = float(probs[i])
-            d = mean_rule([p], threshold)
-            out.append(ImagePrediction(str(file), d.verdict, p, d.confidence))
+            d = mean_rule([p], threshold, threshold_failure)
+            out.append(ImagePrediction(str(file), d.verdict, p, d.confidence,
+                                       None if d.verdict is not None else f"uncertain: {d.why}"))
     return out
 
 
 def judged_exit_code(rows: Sequence[ImagePrediction]) -> int:
-    """predict's exit status: 0 every file judged, 1 some could not be, 2 none was."""
-    judged = sum(r.verdict is not None for r in rows)
+    """predict's exit status: 0 every file judged, 1 some could not be, 2 none was (an
+    uncertain file was judged: it has its P(success))."""
+    judged = sum(r.p_success is not None for r in rows)
     return 0 if judged == len(rows) else 1 if judged else 2
 
 
-def _verdict_word(v: bool | None) -> str:
-    return "-" if v is None else ("SUCCESS" if v else "FAILURE")
+def _verdict_word(v: bool | None, judged: bool = False) -> str:
+    """SUCCESS / FAILURE; for no verdict UNKNOWN when it was judged (uncertain), else -."""
+    if v is None:
+        return "UNKNOWN" if judged else "-"
+    return "SUCCESS" if v else "FAILURE"
 
 
 def format_images(rows: Sequence[ImagePrediction], fmt: str = "table") -> str:
@@ -122,8 +137,11 @@ def format_images(rows: Sequence[ImagePrediction], fmt: str = "table") -> str:
     width = max([len("file")] + [len(r.file) for r in rows])
     lines = [f"{'file':<{width}}  {'verdict':<7}  {'P(success)':>10}  {'confidence':>10}"]
     for r in rows:
-        if r.verdict is None:
+        if r.p_success is None:
             lines.append(f"{r.file:<{width}}  {'-':<7}  {'-':>10}  {'-':>10}  {r.error}")
+        elif r.verdict is None:
+            lines.append(f"{r.file:<{width}}  {'UNKNOWN':<7}  {r.p_success:>10.4f}  "
+                         f"{'-':>10}  {r.error}")
         else:
             lines.append(f"{r.file:<{width}}  {_verdict_word(r.verdict):<7}  "
                          f"{r.p_success:>10.4f}  {r.confidence:>10.4f}")
@@ -134,13 +152,15 @@ def format_images(rows: Sequence[ImagePrediction], fmt: str = "table") -> str:
 
 
 def video_decision(p_success: Sequence[float], threshold: float, window: float = 0.2,
-                   fraction: float = 0.5) -> tuple[Decision, int]:
+                   fraction: float = 0.5, threshold_failure: float | None = None
+                   ) -> tuple[Decision, int]:
     """The video follow-up's rule; returns the decision and the first frame of the window.
 
     The frames in the last ``window`` of the video vote with ``policy.vote``: success when
     more than ``fraction`` of them reach the threshold (with ``fraction`` 0.5 this is
     ``policy.decide(..., combine='vote')`` on the window).  Confidence is the share of the
-    window's frames that voted for the verdict.
+    window's frames that voted for the verdict; with ``threshold_failure``, frames in the
+    band are unsure and may leave the video without a verdict (``policy.vote``).
     """
     if not 0.0 < window <= 1.0:
         raise ConfigError(f"window must be in (0, 1], not {window}")
@@ -150,7 +170,7 @@ def video_decision(p_success: Sequence[float], threshold: float, window: float =
     if p.size == 0:
         raise ConfigError("the video has no frames")
     start = min(int(math.floor(p.size * (1.0 - window))), p.size - 1)
-    return vote(p[start:], threshold, fraction), start
+    return vote(p[start:], threshold, fraction, threshold_failure), start
 
 
 @dataclass
@@ -163,6 +183,7 @@ class VideoPrediction:
     fraction: float
     decision: Decision
     window_start: int
+    threshold_failure: float | None = None
 
     def to_dict(self) -> dict:
         return {"file": self.file, "verdict": self.decision.verdict,
@@ -170,6 +191,8 @@ class VideoPrediction:
                 "p_success": self.decision.p_success, "frames": int(self.p_success.size),
                 "fps": self.fps, "window": self.window, "fraction": self.fraction,
                 "window_start": self.window_start, "threshold": self.threshold,
+                "threshold_failure": self.threshold_failure,
+                "error": f"uncertain: {self.decision.why}" if self.decision.why else None,
                 "frame_p_success": [round(float(v), 6) for v in self.p_success]}
 
     def summary(self) -> str:
@@ -177,7 +200,9 @@ class VideoPrediction:
         n = self.p_success.size - self.window_start
         yes = int(np.count_nonzero(is_success(self.p_success[self.window_start:],
                                               self.threshold)))
-        return (f"{self.file}: {_verdict_word(d.verdict)} (confidence {d.confidence:.3f}): "
+        said = f"confidence {d.confidence:.3f}" if d.verdict is not None else \
+            f"uncertain: {d.why}"
+        return (f"{self.file}: {_verdict_word(d.verdict, judged=True)} ({said}): "
                 f"{yes} of the last {n} frames say success (needs more than "
                 f"{self.fraction:.0%}); {self.p_success.size} frames at {self.fps:.3g} fps")
 
@@ -185,9 +210,10 @@ class VideoPrediction:
         buf = io.StringIO()
         writer = csv.writer(buf)
         writer.writerow(["frame", "time_s", "p_success", "verdict", "in_window"])
-        for i, p in enumerate(self.p_success):
+        said = verdicts(self.p_success, self.threshold, self.threshold_failure)
+        for i, (p, v) in enumerate(zip(self.p_success, said, strict=True)):
             writer.writerow([i, f"{i / self.fps:.4f}", f"{p:.6f}",
-                             "success" if is_success(p, self.threshold) else "failure",
+                             "uncertain" if v is None else "success" if v else "failure",
                              int(i >= self.window_start)])
         return buf.getvalue().rstrip("\n")
 
@@ -222,20 +248,26 @@ def read_video_rgb(path: str | Path, chunk: int = CHUNK):
 
 
 def predict_video(path: str | Path, classifier, threshold: float | None = None,
-                  window: float = 0.2, fraction: float = 0.5) -> VideoPrediction:
-    """Classify every frame, then decide with the video rule."""
-    threshold = classifier.card.threshold if threshold is None else threshold
+                  window: float = 0.2, fraction: float = 0.5,
+                  threshold_failure: float | None = None) -> VideoPrediction:
+    """Classify every frame, then decide with the video rule (the card's thresholds
+    unless given)."""
+    card = classifier.card
+    threshold, threshold_failure = thresholds_for(threshold, threshold_failure,
+                                                  card.threshold, card.threshold_failure)
     fps, chunks = read_video_rgb(path)
     probs = [classifier.predict(batch) for batch in chunks]
     if not probs:
         raise ImageConversionError(f"no frames could be read from {path}")
     p = np.concatenate(probs)
-    decision, start = video_decision(p, threshold, window, fraction)
-    return VideoPrediction(str(path), fps, p, threshold, window, fraction, decision, start)
+    decision, start = video_decision(p, threshold, window, fraction, threshold_failure)
+    return VideoPrediction(str(path), fps, p, threshold, window, fraction, decision, start,
+                           threshold_failure)
 
 
 def video_plot(pred: VideoPrediction, path: str | Path) -> Path:
     from grasp_success_ros.evaluation.plots import frames_plot
 
+    verdict = _verdict_word(pred.decision.verdict, judged=True)
     return frames_plot(pred.p_success, pred.fps, pred.threshold, path, pred.window_start,
-                       title=f"{Path(pred.file).name}: {_verdict_word(pred.decision.verdict)}")
+                       title=f"{Path(pred.file).name}: {verdict}")

@@ -2,8 +2,8 @@
 
 Every model is stored with a card beside it (``model.keras`` ->
 ``model.card.json``).  The node, ``predict``, ``evaluate`` and the bag tools
-configure their preprocessing, output meaning and threshold from it, so one
-model file can never be read with two different conventions.
+configure their preprocessing, output meaning, calibration and thresholds from it, so
+one model file can never be read with two different conventions.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from grasp_success_ros.core.errors import ModelCardError
 from grasp_success_ros.data.preprocessing import Preprocessing
+from grasp_success_ros.model.calibration import Calibration
 
 CARD_SUFFIX = ".card.json"
 OUTPUT_P_SUCCESS = "p_success"
@@ -39,15 +40,24 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     format_version: int = 1
+    # None: one threshold; else failure at or below it, no verdict between it and threshold
+    threshold_failure: float | None = None
+    calibration: Calibration | None = None  # None: outputs are used as they are
 
     def validate(self) -> ModelCard:
         self.preprocessing.validate()
+        if self.calibration is not None:
+            self.calibration.validate()
         if self.output not in (OUTPUT_P_SUCCESS, OUTPUT_P_FAILURE):
             raise ModelCardError(
                 f"output must be {OUTPUT_P_SUCCESS!r} or {OUTPUT_P_FAILURE!r}, not {self.output!r}"
             )
         if not 0.0 <= self.threshold <= 1.0:
             raise ModelCardError(f"threshold must be in [0, 1], not {self.threshold}")
+        if self.threshold_failure is not None and \
+                not 0.0 <= self.threshold_failure <= self.threshold:
+            raise ModelCardError(f"threshold_failure must be in [0, threshold], not "
+                                 f"{self.threshold_failure}")
         if self.input_size < 32:
             raise ModelCardError(f"input_size {self.input_size} is too small")
         return self
@@ -60,6 +70,9 @@ class ModelCard:
         data = dict(data)
         try:
             pre = Preprocessing(**data.pop("preprocessing", {}))
+            calibration = data.pop("calibration", None)
+            if calibration is not None:
+                data["calibration"] = Calibration(**calibration)
             known = {f.name for f in dataclasses.fields(cls)}
             unknown = sorted(set(data) - known)
             if unknown:
@@ -87,11 +100,32 @@ class ModelCard:
     def replace(self, **changes: Any) -> ModelCard:
         return dataclasses.replace(self, **changes).validate()
 
-    def p_success(self, raw) -> np.ndarray:
+    def p_success(self, raw, calibrated: bool = True) -> np.ndarray:
         """The model's raw outputs as P(success), flat float64: the one place where a
-        P(failure) model (the seed's) is turned around."""
+        P(failure) model (the seed's) is turned around and the card's calibration applied
+        (``calibrated=False``: before calibration, for fitting and comparing it)."""
         p = np.asarray(raw, dtype=np.float64).reshape(-1)
-        return 1.0 - p if self.output == OUTPUT_P_FAILURE else p
+        p = 1.0 - p if self.output == OUTPUT_P_FAILURE else p
+        return self.calibrated(p) if calibrated else p
+
+    def calibrated(self, p_uncalibrated) -> np.ndarray:
+        """Uncalibrated P(success) (``p_success(raw, calibrated=False)``) -> the card's
+        P(success); unchanged without a calibration."""
+        p = np.asarray(p_uncalibrated, dtype=np.float64).reshape(-1)
+        return p if self.calibration is None else self.calibration.apply(p)
+
+    def with_calibration(self, calibration: Calibration | None) -> ModelCard:
+        """This card with another calibration, its thresholds carried over so that every
+        verdict stays the same (up to float rounding): each is undone through the old
+        calibration and mapped through the new one. 0 and 1 stay as they are."""
+        def carried(t: float | None) -> float | None:
+            if t is None:
+                return None
+            raw = t if self.calibration is None else float(self.calibration.invert(t))
+            return raw if calibration is None else float(calibration.apply(raw))
+
+        return self.replace(calibration=calibration, threshold=carried(self.threshold),
+                            threshold_failure=carried(self.threshold_failure))
 
 
 def seed_card(input_size: int = 350, backbone: str = "unknown (seed .h5)") -> ModelCard:

@@ -55,15 +55,16 @@ class GraspClassifier:
     def prepare(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         return prepare_batch(frames, self.card.input_size, self.card.preprocessing)
 
-    def predict_prepared(self, batch: np.ndarray) -> np.ndarray:
-        """P(success) for an already prepared float32 batch."""
-        return self.card.p_success(self._forward(batch))
+    def predict_prepared(self, batch: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """P(success) for an already prepared float32 batch (``ModelCard.p_success``)."""
+        return self.card.p_success(self._forward(batch), calibrated)
 
-    def predict(self, frames: Sequence[np.ndarray]) -> np.ndarray:
-        """P(success) for each RGB uint8 frame, shape (N,)."""
+    def predict(self, frames: Sequence[np.ndarray], calibrated: bool = True) -> np.ndarray:
+        """P(success) for each RGB uint8 frame, shape (N,); ``calibrated=False`` leaves out
+        the card's calibration (to fit or compare one)."""
         if len(frames) == 0:
             return np.empty(0)
-        return self.predict_prepared(self.prepare(frames))
+        return self.predict_prepared(self.prepare(frames), calibrated)
 
     def warm_up(self, batch_sizes: Sequence[int] = (1,)) -> None:
         """Trace and run the graph once per batch size so the first event is not slow."""

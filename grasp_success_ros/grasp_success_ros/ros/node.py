@@ -128,6 +128,11 @@ class Goal:
     frames_reported: int = -1
 
 
+def card_policy(config: NodeConfig, classifier: GraspClassifier) -> PolicyConfig:
+    """The parameters' policy with the model card's threshold pair where they defer to it."""
+    return config.policy(classifier.card.threshold, classifier.card.threshold_failure)
+
+
 def load_classifier(config: NodeConfig, path: str, logger) -> GraspClassifier:
     """Load ``path`` and warm it up; GraspSuccessError (or whatever the runtime raises for a
     model that does not run) says why it cannot serve."""
@@ -135,7 +140,7 @@ def load_classifier(config: NodeConfig, path: str, logger) -> GraspClassifier:
     for note in notes:
         logger.warning(note)
     if config.warmup:
-        classifier.warm_up({1, config.policy(classifier.card.threshold).frames_needed})
+        classifier.warm_up({1, card_policy(config, classifier).frames_needed})
     return classifier
 
 
@@ -154,7 +159,6 @@ class GraspSuccessNode(LifecycleNode):
         self._buffer = FrameBuffer(self.config.buffer_size)
         self._pending = PendingEvents()
         self._event_ids = count(1)
-        self._service_ids = count(1)
         self._stats = AnswerStats()
         self._publish_lock = threading.Lock()
         self._answer_lock = threading.Lock()  # the worker vs deactivate: one answer per event
@@ -236,7 +240,7 @@ class GraspSuccessNode(LifecycleNode):
             self._last_load_error = f"{type(exc).__name__}: {exc}"
             self.get_logger().fatal(self._last_load_error)
             return FAILURE
-        self._serving = Serving(classifier, self.config.policy(classifier.card.threshold))
+        self._serving = Serving(classifier, card_policy(self.config, classifier))
         self._buffer = FrameBuffer(self.config.buffer_size)
         # Plain publishers, not lifecycle ones: a lifecycle publisher drops what is published
         # while inactive, and the answers to events pending at deactivation go out then.
@@ -453,8 +457,9 @@ class GraspSuccessNode(LifecycleNode):
             rgb = to_rgb(frame.msg)
         except GraspSuccessError:  # the record already says bad_image
             return
-        image = Image(**rgb_to_image_fields(annotate(rgb, record.verdict, record.p_success,
-                                                     record.threshold), "rgb8"))
+        drawn = annotate(rgb, record.verdict, record.p_success, record.threshold,
+                         record.threshold_failure)
+        image = Image(**rgb_to_image_fields(drawn, "rgb8"))
         image.header = frame.msg.header
         self._debug_pub.publish(image)
 
@@ -576,7 +581,7 @@ class GraspSuccessNode(LifecycleNode):
             return
         classifier = staged or old.classifier
         # one assignment: the worker judges each pass with the old or the new, never a mix
-        self._serving = Serving(classifier, config.policy(classifier.card.threshold))
+        self._serving = Serving(classifier, card_policy(config, classifier))
         if staged is not None:
             self._last_load_error = ""
             self.get_logger().info(f"model swapped: {old.classifier.source} -> "
@@ -599,6 +604,8 @@ class GraspSuccessNode(LifecycleNode):
             "model": serving.classifier.source if serving else "",
             "last_load_error": self._last_load_error,
             "threshold": serving.policy.threshold if serving else "",
+            "threshold_failure": "" if serving is None or serving.policy.threshold_failure is None
+            else serving.policy.threshold_failure,
             "camera_rate_hz": round(self._buffer.rate_hz(), 2),
             "newest_frame_age_s": round(age, 3), "pending_events": len(self._pending),
             **self._stats.as_dict(),

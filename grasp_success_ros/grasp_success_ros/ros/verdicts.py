@@ -52,7 +52,8 @@ def verdict_message(record: GraspRecord, header: Header,
         confidence=_or_nan(record.confidence), p_success=_or_nan(record.p_success),
         frame_stamps=list(frame_stamps), frame_p_success=list(record.frame_p_success),
         latency_ms=_or_nan(record.latency_ms), error_code=record.error_code or "",
-        error=record.error or "", threshold=record.threshold, policy=record.policy,
+        error=record.error or "", threshold=record.threshold,
+        threshold_failure=_or_nan(record.threshold_failure), policy=record.policy,
         model=record.model, trigger=record.trigger)
 
 
@@ -73,7 +74,7 @@ def record_fields(msg: GraspVerdict) -> dict[str, Any]:
         "latency_ms": _or_none(msg.latency_ms), "error": msg.error or None,
         "error_code": msg.error_code or None, "threshold": float(msg.threshold),
         "policy": msg.policy, "trigger": msg.trigger, "model": msg.model,
-        "frame_id": msg.header.frame_id,
+        "threshold_failure": _or_none(msg.threshold_failure), "frame_id": msg.header.frame_id,
     }
 
 

@@ -7,6 +7,9 @@ stopping with the best weights by validation loss, reproducible seeds, a tf.data
 that decodes and augments in parallel and prefetches, cached backbone features when the
 backbone is frozen and nothing is augmented, and mixed precision where a GPU is present.
 
+After training, temperature scaling is fitted on the validation set's outputs and stored in
+the card (``model/calibration.py`` says why temperature scaling).
+
 Everything is written beside the model: ``m.keras``, ``m.card.json``, ``m.history.csv``,
 ``m.accuracy.png``, ``m.loss.png`` and ``m.logs/`` (TensorBoard logs and the best
 checkpoint).
@@ -40,8 +43,10 @@ from grasp_success_ros.data.folders import (
     skip_entry,
 )
 from grasp_success_ros.data.preprocessing import to_model_input
+from grasp_success_ros.evaluation.evaluate import fit_calibration
 from grasp_success_ros.evaluation.metrics import seed_line, usefulness_warnings
 from grasp_success_ros.model.builder import build_model
+from grasp_success_ros.model.calibration import Calibration
 from grasp_success_ros.model.card import ModelCard, Preprocessing
 from grasp_success_ros.model.forward import compiled_forward
 from grasp_success_ros.model.loading import save_model
@@ -610,9 +615,13 @@ def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
     if mixed:
         model = _float32_copy(model, cfg)
     best = recorder.best_row or recorder.rows[-1]
-    warnings = validation_report(model, va, pre, cfg.threshold, log)
+    truth, p_valid = va.labels > 0.5, validation_outputs(model, va, pre)
+    calibration = _calibration(truth, p_valid, f"{valid_dir} (validation set)", log)
+    warnings = outputs_report(truth, p_valid if calibration is None
+                              else calibration.apply(p_valid), cfg.threshold, log)
     card = card.replace(
         success_class=classes.success, failure_class=classes.failure, threshold=cfg.threshold,
+        calibration=calibration,
         training={
             "train_counts": tr.counts(), "valid_counts": va.counts(),
             "skipped_files": tr.skipped[:20] + va.skipped[:20],
@@ -648,21 +657,50 @@ def named_weights(weights: dict[int, float], classes) -> dict[str, float]:
     return {classes.success: float(weights[1]), classes.failure: float(weights[0])}
 
 
-def validation_report(model, va: Decoded, pre: Preprocessing, threshold: float,
-                      log: Callable[[str], None]) -> list[str]:
-    """The final model on the validation set: the seed's line, and a warning for each sign
-    that it learned nothing (``metrics.usefulness_warnings``); returns those warnings."""
+def validation_outputs(model, va: Decoded, pre: Preprocessing) -> np.ndarray:
+    """The trained model's P(success) on the validation set (before calibration)."""
     fn = compiled_forward(model, va.images.shape[1])
-    p = np.concatenate([np.asarray(fn(to_model_input(va.images[i:i + 64], pre)),
-                                   np.float64).reshape(-1)
-                        for i in range(0, len(va.images), 64)])
-    truth = va.labels > 0.5
+    return np.concatenate([np.asarray(fn(to_model_input(va.images[i:i + 64], pre)),
+                                      np.float64).reshape(-1)
+                           for i in range(0, len(va.images), 64)])
+
+
+def outputs_report(truth: np.ndarray, p: np.ndarray, threshold: float,
+                   log: Callable[[str], None]) -> list[str]:
+    """The seed's line for these outputs, and a warning for each sign that the model
+    learned nothing (``metrics.usefulness_warnings``); returns those warnings."""
     log("validation: " + seed_line(truth, list(is_success(p, threshold)),
                                    noun="validation images"))
     warnings = usefulness_warnings(truth, p, threshold)
     for warning in warnings:
         log(f"warning: {warning}")
     return warnings
+
+
+def validation_report(model, va: Decoded, pre: Preprocessing, threshold: float,
+                      log: Callable[[str], None]) -> list[str]:
+    """The final model on the validation set: ``outputs_report`` of its outputs."""
+    return outputs_report(va.labels > 0.5, validation_outputs(model, va, pre), threshold, log)
+
+
+def _calibration(truth: np.ndarray, p: np.ndarray, fitted_on: str,
+                 log: Callable[[str], None]) -> Calibration | None:
+    """Temperature scaling fitted on the validation outputs (``evaluate.fit_calibration``:
+    why temperature scaling is in ``model/calibration.py``); None, said in the log, when
+    the set cannot support a fit."""
+    try:
+        fitted = fit_calibration(truth, p, fitted_on)
+    except DatasetError as exc:
+        log(f"calibration skipped: {exc}")
+        return None
+    before, after = fitted.scores["before"], fitted.scores["after"]
+    log(f"calibration: temperature {fitted.temperature:.4g} on {fitted.images} validation "
+        f"images: ECE {before['ece']:.4f} -> {after['ece']:.4f}, log loss "
+        f"{before['log_loss']:.4f} -> {after['log_loss']:.4f}")
+    if fitted.at_bound:
+        log("warning: the calibration's temperature is at its limit: the validation set is "
+            "(nearly) perfectly separated; run grasp-success calibrate on more images")
+    return fitted
 
 
 def _weighted(weights: dict[int, float] | None):
