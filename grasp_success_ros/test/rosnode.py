@@ -45,12 +45,19 @@ def node_and_player(install: Path, model: Path | str, log: Path, namespace: str,
     from grasp_success_ros.ros.stream_player import StreamPlayer
 
     proc = start(install, model, log, "-r", f"__ns:={namespace}", *ros_args)
-    player = StreamPlayer(namespace=namespace)
-    assert player.wait_for_node(120.0, alive=lambda: proc.poll() is None), log.read_text()
-    warm_up(player)
-    yield player, proc
-    player.close()
-    assert stop(proc) == 0, log.read_text()[-2000:]
+    try:
+        player = StreamPlayer(namespace=namespace)
+    except BaseException:
+        stop(proc)
+        raise
+    try:
+        assert player.wait_for_node(120.0, alive=lambda: proc.poll() is None), log.read_text()
+        warm_up(player)
+        yield player, proc
+    finally:  # a failing set-up or test must not leave the node running
+        player.close()
+        code = stop(proc)
+    assert code == 0, log.read_text()[-2000:]
 
 
 def warm_up(player):
