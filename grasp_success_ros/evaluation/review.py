@@ -45,7 +45,7 @@ _TITLES = {"false_success": "FALSE SUCCESS", "false_failure": "FALSE FAILURE",
 # Border colours (RGB) by kind: red for the costly error, orange, grey.
 _COLOURS = {"false_success": (220, 30, 30), "false_failure": (240, 150, 0),
             "uncertain": (140, 140, 140)}
-THUMB_W, THUMB_H, CAPTION_H, HEADER_H = 160, 120, 50, 30
+THUMB_W, THUMB_H, CAPTION_H, HEADER_H = 160, 120, 64, 30
 REVIEW_CSV = "review.csv"
 CONTACT_SHEET = "contact_sheet.png"
 
@@ -130,7 +130,7 @@ def _thumbnail(case: ReviewCase) -> np.ndarray:
 def _caption(case: ReviewCase, classes: tuple[str, str]) -> list[str]:
     p = "n/a" if case.p_success is None else f"{case.p_success:.3f}"
     label = classes[0] if case.truth else classes[1]
-    return [f"P(success) {p}  label {label}"[:30], _TITLES[case.kind], case.name[:26]]
+    return [f"P(success) {p}", f"label {label}"[:26], _TITLES[case.kind], case.name[:26]]
 
 
 def _cell(case: ReviewCase, classes: tuple[str, str]) -> np.ndarray:
@@ -138,7 +138,7 @@ def _cell(case: ReviewCase, classes: tuple[str, str]) -> np.ndarray:
     cell[:THUMB_H + 4] = _COLOURS[case.kind]
     cell[2:THUMB_H + 2, 2:THUMB_W + 2] = _thumbnail(case)
     for i, line in enumerate(_caption(case, classes)):
-        colour = _COLOURS[case.kind] if i == 1 else (0, 0, 0)
+        colour = _COLOURS[case.kind] if i == 2 else (0, 0, 0)
         cv2.putText(cell, line, (3, THUMB_H + 18 + 15 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
                     colour, 1, cv2.LINE_AA)
     return cell
@@ -157,8 +157,8 @@ def contact_sheet(cases: Sequence[ReviewCase], path: str | Path, threshold: floa
     checked = to_check(cases)
     shown = _order(checked, threshold)[:limit]
     c = counts(checked)
-    title = (f"{c['false_success']} false successes, {c['false_failure']} false failures, "
-             f"{c['uncertain']} without verdict (threshold {threshold:.3g})")
+    title = (f"false successes {c['false_success']}, false failures {c['false_failure']}, "
+             f"without verdict {c['uncertain']} (threshold {threshold:.3g})")
     if len(shown) < len(checked):
         title += f"; the first {len(shown)} shown"
     cells = [_cell(case, classes) for case in shown] or [_empty_cell()]
