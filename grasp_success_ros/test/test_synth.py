@@ -196,3 +196,12 @@ def test_grasp_stream_outcome_scene_starts_before_the_event():
 
 def test_grasp_stream_without_grasps_is_empty():
     assert _stream(n_grasps=0) == []
+
+
+def test_white_objects_are_a_kind_of_scene_the_default_never_draws():
+    default = render_scene(np.random.default_rng(4), True, 60, 80)
+    white = render_scene(np.random.default_rng(4), True, 60, 80, objects="white")
+    assert not np.array_equal(default, white)
+    with pytest.raises(ValueError, match="objects must be one of"):
+        render_scene(np.random.default_rng(4), True, 60, 80, objects="plaid")
+

@@ -71,6 +71,10 @@ def _bag_eval(args: argparse.Namespace) -> int:
         "threshold", "threshold_failure", "trigger_type")}
     config = NodeConfig.from_values({**values, "model_path": args.model})
     topics, labels = _topics(args), _labels(args)
+    if args.review_dir:
+        from grasp_success_ros.evaluation.review import check_review_dir
+
+        check_review_dir(args.review_dir)  # before the evaluation, not after it
     classifier, notes = GraspClassifier.from_path(args.model,
                                                   allow_custom_code=args.allow_custom_code)
     for note in notes:
@@ -96,6 +100,9 @@ def _bag_eval(args: argparse.Namespace) -> int:
             print(f"wrote {out / 'events.csv'}, {out / 'report.json'}"
                   + "".join(f", {p}" for p in plots)
                   + ("" if plots else " (no plots: matplotlib is not installed)"))
+    if args.out or args.review_dir:
+        line = _review(args, results, topics, policy.threshold, classifier.card)
+        print(line, file=sys.stderr if args.json else sys.stdout)
     if errors:
         if len(errors) == len(args.bags):
             raise BagError("; ".join(errors.values()))
@@ -103,6 +110,37 @@ def _bag_eval(args: argparse.Namespace) -> int:
             print(f"grasp-success bag-eval: {msg}", file=sys.stderr)
         return 2
     return 0
+
+
+def _review(args, results, topics: BagTopics, threshold: float, card) -> str:
+    """The contact sheet of the mistakes (in --out) and, with --review-dir, their frames
+    exported for a person to correct (``bags/review.py``, ``evaluation/review.py``)."""
+    from grasp_success_ros.bags.review import bag_cases
+    from grasp_success_ros.evaluation.review import (
+        contact_sheet,
+        counts,
+        describe,
+        export_review,
+        to_check,
+    )
+
+    cases, missing = bag_cases(results, args.bags, topics,
+                               include_correct=args.review_all and bool(args.review_dir))
+    classes = (card.success_class, card.failure_class)
+    written = []
+    if args.out:
+        sheet = Path(args.out) / "contact_sheet.png"
+        sheet.unlink(missing_ok=True)  # never leave an earlier run's sheet beside this report
+        if to_check(cases):
+            written.append(contact_sheet(cases, sheet, threshold, classes))
+    if args.review_dir:
+        export_review(cases, args.review_dir, threshold, classes)
+        written.append(Path(args.review_dir))
+    notes = [f"{n} {what}" for what, n in
+             (("events without a frame", missing["no_frame"]),
+              ("undecodable frames", missing["bad_frame"])) if n]
+    return describe(counts(cases), written) + (f" (not shown: {', '.join(notes)})"
+                                               if notes else "")
 
 
 def _add_bag_eval(sub) -> None:
@@ -132,6 +170,12 @@ def _add_bag_eval(sub) -> None:
                    "needs --threshold; negative: one threshold, or the card's pair")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write DIR/events.csv (every event), DIR/report.json and plots")
+    p.add_argument("--review-dir", default=None, metavar="DIR",
+                   help="write the frames of the mistakes into DIR/<label>/<kind of mistake>/ "
+                   "for a person to correct (then train --extra-train DIR); DIR must be new "
+                   "or empty. --out DIR also gets the contact sheet of the mistakes")
+    p.add_argument("--review-all", action="store_true",
+                   help="with --review-dir: also the frames judged right (DIR/<label>/correct/)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                    help="bags read in parallel")
@@ -245,7 +289,7 @@ def synth_bag(args: argparse.Namespace) -> int:
 
     s = write_session(args.bag, args.grasps, seed=args.seed, fps=args.fps,
                       height=args.height, width=args.width, storage=args.storage,
-                      trigger_type=args.trigger_type)
+                      trigger_type=args.trigger_type, objects=args.objects)
     print(f"wrote {s.path} ({args.storage}): {s.frames} frames, {s.events} events "
           f"({s.successes} successful), {s.duration_s:.1f} s")
     return 0

@@ -14,6 +14,7 @@ from grasp_success_ros.cli.bench import add_bench_command
 from grasp_success_ros.cli.tools import add_tool_commands
 from grasp_success_ros.core.errors import ConfigError, GraspSuccessError
 from grasp_success_ros.core.params import TRIGGER_TYPES
+from grasp_success_ros.data.synth import OBJECT_KINDS
 from grasp_success_ros.model.native_logs import native_notices_filtered
 from grasp_success_ros.ros.dds_profile import use_large_image_profile
 
@@ -29,7 +30,7 @@ def _synth(args: argparse.Namespace) -> int:
     from grasp_success_ros.data.synth import write_dataset
 
     counts = write_dataset(args.out_dir, args.images, seed=args.seed, height=args.height,
-                           width=args.width)
+                           width=args.width, objects=args.objects)
     print(f"wrote {counts['success']} success and {counts['failure']} failure images "
           f"to {args.out_dir}")
     return 0
@@ -49,6 +50,9 @@ def _add_synth(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=240)
+    p.add_argument("--objects", default="colourful", choices=OBJECT_KINDS,
+                   help="colourful (default) or white objects: a kind of scene a model "
+                   "trained on the default scenes has not seen")
     g = p.add_argument_group("rosbag2 session (--bag)")
     g.add_argument("--bag", default=None, metavar="OUT",
                    help="write a grasp session as a rosbag2 (camera 30 Hz, events, labels)")

@@ -59,7 +59,7 @@ def _train(args: argparse.Namespace) -> int:
     # Options left unset (None) take the preset's value, or TrainConfig's default.
     cfg = TrainConfig.preset_config(args.preset, **kwargs) if args.preset \
         else TrainConfig(**kwargs).validate()
-    train(args.train_dir, args.valid_dir, args.model_out, cfg)
+    train(args.train_dir, args.valid_dir, args.model_out, cfg, extra_train=args.extra_train)
     return 0
 
 
@@ -73,6 +73,9 @@ def _add_train(sub) -> None:
     p.add_argument("train_dir")
     p.add_argument("valid_dir")
     p.add_argument("model_out", help="output .keras file; its card is written beside it")
+    p.add_argument("--extra-train", action="append", default=[], metavar="DIR",
+                   help="another training folder (success and failure folders, either may be "
+                   "empty), e.g. corrected frames of a --review-dir; repeatable")
     p.add_argument("--preset", choices=("seed",), default=None,
                    help="the seed recipe: frozen backbone, RMSprop 1e-4, batch 20, its "
                    "augmentation, RGB/255 (options given explicitly still win)")
@@ -244,6 +247,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     from grasp_success_ros.model.card import card_path_for
 
+    if args.review_dir:
+        from grasp_success_ros.evaluation.review import check_review_dir
+
+        check_review_dir(args.review_dir)  # before the evaluation, not after it
     classifier = _load(args.model, args.allow_custom_code)
     ev = evaluate_folder(args.test_dir, classifier, args.success_class, args.threshold,
                          threshold_failure=args.threshold_failure)
@@ -254,10 +261,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir) if args.out_dir else \
         Path(classifier.source).with_name(Path(classifier.source).stem + ".eval")
     plots = write_plots(ev, out_dir, choice, band)
+    review = _review_images(ev, out_dir, args.review_dir, args.review_all)
     sweep = threshold_sweep(ev)
     if args.json:
         data = {"seed_line": ev.seed_line(), "warnings": ev.warnings(), **ev.metrics(),
-                "sweep": sweep,
+                "sweep": sweep, "review": review,
                 "plots": {k: str(v) for k, v in plots.items()},
                 "images": [{"file": f, "truth": bool(t), "p_success": float(p)}
                            for f, t, p in zip(ev.paths, ev.truth, ev.p_success, strict=True)],
@@ -273,12 +281,38 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 0
     print(report_text(ev, sweep))
     print(f"plots: {', '.join(str(p) for p in plots.values())}")
+    print(review["line"])
     if choice is not None:
         print(band.describe() if band else choice.describe())
         pair = f" and threshold_failure {band.threshold_failure:.4f}" if band else \
             " (one threshold)"
         print(f"wrote threshold {choice.threshold:.4f}{pair} into {card_written}")
     return 0
+
+
+def _review_images(ev, out_dir: Path, review_dir: str | None, review_all: bool) -> dict:
+    """The contact sheet of the mistakes in OUT_DIR and, with --review-dir, their export
+    for a person to correct (``evaluation/review.py``)."""
+    from grasp_success_ros.evaluation.review import (
+        contact_sheet,
+        counts,
+        describe,
+        export_review,
+        file_cases,
+        to_check,
+    )
+
+    cases = file_cases(ev.paths, ev.truth, ev.verdicts, ev.p_success,
+                       include_correct=review_all and bool(review_dir))
+    classes = (ev.success_class, ev.failure_class)
+    sheet = out_dir / "contact_sheet.png"
+    sheet.unlink(missing_ok=True)  # never leave an earlier run's sheet beside these plots
+    written = [contact_sheet(cases, sheet, ev.threshold, classes)] if to_check(cases) else []
+    if review_dir:
+        export_review(cases, review_dir, ev.threshold, classes)
+        written.append(Path(review_dir))
+    return {"counts": counts(cases), "written": [str(p) for p in written],
+            "line": describe(counts(cases), written)}
 
 
 def _add_evaluate(sub) -> None:
@@ -299,7 +333,14 @@ def _add_evaluate(sub) -> None:
                    "FAILURE also the highest threshold_failure below it whose precision on "
                    "predicted failures reaches FAILURE (no verdict between the two)")
     p.add_argument("--out-dir", default=None,
-                   help="where the plots go (default MODEL.eval/ beside the model)")
+                   help="where the plots and the contact sheet of the mistakes go (default "
+                   "MODEL.eval/ beside the model)")
+    p.add_argument("--review-dir", default=None, metavar="DIR",
+                   help="copy the mistaken images into DIR/<label>/<kind of mistake>/ for a "
+                   "person to correct (then train --extra-train DIR); DIR must be new or empty")
+    p.add_argument("--review-all", action="store_true",
+                   help="with --review-dir: also the correctly judged images (DIR/<label>/"
+                   "correct/), so retraining sees a new kind of scene in both classes")
     p.add_argument("--success-class", default=None)
     p.set_defaults(func=_evaluate)
 

@@ -77,8 +77,11 @@ class ImageList:
         return class_counts(self.labels, self.skipped)
 
 
-def list_folders(root: str | Path, classes: ClassFolders | None = None) -> ImageList:
-    """The image files of both class folders; zero-byte files are skipped and counted."""
+def list_folders(root: str | Path, classes: ClassFolders | None = None,
+                 allow_empty: bool = False) -> ImageList:
+    """The image files of both class folders; zero-byte files are skipped and counted.
+    ``allow_empty`` lets a class hold no images (an extra training folder, such as a review
+    folder holding only false failures)."""
     root = Path(root)
     classes = classes or class_folders(root)
     paths, labels, skipped = [], [], []
@@ -87,15 +90,22 @@ def list_folders(root: str | Path, classes: ClassFolders | None = None) -> Image
         if not folder.is_dir():
             raise DatasetError(f"class folder not found: {folder}")
         files = image_files(folder)
-        if not files:
+        if not files and not allow_empty:
             raise DatasetError(f"class folder {folder} holds no images")
         kept = [f for f in files if f.stat().st_size > 0]
         skipped += [skip_entry(f, "empty file") for f in files if f.stat().st_size == 0]
-        if not kept:
+        if files and not kept and not allow_empty:
             raise DatasetError(f"no readable images in {folder} (all {len(files)} are empty)")
         paths += kept
         labels += [label] * len(kept)
     return ImageList(paths, np.asarray(labels, np.float32), classes, skipped)
+
+
+def merge_lists(lists: list[ImageList]) -> ImageList:
+    """Several folders' images as one training set, with the first folder's class names."""
+    return ImageList([p for lst in lists for p in lst.paths],
+                     np.concatenate([lst.labels for lst in lists]).astype(np.float32),
+                     lists[0].classes, [s for lst in lists for s in lst.skipped])
 
 
 def read_or_reason(path: str | Path, size: int, pre: Preprocessing) -> np.ndarray | str:

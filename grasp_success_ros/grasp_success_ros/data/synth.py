@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["StreamItem", "grasp_stream", "render_scene", "write_dataset"]
+__all__ = ["OBJECT_KINDS", "StreamItem", "grasp_stream", "render_scene", "write_dataset"]
 
 Color = tuple[float, float, float]
 
@@ -252,6 +252,22 @@ def _sample_hand(rng: np.random.Generator) -> _Hand:
                  flange_color=_shade(arm, _u(rng, 0.6, 1.3), 10))
 
 
+# Which objects the scenes hold: "colourful" (the default: bright, saturated colours) or
+# "white" (white and pale grey: cups, paper, plastic), a kind of scene a model trained on the
+# default scenes has never seen and misjudges (README "The review loop" shows the loop on it).
+OBJECT_KINDS = ("colourful", "white")
+
+
+def _object_kind(obj: _Object, rng: np.random.Generator, objects: str) -> _Object:
+    """The sampled object, recoloured for ``objects`` (the default draws nothing more, so
+    default scenes stay exactly as they were)."""
+    if objects not in OBJECT_KINDS:
+        raise ValueError(f"objects must be one of {OBJECT_KINDS}, not {objects!r}")
+    if objects == "colourful":
+        return obj
+    return replace(obj, color=_color(rng, 215, 255, 25), color2=_color(rng, 150, 255, 40))
+
+
 def _reach(hand: _Hand) -> float:
     """How far (fraction of height) the hand extends below its palm centre."""
     return hand.size * (_PALM_HALF_H + 1.06 * hand.finger_len)
@@ -397,11 +413,12 @@ def _failure_scene(rng: np.random.Generator, table: _Table, obj: _Object, hand: 
 
 
 def _sample_scene(rng: np.random.Generator, success: bool, aspect: float,
-                  kind: str | None = None) -> _Scene:
+                  kind: str | None = None, objects: str = "colourful") -> _Scene:
     bg = _sample_background(rng)
     table, look = _sample_table(rng, bg), _sample_look(rng)
     hand = _sample_hand(rng)
     obj = _sample_object(rng, hand.size, (bg.c1, bg.c2, table.top_color, hand.palm_color))
+    obj = _object_kind(obj, rng, objects)
     if success:
         hand, held = _held_scene(rng, table, obj, hand, aspect)
         return _Scene(bg, table, held, hand, look)
@@ -659,19 +676,20 @@ def _render(scene: _Scene, height: int, width: int, rng: np.random.Generator,
 
 
 def render_scene(rng: np.random.Generator, success: bool, height: int = 240,
-                 width: int = 320) -> np.ndarray:
+                 width: int = 320, objects: str = "colourful") -> np.ndarray:
     """RGB uint8 (height, width, 3) image.
 
     One random grasp scene: SUCCESS draws the object lifted inside the closed hand, FAILURE
     an empty hand with the object on the table, on the floor, or out of view. All randomness
-    comes from `rng`, so a seeded generator reproduces the image exactly.
+    comes from `rng`, so a seeded generator reproduces the image exactly. ``objects`` is
+    one of :data:`OBJECT_KINDS`.
     """
-    scene = _sample_scene(rng, bool(success), width / height)
+    scene = _sample_scene(rng, bool(success), width / height, objects=objects)
     return _render(scene, int(height), int(width), rng)
 
 
 def write_dataset(out_dir: str | os.PathLike, n_images: int, seed: int = 0, height: int = 240,
-                  width: int = 320) -> dict[str, int]:
+                  width: int = 320, objects: str = "colourful") -> dict[str, int]:
     """Writes OUT/success/*.png and OUT/failure/*.png (half each, success gets the extra one
     when odd); returns {'success': n, 'failure': m}. Different seeds give different scenes;
     same seed gives identical files.
@@ -687,7 +705,7 @@ def write_dataset(out_dir: str | os.PathLike, n_images: int, seed: int = 0, heig
     counts = {True: 0, False: 0}
     for i in range(int(n_images)):
         success = i % 2 == 0
-        img = render_scene(rng, success, height, width)
+        img = render_scene(rng, success, height, width, objects)
         name = dirs[success] / f"{counts[success]:05d}.png"
         cv2.imwrite(str(name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
         counts[success] += 1
@@ -714,12 +732,14 @@ class _Episode:
     label: bool
 
 
-def _sample_episode(rng: np.random.Generator, success: bool, aspect: float) -> _Episode:
+def _sample_episode(rng: np.random.Generator, success: bool, aspect: float,
+                    objects: str = "colourful") -> _Episode:
     bg = _sample_background(rng)
     table, look = _sample_table(rng, bg), _sample_look(rng)
     look = replace(look, noise=max(look.noise, 2.0))
     hand = _sample_hand(rng)
     obj = _sample_object(rng, hand.size, (bg.c1, bg.c2, table.top_color, hand.palm_color))
+    obj = _object_kind(obj, rng, objects)
     v = _u(rng, 0.3, 0.9)
     rest = _resting(obj, table, v, rng)
     start, end = _approach_path(rng, hand, rest, aspect)
@@ -755,7 +775,8 @@ def _jitter(scene: _Scene, rng: np.random.Generator, amount: float) -> _Scene:
 
 def grasp_stream(seed: int, n_grasps: int, fps: float = 30.0, height: int = 480,
                  width: int = 640, approach_s: float = 0.8, outcome_lead_s: float = 0.2,
-                 hold_s: float = 1.0, success_ratio: float = 0.5) -> Iterator[StreamItem]:
+                 hold_s: float = 1.0, success_ratio: float = 0.5,
+                 objects: str = "colourful") -> Iterator[StreamItem]:
     """A camera stream with grasp events and ground truth, for tests and the demo.
 
     Every grasp episode keeps one scene: `approach_s` seconds of the open hand coming down
@@ -763,7 +784,7 @@ def grasp_stream(seed: int, n_grasps: int, fps: float = 30.0, height: int = 480,
     (object lifted in the hand, or empty hand with the object left behind / dropped / gone)
     from `outcome_lead_s` seconds before the 'event' item until `hold_s` seconds after it.
     Frames are spaced 1/fps apart and drawn lazily, so large streams cost no memory; an
-    event sorts before a frame with the same time stamp.
+    event sorts before a frame with the same time stamp. ``objects``: :data:`OBJECT_KINDS`.
     """
     if fps <= 0:
         raise ValueError("fps must be positive")
@@ -779,7 +800,7 @@ def grasp_stream(seed: int, n_grasps: int, fps: float = 30.0, height: int = 480,
     eps = 1e-9
     frame = 0
     for g in range(int(n_grasps)):
-        ep = _sample_episode(rng, bool(labels[g]), aspect)
+        ep = _sample_episode(rng, bool(labels[g]), aspect, objects)
         t0 = g * episode_s
         t_event = t0 + approach + lead
         event_sent = False

@@ -24,7 +24,7 @@ import importlib.util
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from grasp_success_ros.data.folders import (
     class_counts,
     class_folders,
     list_folders,
+    merge_lists,
     read_or_reason,
     read_resized,
     skip_entry,
@@ -487,11 +488,18 @@ def _fit(model, train_ds, valid_ds, cfg: TrainConfig, recorder: _Recorder, phase
                      callbacks=callbacks, verbose=verbose, shuffle=False)
 
 
-def _list_data(train_dir, valid_dir, cfg: TrainConfig):
-    """Both folders checked and listed (fast), before anything is built."""
+def _list_data(train_dir, valid_dir, cfg: TrainConfig, extra_train: Sequence = ()):
+    """The folders checked and listed (fast), before anything is built; the extra training
+    folders (e.g. corrected review frames) join the first one's images and may leave a
+    class empty.  Returns (classes, train list, valid list, per-folder train counts)."""
     classes = class_folders(train_dir, cfg.success_class)
-    valid_classes = class_folders(valid_dir, classes.success if cfg.success_class else None)
-    return classes, list_folders(train_dir, classes), list_folders(valid_dir, valid_classes)
+    named = classes.success if cfg.success_class else None
+    lists = [list_folders(train_dir, classes)]
+    lists += [list_folders(d, class_folders(d, named), allow_empty=True) for d in extra_train]
+    valid_classes = class_folders(valid_dir, named)
+    per_dir = {str(d): lst.counts() for d, lst in zip([train_dir, *extra_train], lists,
+                                                       strict=True)}
+    return classes, merge_lists(lists), list_folders(valid_dir, valid_classes), per_dir
 
 
 @contextlib.contextmanager
@@ -522,23 +530,28 @@ def _op_determinism(enabled: bool) -> Iterator[None]:
 
 
 def train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
-          cfg: TrainConfig, log: Callable[[str], None] = print) -> ModelCard:
-    """Fit a model on TRAIN_DIR, keep the best epoch on VALID_DIR, save model, card, history,
-    plots and TensorBoard logs beside MODEL_OUT."""
+          cfg: TrainConfig, log: Callable[[str], None] = print,
+          extra_train: Sequence[str | Path] = ()) -> ModelCard:
+    """Fit a model on TRAIN_DIR (and the EXTRA_TRAIN folders, e.g. corrected review
+    frames), keep the best epoch on VALID_DIR, save model, card, history, plots and
+    TensorBoard logs beside MODEL_OUT."""
     cfg.validate()
     with _op_determinism(cfg.deterministic):
-        return _train(train_dir, valid_dir, model_out, cfg, log)
+        return _train(train_dir, valid_dir, model_out, cfg, log, tuple(extra_train))
 
 
 def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
-           cfg: TrainConfig, log: Callable[[str], None]) -> ModelCard:
+           cfg: TrainConfig, log: Callable[[str], None],
+           extra_train: tuple[str | Path, ...] = ()) -> ModelCard:
     import keras
 
     paths = output_paths(model_out)
     if paths["model"].suffix != ".keras":
         raise ConfigError(f"the model is saved as a .keras file, not {paths['model'].name}")
     keras.utils.set_random_seed(cfg.seed)
-    classes, tr_list, va_list = _list_data(train_dir, valid_dir, cfg)
+    classes, tr_list, va_list, per_dir = _list_data(train_dir, valid_dir, cfg, extra_train)
+    if extra_train:
+        log("train folders: " + "; ".join(f"{d} {c}" for d, c in per_dir.items()))
     mixed = cfg.mixed_precision == "on" or (cfg.mixed_precision == "auto" and _gpu_present())
     policy = keras.mixed_precision.global_policy()
     if mixed:
@@ -624,6 +637,7 @@ def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
         calibration=calibration,
         training={
             "train_counts": tr.counts(), "valid_counts": va.counts(),
+            "train_dirs": per_dir,
             "skipped_files": tr.skipped[:20] + va.skipped[:20],
             "epochs_run": len(recorder.rows), "best_epoch": best["epoch"],
             "best_val_loss": float(best["val_loss"]),
