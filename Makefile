@@ -9,7 +9,7 @@ PACKAGES := grasp_success_msgs grasp_success_ros
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: venv build demo test lint clean
+.PHONY: venv browser build demo test lint clean
 
 venv: $(VENV)/.installed
 
@@ -23,7 +23,17 @@ $(VENV)/.installed: requirements-ros.txt requirements.txt requirements-dev.txt \
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-ros.txt -r requirements-dev.txt
 	$(VENV)/bin/pip install -q --no-deps -e grasp_success_ros
+	$(MAKE) --no-print-directory browser
 	touch $@
+
+# report.html is tested as people read it, in a browser: Debian's chromium (apt needs root;
+# elsewhere install it yourself; CI fails the report tests without it, others skip them).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
+	       || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	            --no-install-recommends chromium; }; } \
+	  || echo "note: chromium not installed (apt install chromium): report tests will skip"; }
 
 # Both packages, interfaces first (colcon orders them). The ROS 2 wheels' rosidl CMake exports
 # name the wheel builder's Python include directories; scripts/point_rosidl_at_venv.py points

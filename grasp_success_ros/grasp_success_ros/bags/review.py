@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from grasp_success_ros.bags.evaluate import EventResult
 from grasp_success_ros.bags.reader import frame_decoder, load_frames, open_bag, read_session
 from grasp_success_ros.bags.topics import BagTopics
@@ -82,3 +84,41 @@ def bag_cases(results: Sequence[EventResult], bag_paths: Sequence[str | Path],
         cases += found
         bad += unreadable
     return cases, {"no_frame": frameless, "bad_frame": bad}
+
+
+def judged_frames(results: Sequence[EventResult], bag_paths: Sequence[str | Path],
+                  topics: BagTopics | None = None) -> dict[tuple[str, int], np.ndarray]:
+    """The last frame each event was judged on, decoded (for report.html's thumbnails):
+    {(bag name, event_id): RGB}. Bags that cannot be read again, and frames that cannot be
+    decoded, are left out (their rows say so)."""
+    topics = topics or BagTopics()
+    wanted: dict[str, dict[float, list[int]]] = {}
+    for r in results:
+        if r.record.frame_stamps:
+            wanted.setdefault(r.bag, {}).setdefault(r.record.frame_stamps[-1], []).append(
+                r.record.event_id)
+    frames: dict[tuple[str, int], np.ndarray] = {}
+    for p in bag_paths:
+        name = Path(p).stem if Path(p).is_file() else Path(p).name
+        if name in wanted:
+            try:
+                frames.update(_decoded(Path(p), name, topics, wanted[name]))
+            except GraspSuccessError:
+                continue
+    return frames
+
+
+def _decoded(path: Path, name: str, topics: BagTopics, events: dict[float, list[int]]
+             ) -> dict[tuple[str, int], np.ndarray]:
+    with open_bag(path) as bag:
+        session = read_session(bag, topics)
+        index = {f.stamp: f.index for f in session.frames if f.stamp in events}
+        decode = frame_decoder(session, load_frames(session, set(index.values())))
+        out = {}
+        for stamp, i in index.items():
+            try:
+                rgb = decode(i)
+            except GraspSuccessError:
+                continue
+            out.update({(name, event_id): rgb for event_id in events[stamp]})
+    return out

@@ -103,6 +103,9 @@ def _bag_eval(args: argparse.Namespace) -> int:
     if args.out or args.review_dir:
         line = _review(args, results, topics, policy.threshold, classifier.card)
         print(line, file=sys.stderr if args.json else sys.stdout)
+    if args.out:
+        report = _html_report(args, results, summary, topics, classifier.card)
+        print(f"report: {report}", file=sys.stderr if args.json else sys.stdout)
     if errors:
         if len(errors) == len(args.bags):
             raise BagError("; ".join(errors.values()))
@@ -110,6 +113,24 @@ def _bag_eval(args: argparse.Namespace) -> int:
             print(f"grasp-success bag-eval: {msg}", file=sys.stderr)
         return 2
     return 0
+
+
+def _html_report(args, results, summary: dict, topics: BagTopics, card) -> Path:
+    """report.html in --out: the report, the plots, the contact sheet and every event with
+    the frame it was judged on."""
+    from grasp_success_ros.bags.report import format_report
+    from grasp_success_ros.bags.review import judged_frames
+    from grasp_success_ros.evaluation.report_html import ReportRow, write_report
+
+    out = Path(args.out)
+    frames = judged_frames(results, args.bags, topics)
+    rows = [ReportRow(f"{r.bag} event {r.record.event_id}", r.truth, r.record.verdict,
+                      r.record.p_success, r.record.error or f"t = {r.record.event_stamp:.3f}",
+                      frames.get((r.bag, r.record.event_id))) for r in results]
+    figures = sorted(p for p in out.glob("*.png"))
+    return write_report(out, "bag-eval " + " ".join(Path(b).name for b in args.bags),
+                        format_report(summary, results, per_event=False), figures, rows,
+                        (card.success_class, card.failure_class), unit="event")
 
 
 def _review(args, results, topics: BagTopics, threshold: float, card) -> str:

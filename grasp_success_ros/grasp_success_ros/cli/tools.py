@@ -263,9 +263,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     plots = write_plots(ev, out_dir, choice, band)
     review = _review_images(ev, out_dir, args.review_dir, args.review_all)
     sweep = threshold_sweep(ev)
+    sheet = [p for p in [out_dir / "contact_sheet.png"] if p.is_file()]
+    report = _html_report(ev, out_dir, [*plots.values(), *sheet], report_text(ev, sweep),
+                          args.test_dir)
     if args.json:
         data = {"seed_line": ev.seed_line(), "warnings": ev.warnings(), **ev.metrics(),
-                "sweep": sweep, "review": review,
+                "sweep": sweep, "review": review, "report": str(report),
                 "plots": {k: str(v) for k, v in plots.items()},
                 "images": [{"file": f, "truth": bool(t), "p_success": float(p)}
                            for f, t, p in zip(ev.paths, ev.truth, ev.p_success, strict=True)],
@@ -281,6 +284,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 0
     print(report_text(ev, sweep))
     print(f"plots: {', '.join(str(p) for p in plots.values())}")
+    print(f"report: {report}")
     print(review["line"])
     if choice is not None:
         print(band.describe() if band else choice.describe())
@@ -313,6 +317,24 @@ def _review_images(ev, out_dir: Path, review_dir: str | None, review_all: bool) 
         written.append(Path(review_dir))
     return {"counts": counts(cases), "written": [str(p) for p in written],
             "line": describe(counts(cases), written)}
+
+
+def _html_report(ev, out_dir: Path, figures: list[Path], text: str, test_dir: str) -> Path:
+    """report.html beside the plots: the console report, the plots and every image."""
+    from grasp_success_ros.core.errors import ImageConversionError
+    from grasp_success_ros.data.preprocessing import load_image_rgb
+    from grasp_success_ros.evaluation.report_html import ReportRow, write_report
+
+    def image(path: str):
+        try:
+            return load_image_rgb(path)
+        except ImageConversionError:
+            return None
+
+    rows = [ReportRow(Path(f).name, bool(t), v, float(p), f, image(f))
+            for f, t, v, p in zip(ev.paths, ev.truth, ev.verdicts, ev.p_success, strict=True)]
+    return write_report(out_dir, f"evaluate {test_dir}", text, figures, rows,
+                        (ev.success_class, ev.failure_class), unit="image")
 
 
 def _add_evaluate(sub) -> None:
