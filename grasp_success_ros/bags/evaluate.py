@@ -95,6 +95,7 @@ class BagEvalJob:
     model_path: str = ""
     allow_custom_code: bool = False
     predict: Callable | None = None
+    providers: tuple[str, ...] = ()  # ONNX Runtime's, for an .onnx model_path
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "predict": None}
@@ -105,7 +106,8 @@ class BagEvalJob:
             from grasp_success_ros.model.classifier import GraspClassifier
 
             predict = GraspClassifier.from_path(
-                self.model_path, allow_custom_code=self.allow_custom_code)[0].predict
+                self.model_path, allow_custom_code=self.allow_custom_code,
+                providers=self.providers)[0].predict
         lock = threading.Lock()
 
         def locked_predict(images):  # threads overlap reading; the model runs one batch
@@ -125,7 +127,7 @@ def evaluate_bags(paths: Sequence[str | Path], predict: Callable | None, policy:
                   tolerance_s: float = 0.5, jobs: int = 2,
                   on_bag_done: Callable[[str, str], None] | None = None,
                   engine: str = "local", address: str | None = None, model_path: str = "",
-                  allow_custom_code: bool = False
+                  allow_custom_code: bool = False, providers: tuple[str, ...] = ()
                   ) -> tuple[list[EventResult], dict[str, str], dict[str, str | None]]:
     """All bags, ``jobs`` at a time, on an engine (``engines.py``: local threads, or Ray,
     which loads the model from ``model_path`` in its workers instead of using ``predict``).
@@ -135,7 +137,7 @@ def evaluate_bags(paths: Sequence[str | Path], predict: Callable | None, policy:
         raise ConfigError("the ray engine loads the model in its workers: give model_path")
     job = BagEvalJob(policy, topics or BagTopics(), labels_csv, tolerance_s,
                      str(model_path), allow_custom_code,
-                     predict if engine == "local" else None)
+                     predict if engine == "local" else None, tuple(providers))
     outcomes = run_bags(paths, job, engine, jobs, address, on_bag_done)
     errors = {o.path: o.error for o in outcomes if o.error is not None}
     done = [o for o in outcomes if o.error is None]

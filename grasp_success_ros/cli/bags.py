@@ -15,6 +15,7 @@ from grasp_success_ros.bags.topics import (
     DEFAULT_TRIGGER_TOPIC,
     BagTopics,
 )
+from grasp_success_ros.cli.tools import add_providers_option
 from grasp_success_ros.core.errors import BagError
 from grasp_success_ros.core.params import PARAMS, NodeConfig
 
@@ -105,7 +106,8 @@ def _bag_eval(args: argparse.Namespace) -> int:
     config = NodeConfig.from_values({**values, "model_path": args.model})
     topics, labels = _topics(args), _labels(args)
     classifier, notes = GraspClassifier.from_path(args.model,
-                                                  allow_custom_code=args.allow_custom_code)
+                                                  allow_custom_code=args.allow_custom_code,
+                                                  providers=args.providers)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     policy = config.policy(classifier.card.threshold)
@@ -113,7 +115,7 @@ def _bag_eval(args: argparse.Namespace) -> int:
         args.bags, classifier.predict, policy, topics, labels, args.label_tolerance,
         jobs=args.jobs, on_bag_done=_progress(args, len(args.bags), "bag-eval"),
         engine=args.engine, address=args.address, model_path=args.model,
-        allow_custom_code=args.allow_custom_code)
+        allow_custom_code=args.allow_custom_code, providers=args.providers)
     summary = summarize(results)
     summary["label_sources"] = sources
     if args.json:
@@ -138,6 +140,7 @@ def _add_bag_eval(sub) -> None:
     p.add_argument("bags", nargs="+", metavar="BAG", help="bag folders (or .db3/.mcap files)")
     p.add_argument("--model", required=True, help=".keras model (card beside it) or seed .h5")
     p.add_argument("--allow-custom-code", action="store_true")
+    add_providers_option(p)
     _add_topic_options(p)
     g = p.add_argument_group("decision policy (the node's parameters and defaults)")
     g.add_argument("--frame-selection", dest="frame_selection",
