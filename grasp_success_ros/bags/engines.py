@@ -88,15 +88,18 @@ def _ray():
 
 def _run_ray(paths, job: BagJob, jobs: int, address: str | None, on_bag_done
              ) -> list[BagOutcome]:
-    """``jobs`` Ray actors, each building the per-bag function once (the model loaded once
-    per actor, not once per bag) and taking the next bag as it finishes one."""
+    """``jobs`` Ray actors (at most one per CPU of the cluster), each building the per-bag
+    function once (the model loaded once per actor, not once per bag) and taking the next
+    bag as it finishes one."""
     ray = _ray()
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
         worker = ray.remote(num_cpus=1)(_BagWorker)
-        actors = [worker.remote(job) for _ in range(max(1, min(jobs, len(paths))))]
+        # no more actors than CPUs: an actor that cannot be placed would hold its bag forever
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        actors = [worker.remote(job) for _ in range(max(1, min(jobs, len(paths), cpus)))]
         todo = list(enumerate(paths))[::-1]
         running: dict[Any, tuple[Any, int, Any]] = {}
         outcomes = []
