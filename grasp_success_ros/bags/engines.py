@@ -115,6 +115,7 @@ def _run_ray(paths, job: BagJob, jobs: int, address: str | None, on_bag_done
                 last = str(exc).strip().splitlines()[-1:] or [type(exc).__name__]
                 out = BagOutcome(i, str(path), error=f"bag {path}: on Ray: {last[0]}",
                                  note="error")
+            out.path = str(path)  # as given (the worker got it absolute)
             outcomes.append(out)
             if on_bag_done is not None:
                 on_bag_done(Path(path).name, out.note)
@@ -130,7 +131,8 @@ def _run_ray(paths, job: BagJob, jobs: int, address: str | None, on_bag_done
 
 def _submit(actor, item: tuple[int, Any], running: dict) -> None:
     i, path = item
-    running[actor.run.remote(i, str(path))] = (actor, i, path)
+    # absolute: a worker on another machine has another working directory
+    running[actor.run.remote(i, str(Path(path).resolve()))] = (actor, i, path)
 
 
 class _BagWorker:

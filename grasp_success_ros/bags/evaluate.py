@@ -122,6 +122,11 @@ class BagEvalJob:
         return one
 
 
+def _absolute(path: str | Path | None) -> Path | None:
+    """A path a Ray worker elsewhere finds too (its working directory is another)."""
+    return Path(path).resolve() if path else None
+
+
 def evaluate_bags(paths: Sequence[str | Path], predict: Callable | None, policy: PolicyConfig,
                   topics: BagTopics | None = None, labels_csv: Path | None = None,
                   tolerance_s: float = 0.5, jobs: int = 2,
@@ -135,8 +140,8 @@ def evaluate_bags(paths: Sequence[str | Path], predict: Callable | None, policy:
     Returns (results in bag order, {bag: error}, {bag: label source})."""
     if engine == "ray" and not model_path:
         raise ConfigError("the ray engine loads the model in its workers: give model_path")
-    job = BagEvalJob(policy, topics or BagTopics(), labels_csv, tolerance_s,
-                     str(model_path), allow_custom_code,
+    job = BagEvalJob(policy, topics or BagTopics(), _absolute(labels_csv), tolerance_s,
+                     str(_absolute(model_path) or ""), allow_custom_code,
                      predict if engine == "local" else None, tuple(providers))
     outcomes = run_bags(paths, job, engine, jobs, address, on_bag_done)
     errors = {o.path: o.error for o in outcomes if o.error is not None}

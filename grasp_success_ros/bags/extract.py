@@ -139,8 +139,9 @@ def extract_bags(paths: Sequence[str | Path], out_dir: str | Path,
                  ) -> tuple[dict[str, dict], dict[str, str]]:
     """Every bag's frames into OUT (``extract_bag``) on an engine; ({bag name: counts},
     {bag: error}) in bag order."""
-    job = ExtractJob(str(out_dir), topics or BagTopics(), (opts or ExtractOptions()).validate(),
-                     labels_csv)
+    job = ExtractJob(str(Path(out_dir).resolve()), topics or BagTopics(),
+                     (opts or ExtractOptions()).validate(),
+                     Path(labels_csv).resolve() if labels_csv else None)
     outcomes = run_bags(paths, job, engine, jobs, address, on_bag_done)
     per_bag = {Path(o.path).name: o.value for o in outcomes if o.error is None}
     return per_bag, {o.path: o.error for o in outcomes if o.error is not None}

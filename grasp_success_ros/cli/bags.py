@@ -56,7 +56,7 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
 
 
 def _progress(args, n: int, title: str):
-    """(on_bag_done callback or None, the bar) for the engines."""
+    """The engines' ``on_bag_done``: a progress bar step per bag (None: no bar)."""
     from grasp_success_ros.cli.progress import Progress
 
     if args.no_progress:
