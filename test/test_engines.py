@@ -88,3 +88,8 @@ def test_an_unknown_engine_is_refused(bags):
 def test_the_ray_engine_needs_the_model_path_its_workers_load():
     with pytest.raises(ConfigError, match="model_path"):
         evaluate_bags([], None, PolicyConfig(), engine="ray")
+
+
+def test_an_address_is_only_for_the_ray_engine(bags):
+    with pytest.raises(ConfigError, match="--address is for --engine ray"):
+        run_bags(bags, None, engine="local", address="auto")
