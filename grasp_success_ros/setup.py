@@ -21,6 +21,8 @@ setup(
          glob("config/*.yaml") + glob(f"{PACKAGE}/ros/resources/*.xml")),
     ],
     install_requires=["setuptools"],
+    # bag-eval / extract --engine ray (bags/engines.py); imported only with that option
+    extras_require={"ray": ["ray>=2.9"]},
     zip_safe=False,
     maintainer="grasp_success_ros maintainers",
     maintainer_email="grasp-success@example.org",

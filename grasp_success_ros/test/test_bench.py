@@ -37,6 +37,7 @@ def test_quick_bench_reports_positive_numbers_load_time_predict_memory_and_other
         assert run["startup_s"] > 0 and run["peak_rss_mb"] > 0
     assert report["bag_eval"]["first_after"]["frames_per_s"] > 0
     assert "| forward batch 1" in proc.stdout
+    assert report["device"]["keras"] in ("CPU", "GPU:0") and "| device | " in proc.stdout
     assert report["load_s"]["keras"] > 0
     assert report["predict_process"]["peak_rss_mb"] > 0 and report["predict_process"]["wall_s"] > 0
     row = report["node"]["keras"]["first_after"]["640x480"]

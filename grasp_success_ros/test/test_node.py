@@ -296,6 +296,8 @@ def test_frames_between_the_two_thresholds_get_no_verdict_but_an_uncertain_recor
 def test_diagnostics_report_model_camera_and_counts(live):
     from diagnostic_msgs.msg import DiagnosticArray
 
+    from grasp_success_ros.model.runtimes import keras_device
+
     player, _, _ = live
     seen = []
     sub = player.create_subscription(DiagnosticArray, "/diagnostics", seen.append, 10)
@@ -309,6 +311,7 @@ def test_diagnostics_report_model_camera_and_counts(live):
     player.destroy_subscription(sub)
     values = {kv.key: kv.value for kv in mine[-1].values}
     assert values["model_loaded"] == "True"
+    assert values["device"] == keras_device()  # a Keras model: where TensorFlow runs it
     assert {"camera_rate_hz", "newest_frame_age_s", "last_latency_ms", "verdicts",
             "failures"} <= set(values)
     assert int(values["verdicts"]) >= 1

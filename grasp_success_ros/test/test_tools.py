@@ -392,6 +392,38 @@ def test_predict_and_evaluate_accept_an_exported_model(capsys, tmp_path, exporte
     assert code == 0 and json.loads(out)["images"][0]["file"]
 
 
+def test_an_onnx_model_runs_on_the_best_available_provider_and_names_it(exported):
+    import onnxruntime as ort
+
+    from grasp_success_ros.model.runtimes import choose_providers
+
+    clf, notes = GraspClassifier.from_path(exported["onnx"].path)
+    best = choose_providers((), ort.get_available_providers())[0]
+    assert clf.device == best and notes[-1].endswith(f"onnx runtime on {best}")
+
+
+def test_a_keras_model_names_the_tensorflow_device_it_runs_on(trained_model):
+    import tensorflow as tf
+
+    clf, _ = GraspClassifier.from_path(trained_model)
+    assert clf.device == ("GPU:0" if tf.config.list_logical_devices("GPU") else "CPU")
+
+
+def test_an_unavailable_provider_is_a_one_line_error_naming_the_available_ones(
+        capsys, exported, synth_data):
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    missing = [p for p in ("tensorrt", "cuda") if f"{p}executionprovider" not in
+               {a.lower() for a in available}]
+    if not missing:
+        pytest.skip("this onnxruntime offers every provider")
+    code, _, err = run_cli(capsys, "predict", synth_data["valid"] / "success",
+                           exported["onnx"].path, "--providers", missing[0])
+    assert code == 2 and err.count("\n") == 1
+    assert f"available: {', '.join(available)}" in err
+
+
 def test_export_leaves_sys_stdout_alone_so_other_threads_keep_printing(capsys, rb_model,
                                                                      tmp_path):
     done = threading.Event()

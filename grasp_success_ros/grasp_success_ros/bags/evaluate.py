@@ -11,14 +11,14 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from grasp_success_ros.bags.engines import run_bags
 from grasp_success_ros.bags.labels import labelled_session
 from grasp_success_ros.bags.reader import BagEvent, Session, frame_decoder, load_frames
 from grasp_success_ros.bags.topics import BagTopics
-from grasp_success_ros.core.errors import BagError
+from grasp_success_ros.core.errors import ConfigError
 from grasp_success_ros.core.judge import (
     Frame,
     GraspEvent,
@@ -83,44 +83,74 @@ def evaluate_bag(path: str | Path, predict: Callable, policy: PolicyConfig,
     return [EventResult(bag.name, ev.log_ns * 1e-9, ev.label, rec) for ev, rec in judged], source
 
 
-def evaluate_bags(paths: Sequence[str | Path], predict: Callable, policy: PolicyConfig,
+@dataclass
+class BagEvalJob:
+    """bag-eval's work for an engine (``engines.py``): the model is ``predict`` when given
+    (the local engine shares the caller's), else loaded from ``model_path`` where the job
+    runs (once per Ray worker). ``predict`` is not pickled."""
+
+    policy: PolicyConfig
+    topics: BagTopics
+    labels_csv: Path | None = None
+    tolerance_s: float = 0.5
+    model_path: str = ""
+    allow_custom_code: bool = False
+    predict: Callable | None = None
+    providers: tuple[str, ...] = ()  # ONNX Runtime's, for an .onnx model_path
+    model_name: str = ""  # the model as the records name it
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "predict": None}
+
+    def open(self) -> Callable[[Path], tuple[tuple[list[EventResult], str | None], str]]:
+        predict = self.predict
+        if predict is None:
+            from grasp_success_ros.model.classifier import GraspClassifier
+
+            predict = GraspClassifier.from_path(
+                self.model_path, allow_custom_code=self.allow_custom_code,
+                providers=self.providers)[0].predict
+        lock = threading.Lock()
+
+        def locked_predict(images):  # threads overlap reading; the model runs one batch
+            with lock:
+                return predict(images)
+
+        def one(path: Path):
+            res, source = evaluate_bag(path, locked_predict, self.policy, self.topics,
+                                       self.labels_csv, self.tolerance_s, self.model_name)
+            return (res, source), f"{len(res)} events"
+
+        return one
+
+
+def _absolute(path: str | Path | None) -> Path | None:
+    """A path a Ray worker elsewhere finds too (its working directory is another)."""
+    return Path(path).resolve() if path else None
+
+
+def evaluate_bags(paths: Sequence[str | Path], predict: Callable | None, policy: PolicyConfig,
                   topics: BagTopics | None = None, labels_csv: Path | None = None,
                   tolerance_s: float = 0.5, jobs: int = 2,
-                  on_bag_done: Callable[[str, str], None] | None = None, model: str = ""
+                  on_bag_done: Callable[[str, str], None] | None = None, model: str = "",
+                  engine: str = "local", address: str | None = None, model_path: str = "",
+                  allow_custom_code: bool = False, providers: tuple[str, ...] = ()
                   ) -> tuple[list[EventResult], dict[str, str], dict[str, str | None]]:
-    """All bags, ``jobs`` at a time (reading and decoding overlap; the model runs one batch
-    at a time). ``on_bag_done(bag name, note)`` is called from the worker as each bag ends
-    (e.g. for a progress bar). Returns (results in bag order, {bag: error},
-    {bag: label source})."""
-    topics = topics or BagTopics()
-    lock = threading.Lock()
-
-    def locked_predict(images):
-        with lock:
-            return predict(images)
-
-    results: dict[int, list[EventResult]] = {}
-    errors: dict[str, str] = {}
-    sources: dict[str, str | None] = {}
-
-    def run(i: int, path: Path):
-        try:
-            res, source = evaluate_bag(path, locked_predict, policy, topics, labels_csv,
-                                       tolerance_s, model)
-            results[i], sources[str(path)] = res, source
-            note = f"{len(res)} events"
-        except BagError as exc:
-            errors[str(path)] = str(exc)
-            note = "error"
-        if on_bag_done is not None:
-            on_bag_done(path.name, note)
-
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(paths)))) as pool:
-        futures = [pool.submit(run, i, Path(p)) for i, p in enumerate(paths)]
-        for fut in as_completed(futures):
-            fut.result()
-    ordered = [r for i in sorted(results) for r in results[i]]
-    return ordered, errors, sources
+    """All bags, ``jobs`` at a time, on an engine (``engines.py``: local threads, or Ray,
+    which loads the model from ``model_path`` in its workers instead of using ``predict``).
+    ``on_bag_done(bag name, note)`` is called as each bag ends (e.g. for a progress bar);
+    ``model`` names the model in the records.
+    Returns (results in bag order, {bag: error}, {bag: label source})."""
+    if engine == "ray" and not model_path:
+        raise ConfigError("the ray engine loads the model in its workers: give model_path")
+    job = BagEvalJob(policy, topics or BagTopics(), _absolute(labels_csv), tolerance_s,
+                     str(_absolute(model_path) or ""), allow_custom_code,
+                     predict if engine == "local" else None, tuple(providers), model)
+    outcomes = run_bags(paths, job, engine, jobs, address, on_bag_done)
+    errors = {o.path: o.error for o in outcomes if o.error is not None}
+    done = [o for o in outcomes if o.error is None]
+    sources = {o.path: o.value[1] for o in done}
+    return [r for o in done for r in o.value[0]], errors, sources
 
 
 # ------------------------------------------------------------------------- summary

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from grasp_success_ros.bags.engines import OnBagDone, run_bags
 from grasp_success_ros.bags.labels import labelled_session
 from grasp_success_ros.bags.reader import frame_decoder, load_frames
 from grasp_success_ros.bags.topics import BagTopics
@@ -110,6 +112,39 @@ def extract_bag(path: str | Path, out_dir: str | Path, topics: BagTopics | None 
                 written.add(ref.index)
                 counts[cls] += 1
     return counts
+
+
+@dataclass(frozen=True)
+class ExtractJob:
+    """extract's work for an engine (``engines.py``). On a cluster every worker writes into
+    ``out_dir``, so it must be the same shared folder everywhere."""
+
+    out_dir: str
+    topics: BagTopics
+    opts: ExtractOptions
+    labels_csv: Path | None = None
+
+    def open(self):
+        def one(path: Path) -> tuple[dict, str]:
+            counts = extract_bag(path, self.out_dir, self.topics, self.opts, self.labels_csv)
+            return counts, f"{counts['success']} success, {counts['failure']} failure"
+
+        return one
+
+
+def extract_bags(paths: Sequence[str | Path], out_dir: str | Path,
+                 topics: BagTopics | None = None, opts: ExtractOptions | None = None,
+                 labels_csv: Path | None = None, engine: str = "local", jobs: int = 1,
+                 address: str | None = None, on_bag_done: OnBagDone | None = None
+                 ) -> tuple[dict[str, dict], dict[str, str]]:
+    """Every bag's frames into OUT (``extract_bag``) on an engine; ({bag name: counts},
+    {bag: error}) in bag order."""
+    job = ExtractJob(str(Path(out_dir).resolve()), topics or BagTopics(),
+                     (opts or ExtractOptions()).validate(),
+                     Path(labels_csv).resolve() if labels_csv else None)
+    outcomes = run_bags(paths, job, engine, jobs, address, on_bag_done)
+    per_bag = {Path(o.path).name: o.value for o in outcomes if o.error is None}
+    return per_bag, {o.path: o.error for o in outcomes if o.error is not None}
 
 
 def format_summary(per_bag: dict[str, dict]) -> str:

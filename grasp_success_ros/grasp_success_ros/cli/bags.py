@@ -8,12 +8,14 @@ import os
 import sys
 from pathlib import Path
 
+from grasp_success_ros.bags.engines import ENGINES
 from grasp_success_ros.bags.topics import (
     DEFAULT_IMAGE_TOPIC,
     DEFAULT_LABEL_TOPIC,
     DEFAULT_TRIGGER_TOPIC,
     BagTopics,
 )
+from grasp_success_ros.cli.tools import add_providers_option
 from grasp_success_ros.core.errors import BagError
 from grasp_success_ros.core.params import PARAMS, NodeConfig
 
@@ -41,6 +43,39 @@ def _add_topic_options(p: argparse.ArgumentParser, labels: bool = True) -> None:
                        help="max distance of a CSV time from its event")
 
 
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("where the bags are processed")
+    g.add_argument("--engine", default="local", choices=ENGINES,
+                   help="local: threads here; ray: one Ray task per bag (pip install "
+                        "'grasp_success_ros[ray]'); results are the same")
+    g.add_argument("--address", default=None, metavar="ADDR",
+                   help="Ray cluster to use (ray://HEAD:10001, or auto for the one this "
+                        "machine joined); default: start a local Ray instance")
+    g.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="bags processed in parallel (local threads or Ray workers)")
+
+
+def _progress(args, n: int, title: str):
+    """The engines' ``on_bag_done``: a progress bar step per bag (None: no bar)."""
+    from grasp_success_ros.cli.progress import Progress
+
+    if args.no_progress:
+        return None
+    bar = Progress(n, title)
+    return lambda name, note: bar.step(f"{name}: {note}")
+
+
+def _report_errors(command: str, errors: dict[str, str], n_bags: int) -> int:
+    """A bag's error is reported and the others' results kept; all failing is an error."""
+    if not errors:
+        return 0
+    if len(errors) == n_bags:
+        raise BagError("; ".join(errors.values()))
+    for msg in errors.values():
+        print(f"grasp-success {command}: {msg}", file=sys.stderr)
+    return 2
+
+
 def _topics(args) -> BagTopics:
     return BagTopics(image=args.image_topic, trigger=args.trigger_topic,
                      label=getattr(args, "label_topic", DEFAULT_LABEL_TOPIC),
@@ -63,7 +98,6 @@ def _labels(args) -> Path | None:
 def _bag_eval(args: argparse.Namespace) -> int:
     from grasp_success_ros.bags.evaluate import evaluate_bags, summarize
     from grasp_success_ros.bags.report import format_report, to_json, write_csv, write_plots
-    from grasp_success_ros.cli.progress import Progress
     from grasp_success_ros.model.classifier import GraspClassifier
 
     values = {name: getattr(args, name) for name in (
@@ -76,15 +110,17 @@ def _bag_eval(args: argparse.Namespace) -> int:
 
         check_review_dir(args.review_dir)  # before the evaluation, not after it
     classifier, notes = GraspClassifier.from_path(args.model,
-                                                  allow_custom_code=args.allow_custom_code)
+                                                  allow_custom_code=args.allow_custom_code,
+                                                  providers=args.providers)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     policy = config.policy(classifier.card.threshold, classifier.card.threshold_failure)
-    bar = None if args.no_progress else Progress(len(args.bags), "bag-eval")
     results, errors, sources = evaluate_bags(
         args.bags, classifier.predict, policy, topics, labels, args.label_tolerance,
-        jobs=args.jobs, model=classifier.source,
-        on_bag_done=None if bar is None else lambda name, note: bar.step(f"{name}: {note}"))
+        jobs=args.jobs, on_bag_done=_progress(args, len(args.bags), "bag-eval"),
+        model=classifier.source, engine=args.engine, address=args.address,
+        model_path=args.model, allow_custom_code=args.allow_custom_code,
+        providers=args.providers)
     summary = summarize(results)
     summary["label_sources"] = sources
     if args.json:
@@ -106,13 +142,7 @@ def _bag_eval(args: argparse.Namespace) -> int:
     if args.out:
         report = _html_report(args, results, summary, topics, classifier.card)
         print(f"report: {report}", file=sys.stderr if args.json else sys.stdout)
-    if errors:
-        if len(errors) == len(args.bags):
-            raise BagError("; ".join(errors.values()))
-        for msg in errors.values():
-            print(f"grasp-success bag-eval: {msg}", file=sys.stderr)
-        return 2
-    return 0
+    return _report_errors("bag-eval", errors, len(args.bags))
 
 
 def _html_report(args, results, summary: dict, topics: BagTopics, card) -> Path:
@@ -170,6 +200,7 @@ def _add_bag_eval(sub) -> None:
     p.add_argument("bags", nargs="+", metavar="BAG", help="bag folders (or .db3/.mcap files)")
     p.add_argument("--model", required=True, help=".keras model (card beside it) or seed .h5")
     p.add_argument("--allow-custom-code", action="store_true")
+    add_providers_option(p)
     _add_topic_options(p)
     g = p.add_argument_group("decision policy (the node's parameters and defaults)")
     g.add_argument("--frame-selection", dest="frame_selection",
@@ -198,8 +229,7 @@ def _add_bag_eval(sub) -> None:
     p.add_argument("--review-all", action="store_true",
                    help="with --review-dir: also the frames judged right (DIR/<label>/correct/)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
-    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                   help="bags read in parallel")
+    _add_engine_options(p)
     p.add_argument("--quiet", action="store_true", help="no per-event lines")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_bag_eval)
@@ -211,7 +241,7 @@ def _add_bag_eval(sub) -> None:
 def _extract(args: argparse.Namespace) -> int:
     from grasp_success_ros.bags.extract import (
         ExtractOptions,
-        extract_bag,
+        extract_bags,
         format_summary,
         write_summary,
     )
@@ -221,14 +251,15 @@ def _extract(args: argparse.Namespace) -> int:
                           image_format=args.format,
                           label_tolerance_s=args.label_tolerance).validate()
     topics, labels = _topics(args), _labels(args)
-    per_bag: dict[str, dict] = {}
-    for bag in args.bags:
-        counts = extract_bag(bag, args.out_dir, topics, opts, labels)
-        per_bag[Path(bag).name] = counts
-    print(format_summary(per_bag))
-    path = write_summary(Path(args.out_dir), per_bag)
-    print(f"wrote {args.out_dir}/success and {args.out_dir}/failure; counts in {path}")
-    return 0
+    per_bag, errors = extract_bags(args.bags, args.out_dir, topics, opts, labels,
+                                   engine=args.engine, jobs=args.jobs, address=args.address,
+                                   on_bag_done=None if len(args.bags) == 1 else
+                                   _progress(args, len(args.bags), "extract"))
+    if per_bag:
+        print(format_summary(per_bag))
+        path = write_summary(Path(args.out_dir), per_bag)
+        print(f"wrote {args.out_dir}/success and {args.out_dir}/failure; counts in {path}")
+    return _report_errors("extract", errors, len(args.bags))
 
 
 def _add_extract(sub) -> None:
@@ -248,6 +279,8 @@ def _add_extract(sub) -> None:
                    help="drop a frame whose 32x32 grey thumbnail differs from the previous "
                         "kept one by less than this (mean abs, 0-255); 0 keeps all")
     p.add_argument("--format", default="png", choices=("png", "jpg"))
+    _add_engine_options(p)
+    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_extract)
 
 

@@ -60,6 +60,7 @@ class BenchConfig:
     quantize: tuple[str, ...] = ()  # fp16 / int8 variants of each exported runtime
     accuracy_data: str | None = None  # labelled class folders: accuracy of every variant
     calibration: str | None = None  # int8 calibration images (default: synthetic scenes)
+    providers: tuple[str, ...] = ()  # ONNX Runtime providers (default: best available)
     log: Callable[[str], None] = print
 
 
@@ -194,14 +195,15 @@ def run_measured(cmd: list[str], log_path: Path, poll_s: float = 0.05) -> dict:
     return {"wall_s": time.perf_counter() - t, "peak_rss_mb": peak, "log": str(log_path)}
 
 
-def bench_accuracy(paths: dict[str, Path], data: str | Path) -> dict[str, dict]:
+def bench_accuracy(paths: dict[str, Path], data: str | Path, providers: tuple[str, ...] = ()
+                   ) -> dict[str, dict]:
     """Accuracy of every variant on the same labelled folders (the quantization cost)."""
     from grasp_success_ros.evaluation.evaluate import evaluate_folder
     from grasp_success_ros.model.classifier import GraspClassifier
 
     out = {}
     for name, path in paths.items():
-        clf, _notes = GraspClassifier.from_path(path)
+        clf, _notes = GraspClassifier.from_path(path, providers=_for_onnx(path, providers))
         ev = evaluate_folder(data, clf)
         out[name] = {"accuracy": ev.metrics()["accuracy"], "images": len(ev.truth),
                      "p_success": ev.p_success}
@@ -219,12 +221,17 @@ def bench_accuracy(paths: dict[str, Path], data: str | Path) -> dict[str, dict]:
 # --------------------------------------------------------------------------- 1. and 2.
 
 
-def bench_forward(path: Path, runs: int, batch: int) -> dict:
+def _for_onnx(path: Path, providers: tuple[str, ...]) -> tuple[str, ...]:
+    """The ONNX Runtime providers for an .onnx file; none for the other runtimes."""
+    return providers if Path(path).suffix == ".onnx" else ()
+
+
+def bench_forward(path: Path, runs: int, batch: int, providers: tuple[str, ...] = ()) -> dict:
     from grasp_success_ros.model.classifier import GraspClassifier
 
     t = time.perf_counter()
-    clf, _notes = GraspClassifier.from_path(path)
-    out: dict = {"load_s": time.perf_counter() - t}
+    clf, _notes = GraspClassifier.from_path(path, providers=_for_onnx(path, providers))
+    out: dict = {"load_s": time.perf_counter() - t, "device": clf.device}
     size = clf.input_size
     rng = np.random.default_rng(0)
     for n in (1, batch):
@@ -266,7 +273,8 @@ def bench_predict_process(path: Path, workdir: Path) -> dict:
 # --------------------------------------------------------------------------- 6.
 
 
-def bench_bag_eval(path: Path, workdir: Path, grasps: int = 20) -> dict:
+def bench_bag_eval(path: Path, workdir: Path, grasps: int = 20,
+                   providers: tuple[str, ...] = ()) -> dict:
     """Offline ``bag-eval`` on a synthetic 640x480 session: events and frames per second,
     first_after (one frame per event) and n_after (five)."""
     from grasp_success_ros.bags.evaluate import evaluate_bag
@@ -277,7 +285,7 @@ def bench_bag_eval(path: Path, workdir: Path, grasps: int = 20) -> dict:
     bag = workdir / "bench_session"
     if not bag.exists():
         write_session(bag, n_grasps=grasps, seed=3, height=480, width=640)
-    clf, _notes = GraspClassifier.from_path(path)
+    clf, _notes = GraspClassifier.from_path(path, providers=_for_onnx(path, providers))
     out = {}
     for policy_name in ("first_after", "n_after"):
         policy = NodeConfig.from_values({"model_path": str(path),
@@ -401,6 +409,8 @@ def bench_node(model: Path, policy: str, cfg: BenchConfig, workdir: Path, player
     name = name or model.suffix[1:]
     log_path = workdir / f"node_{name}_{policy}.log"
     extra = ["-p", f"frame_selection:={policy}", "-r", f"__ns:={player_ns}"]
+    if _for_onnx(model, cfg.providers):
+        extra += ["-p", f"onnx_providers:={','.join(cfg.providers)}"]
     env = {**os.environ, "RCUTILS_LOGGING_BUFFERED_STREAM": "0", "PYTHONUNBUFFERED": "1"}
     t0 = time.monotonic()
     with log_path.open("w") as log_file:
@@ -470,7 +480,8 @@ def run_bench(cfg: BenchConfig) -> dict:
             raise ConfigError(f"runtime must be one of {RUNTIMES}, not {r!r}")
     report: dict = {"machine": machine_info(), "config": {
         "model": cfg.model or f"{cfg.backbone} {cfg.input_size} px, GAP head, random weights",
-        "runtimes": list(cfg.runtimes), "runs": cfg.runs, "batch": cfg.batch,
+        "runtimes": list(cfg.runtimes), "providers": list(cfg.providers), "runs": cfg.runs,
+        "batch": cfg.batch,
         "events_per_config": cfg.events, "fps": cfg.fps,
         "resolutions": [f"{w}x{h}" for w, h in cfg.resolutions]}}
     t_start = time.monotonic()
@@ -484,21 +495,23 @@ def run_bench(cfg: BenchConfig) -> dict:
                               f"pass --runtime {', '.join(paths)}")
         chosen = runtimes[0]
 
-        report["forward_ms"], report["load_s"] = {}, {}
+        report["forward_ms"], report["load_s"], report["device"] = {}, {}, {}
         variants = runtimes + [v for v in paths if v not in runtimes and "-" in v]
         for r in variants:
-            report["forward_ms"][r] = bench_forward(paths[r], cfg.runs, cfg.batch)
+            report["forward_ms"][r] = bench_forward(paths[r], cfg.runs, cfg.batch,
+                                                    cfg.providers)
             f = report["forward_ms"][r]
-            report["load_s"][r] = f.pop("load_s")
-            cfg.log(f"forward {r:11s}: load {report['load_s'][r]:.1f} s, batch 1 p50 "
+            report["load_s"][r], report["device"][r] = f.pop("load_s"), f.pop("device")
+            cfg.log(f"forward {r:11s} on {report['device'][r]}: load "
+                    f"{report['load_s'][r]:.1f} s, batch 1 p50 "
                     f"{_fmt(f['batch1']['p50'])} ms, batch {cfg.batch} p50 "
                     f"{_fmt(f[f'batch{cfg.batch}']['p50'])} ms")
-        report["bag_eval"] = bench_bag_eval(paths[chosen], workdir)
+        report["bag_eval"] = bench_bag_eval(paths[chosen], workdir, providers=cfg.providers)
         for policy, row in report["bag_eval"].items():
             cfg.log(f"bag-eval {chosen} {policy}: {row['frames_per_s']:.1f} frames/s, "
                     f"{row['events_per_s']:.1f} events/s ({row['events']} events, 640x480)")
         if cfg.accuracy_data:
-            report["accuracy"] = bench_accuracy(paths, cfg.accuracy_data)
+            report["accuracy"] = bench_accuracy(paths, cfg.accuracy_data, cfg.providers)
             for name, row in report["accuracy"].items():
                 cfg.log(f"accuracy {name:11s}: {row['accuracy']:.4f} on {row['images']} images")
         if "keras" in paths:
@@ -615,6 +628,7 @@ def format_table(report: dict) -> str:
 
     fwd = report["forward_ms"]
     batch = report["config"]["batch"]
+    row("device", lambda r: report["device"][r])
     row("forward batch 1, p50 / p95 ms",
         lambda r: f"{_fmt(fwd[r]['batch1']['p50'])} / {_fmt(fwd[r]['batch1']['p95'])}")
     row(f"forward batch {batch}, p50 / p95 ms", lambda r: (

@@ -128,10 +128,11 @@ def _add_train(sub) -> None:
 # --------------------------------------------------------------------------- predict
 
 
-def _load(model: str, allow_custom_code: bool):
+def _load(model: str, allow_custom_code: bool, providers: tuple[str, ...] = ()):
     from grasp_success_ros.model.classifier import GraspClassifier
 
-    classifier, notes = GraspClassifier.from_path(model, allow_custom_code=allow_custom_code)
+    classifier, notes = GraspClassifier.from_path(model, allow_custom_code=allow_custom_code,
+                                                  providers=providers)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return classifier
@@ -150,7 +151,7 @@ def _predict(args: argparse.Namespace) -> int:
         video_plot,
     )
 
-    classifier = _load(args.model, args.allow_custom_code)
+    classifier = _load(args.model, args.allow_custom_code, args.providers)
     if args.video:
         pred = predict_video(args.path, classifier, args.threshold, args.window, args.fraction,
                              args.threshold_failure)
@@ -178,6 +179,24 @@ def _add_model_argument(p: argparse.ArgumentParser,
                    help="load a model that carries Python code (Lambda layers): trusted files only")
 
 
+def _providers(text: str) -> tuple[str, ...]:
+    from grasp_success_ros.core.params import parse_providers
+
+    try:
+        return parse_providers(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_providers_option(p: argparse.ArgumentParser) -> None:
+    """``--providers``: ONNX Runtime's execution providers for .onnx models (the node's
+    onnx_providers), alike in every command that runs a model."""
+    p.add_argument("--providers", type=_providers, default=(), metavar="LIST",
+                   help=".onnx models: ONNX Runtime execution providers in order, e.g. "
+                   "cuda,cpu or tensorrt (full names too); default: the best available of "
+                   "TensorRT, CUDA, CPU; CPU is always the last fallback")
+
+
 def _add_threshold_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="success when P(success) >= this (default: the card's thresholds)")
@@ -196,6 +215,7 @@ def _add_predict(sub) -> None:
                        "their rows), 2 none was (or an error, in one line)")
     p.add_argument("path", help="image file, folder (searched recursively) or video file")
     _add_model_argument(p)
+    add_providers_option(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--csv", action="store_true")
     out.add_argument("--json", action="store_true")
@@ -251,7 +271,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         from grasp_success_ros.evaluation.review import check_review_dir
 
         check_review_dir(args.review_dir)  # before the evaluation, not after it
-    classifier = _load(args.model, args.allow_custom_code)
+    classifier = _load(args.model, args.allow_custom_code, args.providers)
     ev = evaluate_folder(args.test_dir, classifier, args.success_class, args.threshold,
                          threshold_failure=args.threshold_failure)
     choice = band = card_written = None
@@ -346,6 +366,7 @@ def _add_evaluate(sub) -> None:
                        "risk-coverage).")
     p.add_argument("test_dir", help="folder with a success and a failure folder")
     _add_model_argument(p)
+    add_providers_option(p)
     p.add_argument("--json", action="store_true", help="one JSON object for machines")
     _add_threshold_option(p)
     p.add_argument("--target-precision", type=float, nargs="+", default=None,

@@ -4,6 +4,7 @@ read the same table the node declares from."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,11 @@ PARAMS: tuple[ParamSpec, ...] = (
               "a model is loaded loads the new one beside it and swaps it in; a model that "
               "cannot serve is refused with the reason and the old one keeps serving.",
               dynamic=True),
+    ParamSpec("onnx_providers", "", "ONNX Runtime execution providers for .onnx models, "
+              "comma-separated, in order (e.g. cuda,cpu; full names such as "
+              "CUDAExecutionProvider too). Empty: the best available of TensorRT, CUDA, CPU. "
+              "The CPU provider is always the last fallback; an unavailable one is refused "
+              "at load with the available ones listed."),
     ParamSpec("allow_custom_code", False, "Load models that carry Python code (Lambda "
               "layers). Only for files you trust."),
     ParamSpec("image_transport", "raw", "raw: sensor_msgs/Image on camera/image_raw; "
@@ -73,11 +79,26 @@ PARAMS: tuple[ParamSpec, ...] = (
 PARAM_NAMES = tuple(p.name for p in PARAMS)
 
 
+def parse_providers(value: str | Sequence[str]) -> tuple[str, ...]:
+    """ONNX Runtime provider names from a comma string (the parameter, ``--providers``) or
+    a list (Python, YAML); () for "" (the best available). Whether each is available is the
+    runtime's check, at load."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = tuple(str(n).strip() for n in items)
+    if names in ((), ("",)):
+        return ()
+    if not all(names) or len(set(names)) != len(names):
+        raise ConfigError(f"ONNX Runtime providers must be distinct comma-separated names "
+                          f"(e.g. cuda,cpu), not {value!r}")
+    return names
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     """Typed view of the parameters, validated before anything is loaded."""
 
     model_path: str
+    onnx_providers: str | tuple[str, ...]
     allow_custom_code: bool
     image_transport: str
     trigger_type: str
@@ -112,10 +133,16 @@ class NodeConfig:
         if not self.model_path:
             raise ConfigError("model_path is empty: set it to a .keras, .h5, .onnx or .tflite "
                               "model file")
+        self.providers  # noqa: B018 (validates the list)
         if self.frame_selection == "n_after" and self.buffer_size < 2 * self.n_frames:
             raise ConfigError("buffer_size must be at least 2 x n_frames")
         self.policy(0.5)
         return self
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """``onnx_providers`` as names; empty: the runtime chooses the best available."""
+        return parse_providers(self.onnx_providers)
 
     def policy(self, card_threshold: float,
                card_threshold_failure: float | None = None) -> PolicyConfig:

@@ -7,6 +7,7 @@ runtime is chosen by file type in ``from_path``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -30,23 +31,38 @@ class GraspClassifier:
         self._forward = model if isinstance(model, ExportedModel) else compiled_forward(model)
 
     @classmethod
-    def from_path(cls, path: str | Path, allow_custom_code: bool = False):
+    def from_path(cls, path: str | Path, allow_custom_code: bool = False,
+                  providers: Sequence[str] | None = None):
         """Load a model and its card; returns (classifier, loader notes).
 
-        ``.keras`` / ``.h5`` run in Keras, ``.onnx`` in ONNX Runtime, ``.tflite`` in LiteRT.
+        ``.keras`` / ``.h5`` run in Keras (on TensorFlow's GPU when it sees one), ``.onnx``
+        in ONNX Runtime (on ``providers``, default the best available), ``.tflite`` in
+        LiteRT.
         """
         from grasp_success_ros.model.runtimes import load_exported, runtime_for
 
-        if runtime_for(path) == "keras":
+        kind = runtime_for(path)
+        if kind == "keras":
             loaded = load_model(path, allow_custom_code=allow_custom_code)
         else:
-            loaded = load_exported(path)
-        return cls(loaded.model, loaded.card, source=str(loaded.path)), loaded.notes
+            loaded = load_exported(path, providers=providers)
+        notes = list(loaded.notes)
+        if providers and kind != "onnx":
+            notes.append(f"ONNX Runtime providers ({', '.join(providers)}) apply to .onnx "
+                         f"models only; ignored for this {kind} model")
+        return cls(loaded.model, loaded.card, source=str(loaded.path)), notes
 
     @property
     def runtime(self) -> str:
         """``keras``, ``onnx`` or ``tflite``."""
         return getattr(self.model, "runtime", "keras")
+
+    @cached_property
+    def device(self) -> str:
+        """What runs the forward pass: an ONNX Runtime provider, ``GPU:0`` or ``CPU``."""
+        from grasp_success_ros.model.runtimes import ExportedModel, keras_device
+
+        return self.model.device if isinstance(self.model, ExportedModel) else keras_device()
 
     @property
     def input_size(self) -> int:

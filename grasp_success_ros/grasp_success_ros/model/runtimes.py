@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,40 @@ from grasp_success_ros.model.card import ModelCard, card_path_for
 
 EXPORTED_SUFFIXES = (".onnx", ".tflite")
 RUNTIMES = ("keras", "onnx", "tflite")
+# ONNX Runtime execution providers, best first; short names accepted for each.
+ONNX_PROVIDERS = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+CPU_PROVIDER = ONNX_PROVIDERS["cpu"]
+
+
+def choose_providers(requested: Sequence[str] | None, available: Sequence[str]) -> list[str]:
+    """The ONNX Runtime providers to use, in order: by default the best available of
+    TensorRT, CUDA, CPU; else the requested ones (short or full names), each of which must
+    be available. The CPU provider always comes last, as the fallback for operators the
+    others do not run."""
+    if not requested:
+        chosen = [p for p in ONNX_PROVIDERS.values() if p in available]
+    else:
+        chosen = [ONNX_PROVIDERS.get(name.strip().lower(), name.strip()) for name in requested]
+        missing = [p for p in chosen if p not in available]
+        if missing:
+            raise ModelLoadError(
+                f"ONNX Runtime provider(s) {', '.join(missing)} not available here; available: "
+                f"{', '.join(available)} (CUDA and TensorRT need the onnxruntime-gpu package "
+                "and their libraries)")
+    chosen = list(dict.fromkeys(p for p in chosen if p != CPU_PROVIDER))
+    return chosen + [CPU_PROVIDER]
+
+
+def keras_device() -> str:
+    """Where TensorFlow runs a Keras model: its first GPU when it sees one (its default
+    placement), else the CPU."""
+    import tensorflow as tf
+
+    return "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU"
 
 
 def runtime_for(path: str | Path) -> str:
@@ -31,6 +66,7 @@ class ExportedModel:
     """Base of the exported-model runtimes: a forward pass and the input size."""
 
     runtime = ""
+    device = "CPU"  # what runs the forward pass (ONNX: the first provider in use)
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -48,11 +84,13 @@ class ExportedModel:
 
 
 class OnnxModel(ExportedModel):
-    """An ONNX model run by ONNX Runtime on the CPU."""
+    """An ONNX model run by ONNX Runtime on its best available provider, or the requested
+    ones (``choose_providers``)."""
 
     runtime = "onnx"
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None,
+                 providers: Sequence[str] | None = None) -> None:
         super().__init__(path)
         try:
             import onnxruntime as ort
@@ -63,9 +101,9 @@ class OnnxModel(ExportedModel):
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        chosen = choose_providers(providers, ort.get_available_providers())
         try:
-            self.session = ort.InferenceSession(str(path), options,
-                                                providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), options, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own exception classes
             raise ModelLoadError(f"cannot load {path}: {type(exc).__name__}: {exc}") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -73,6 +111,7 @@ class OnnxModel(ExportedModel):
             raise ModelShapeError(f"{path}: expected one input and one output")
         self.input_name = inputs[0].name
         self.input_size = self._check_input(inputs[0].shape)
+        self.device = self.session.get_providers()[0]  # a provider that failed is dropped
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.asarray(batch, np.float32)})[0]
@@ -127,17 +166,20 @@ class TFLiteModel(ExportedModel):
             return self.interpreter.get_tensor(self._out["index"]).copy()
 
 
-def open_exported(path: str | Path, threads: int | None = None) -> ExportedModel:
+def open_exported(path: str | Path, threads: int | None = None,
+                  providers: Sequence[str] | None = None) -> ExportedModel:
+    """An exported model's runtime; ``providers`` (ONNX Runtime's) apply to ``.onnx``."""
     path = Path(path)
     kind = runtime_for(path)
     if kind == "onnx":
-        return OnnxModel(path, threads)
+        return OnnxModel(path, threads, providers)
     if kind == "tflite":
         return TFLiteModel(path, threads)
     raise ModelLoadError(f"{path}: not an exported model ({', '.join(EXPORTED_SUFFIXES)})")
 
 
-def load_exported(path: str | Path, threads: int | None = None):
+def load_exported(path: str | Path, threads: int | None = None,
+                  providers: Sequence[str] | None = None):
     """An exported model and its card, checked against each other (a ``LoadedModel``)."""
     from grasp_success_ros.model.loading import LoadedModel
 
@@ -150,10 +192,11 @@ def load_exported(path: str | Path, threads: int | None = None):
             f"no model card beside {path} (expected {card_path}); 'grasp-success export' "
             "writes one")
     card = ModelCard.load(card_path)
-    model = open_exported(path, threads)
+    model = open_exported(path, threads, providers)
     if card.input_size != model.input_size:
         raise ModelShapeError(
             f"{path}: the card says {card.input_size} px but the model takes "
             f"{model.input_size} px")
     return LoadedModel(model=model, card=card, path=path,
-                       notes=[f"running {path.name} with the {model.runtime} runtime"])
+                       notes=[f"running {path.name} with the {model.runtime} runtime on "
+                              f"{model.device}"])

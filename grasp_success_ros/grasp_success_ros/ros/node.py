@@ -136,7 +136,8 @@ def card_policy(config: NodeConfig, classifier: GraspClassifier) -> PolicyConfig
 def load_classifier(config: NodeConfig, path: str, logger) -> GraspClassifier:
     """Load ``path`` and warm it up; GraspSuccessError (or whatever the runtime raises for a
     model that does not run) says why it cannot serve."""
-    classifier, notes = GraspClassifier.from_path(path, allow_custom_code=config.allow_custom_code)
+    classifier, notes = GraspClassifier.from_path(path, allow_custom_code=config.allow_custom_code,
+                                                  providers=config.providers)
     for note in notes:
         logger.warning(note)
     if config.warmup:
@@ -602,6 +603,7 @@ class GraspSuccessNode(LifecycleNode):
         values = {
             "state": state, "model_loaded": serving is not None,
             "model": serving.classifier.source if serving else "",
+            "device": serving.classifier.device if serving else "",
             "last_load_error": self._last_load_error,
             "threshold": serving.policy.threshold if serving else "",
             "threshold_failure": "" if serving is None or serving.policy.threshold_failure is None

@@ -1,0 +1,51 @@
+"""Which ONNX Runtime execution providers run an .onnx model: the choice is a pure function
+of what is asked for and what this onnxruntime build offers, so it is tested here without
+a GPU (the CI has none)."""
+
+from __future__ import annotations
+
+import pytest
+
+from grasp_success_ros.core.errors import ConfigError, ModelLoadError
+from grasp_success_ros.core.params import NodeConfig, parse_providers
+from grasp_success_ros.model.runtimes import choose_providers
+
+TRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
+GPU_BUILD = [TRT, CUDA, "AzureExecutionProvider", CPU]  # onnxruntime-gpu's order
+
+
+def test_by_default_the_best_available_provider_comes_first():
+    assert choose_providers((), GPU_BUILD) == [TRT, CUDA, CPU]
+    assert choose_providers(None, [CUDA, CPU]) == [CUDA, CPU]
+    assert choose_providers((), ["AzureExecutionProvider", CPU]) == [CPU]
+
+
+def test_requested_providers_are_used_in_their_order_by_short_or_full_name():
+    assert choose_providers(["cuda", TRT], GPU_BUILD) == [CUDA, TRT, CPU]
+
+
+def test_cpu_is_always_the_last_fallback():
+    assert choose_providers(["cpu", "cuda"], GPU_BUILD) == [CUDA, CPU]
+    assert choose_providers(["tensorrt"], GPU_BUILD) == [TRT, CPU]
+
+
+def test_an_unavailable_provider_is_refused_naming_the_available_ones():
+    with pytest.raises(ModelLoadError) as err:
+        choose_providers(["cuda"], ["AzureExecutionProvider", CPU])
+    assert f"{CUDA} not available here; available: AzureExecutionProvider, {CPU}" in str(err.value)
+
+
+def test_the_node_parameter_takes_a_comma_string_or_a_list():
+    assert NodeConfig.from_values({"model_path": "m.onnx", "onnx_providers": " cuda, cpu"}
+                                  ).providers == ("cuda", "cpu")
+    assert NodeConfig.from_values({"model_path": "m.onnx", "onnx_providers": ["tensorrt"]}
+                                  ).providers == ("tensorrt",)
+    assert NodeConfig.from_values({"model_path": "m.onnx"}).providers == ()
+
+
+@pytest.mark.parametrize("value", ["cuda,,cpu", "cuda,cuda", ","])
+def test_an_empty_or_repeated_provider_name_is_a_config_error(value):
+    with pytest.raises(ConfigError, match="distinct comma-separated names"):
+        NodeConfig.from_values({"model_path": "m.onnx", "onnx_providers": value})
+    with pytest.raises(ConfigError):
+        parse_providers(value)
