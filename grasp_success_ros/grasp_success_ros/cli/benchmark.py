@@ -177,7 +177,9 @@ def _export_process(path: Path, fmt: str, quantize: str | None, out: Path, cfg: 
 
 
 def run_measured(cmd: list[str], log_path: Path, poll_s: float = 0.05) -> dict:
-    """Run ``cmd`` as its own process: wall time and its peak RSS (``VmHWM``, polled; not
+    """Run ``cmd`` as its own process: wall time and its peak RSS, that of the process and
+    its children together (``export --format tflite`` converts in child processes): the
+    sum of their ``VmRSS`` polled, or the process' own ``VmHWM`` when higher (not
     ``ru_maxrss``, which after a vfork/exec also holds the parent's peak)."""
     from grasp_success_ros.core.errors import GraspSuccessError
 
@@ -186,13 +188,27 @@ def run_measured(cmd: list[str], log_path: Path, poll_s: float = 0.05) -> dict:
     with log_path.open("w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         while proc.poll() is None:
-            peak = _vm_hwm_mb(proc.pid) or peak
+            tree = sum(_vm_mb(p, "VmRSS") or 0.0 for p in _process_tree(proc.pid))
+            peak = max(v for v in (peak, tree, _vm_mb(proc.pid, "VmHWM")) if v is not None)
             time.sleep(poll_s)
     if proc.returncode != 0:
         tail = log_path.read_text(errors="replace")[-2000:]
         raise GraspSuccessError(f"{' '.join(cmd[1:4])} ... failed (exit {proc.returncode}):\n"
                                 f"{tail}")
     return {"wall_s": time.perf_counter() - t, "peak_rss_mb": peak, "log": str(log_path)}
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (from /proc; those that exit meanwhile are left out)."""
+    out = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+            for child in children:
+                out += _process_tree(int(child))
+    except OSError:
+        pass
+    return out
 
 
 def bench_accuracy(paths: dict[str, Path], data: str | Path, providers: tuple[str, ...] = ()
@@ -335,14 +351,19 @@ class _OtherLoad:
         return max(0.0, busy - node - own) / (wall * (os.cpu_count() or 1))
 
 
-def _vm_hwm_mb(pid: int) -> float | None:
+def _vm_mb(pid: int, field: str) -> float | None:
+    """``VmHWM`` (peak) or ``VmRSS`` (now) of process ``pid`` in MiB; None once it is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024.0
     except OSError:
         return None
     return None
+
+
+def _vm_hwm_mb(pid: int) -> float | None:
+    return _vm_mb(pid, "VmHWM")
 
 
 class _Camera:

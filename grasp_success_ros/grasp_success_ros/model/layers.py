@@ -1,4 +1,5 @@
-"""Safe stand-ins for layers that old files store as code."""
+"""Safe stand-ins for layers that old files store as code, and the initialiser the seed's
+``.h5`` loader builds with."""
 
 from __future__ import annotations
 
@@ -26,3 +27,14 @@ class ResidualScale(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
+
+
+class Unwritten(keras.initializers.Initializer):
+    """Memory for the weight, not written (TensorFlow's ``Empty``): for weights that are
+    loaded over it at once.  Unlike zeros, untouched pages cost no resident memory, and the
+    buffer is let go when the loaded value replaces it."""
+
+    def __call__(self, shape, dtype=None):
+        import tensorflow as tf
+
+        return tf.raw_ops.Empty(shape=shape, dtype=dtype or "float32", init=False)

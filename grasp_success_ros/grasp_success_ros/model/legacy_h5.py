@@ -6,10 +6,10 @@ which cannot be loaded safely, nor at all across Python versions) or as
 by :class:`~grasp_success_ros.model.layers.ResidualScale`; any other ``Lambda`` is code
 and is refused unless the caller opts in.
 
-The model is built with zero initialisers and its weights are copied in from the file one
-slice at a time, so loading holds one copy of the weights (plus one slice), not three:
-Keras' random initialisers keep about two extra copies of a large kernel alive, and Keras'
-own loader reads each layer whole into NumPy first.
+The model is built with unwritten weights (``layers.Unwritten``) and each weight is read
+from the file into an array that then becomes the variable's buffer, so loading holds one
+copy of the weights: Keras' random initialisers keep about two extra copies of a large
+kernel alive, and zeros would be written and then kept by TensorFlow's allocator.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from grasp_success_ros.core.errors import ModelLoadError, UnsafeModelError
 _IRV2_BLOCK = re.compile(r"^block(35|17|8)_\d+$")
 _SCALE_CLASSES = ("CustomScaleLayer", "Custom>CustomScaleLayer")
 _SAFE_SCALE = "grasp_success_ros>ResidualScale"
-_ZEROS = {"class_name": "Zeros", "config": {}}
-ASSIGN_CHUNK_BYTES = 32 * 2**20
+_UNWRITTEN = {"class_name": "grasp_success_ros>Unwritten", "config": {}}
 
 
 def _residual_scale(layer: dict[str, Any]) -> float | None:
@@ -63,42 +62,54 @@ def patch_config(config: dict[str, Any], allow_custom_code: bool) -> list[str]:
     return code_layers
 
 
-def zero_initializers(config: Any) -> None:
-    """Make every initialiser in a model config ``Zeros``, in place: the weights are loaded
-    over them, and zeros cost neither time nor the random initialisers' extra copies."""
+def unwritten_initializers(config: Any) -> None:
+    """Make every initialiser in a model config ``Unwritten``, in place: the weights are
+    loaded over them, and unwritten memory costs neither time nor resident memory."""
     if isinstance(config, dict):
         for key, value in config.items():
             if key.endswith("_initializer") and isinstance(value, dict) and "class_name" in value:
-                config[key] = {**value, **_ZEROS}
+                config[key] = dict(_UNWRITTEN)
             else:
-                zero_initializers(value)
+                unwritten_initializers(value)
     elif isinstance(config, list):
         for item in config:
-            zero_initializers(item)
+            unwritten_initializers(item)
 
 
 def _assign(variable, dataset) -> None:
-    """``variable = dataset``, a block of rows at a time (TensorFlow variables) so that no
-    full-size NumPy copy of a large kernel is made.  ``variable[a:b].assign`` would read, and
-    so copy, the whole variable first, and ``scatter_update`` would switch it to copying on
-    every read; the strided-slice assignment does neither."""
+    """``variable = dataset``: the file's float32 weights are read into a 64-byte-aligned
+    NumPy array that becomes the variable's buffer (through DLPack, no copy), so loading
+    holds one copy of the weights.  Not a block of rows at a time with
+    ``ResourceStridedSliceAssign``: that switches the variable to copying on every read, so
+    each forward pass copied the Flatten head's 690 MB kernel (and TensorFlow's allocator
+    kept the copy's memory); nor ``variable.assign(dataset[()])``, which converts the array
+    into a second, TensorFlow-owned copy."""
+    import numpy as np
+
     if tuple(variable.shape) != dataset.shape:
         raise ModelLoadError(f"weight {variable.path}: the file holds shape {dataset.shape}, "
                              f"the model expects {tuple(variable.shape)}")
-    row_bytes = dataset.dtype.itemsize * (dataset.size // max(1, dataset.shape[0])
-                                          if dataset.ndim else 1)
-    rows = max(1, ASSIGN_CHUNK_BYTES // max(1, row_bytes))
     target = getattr(variable, "value", None)
-    if dataset.ndim == 0 or dataset.shape[0] <= rows or not hasattr(target, "handle"):
+    if dataset.dtype != np.float32 or variable.dtype != "float32" or dataset.size == 0 \
+            or not hasattr(target, "handle"):
         variable.assign(dataset[()])
         return
     import tensorflow as tf
 
-    for start in range(0, dataset.shape[0], rows):
-        stop = min(start + rows, dataset.shape[0])
-        tf.raw_ops.ResourceStridedSliceAssign(
-            ref=target.handle, begin=[start], end=[stop], strides=[1],
-            value=dataset[start:stop])
+    array = _aligned_empty(dataset.shape)
+    dataset.read_direct(array)
+    target.assign(tf.experimental.dlpack.from_dlpack(array.__dlpack__()))
+
+
+def _aligned_empty(shape: tuple[int, ...], align: int = 64):
+    """An uninitialised float32 array whose data starts on an ``align``-byte boundary
+    (TensorFlow's kernels check it on the buffers they are given)."""
+    import numpy as np
+
+    size = int(np.prod(shape))
+    raw = np.empty(size + align // 4, np.float32)
+    start = (-raw.ctypes.data % align) // 4
+    return raw[start:start + size].reshape(shape)
 
 
 def load_h5_weights(group, model) -> None:
@@ -127,7 +138,7 @@ def load_h5_model(path: Path, allow_custom_code: bool = False):
     from keras.src.legacy.saving import saving_options, saving_utils
     from keras.src.saving import serialization_lib
 
-    from grasp_success_ros.model.layers import ResidualScale
+    from grasp_success_ros.model.layers import ResidualScale, Unwritten
 
     try:
         f = h5py.File(path, mode="r")
@@ -141,8 +152,9 @@ def load_h5_model(path: Path, allow_custom_code: bool = False):
             )
         config = json.loads(raw.decode("utf-8") if hasattr(raw, "decode") else raw)
         patch_config(config, allow_custom_code)
-        zero_initializers(config)
-        custom = {_SAFE_SCALE: ResidualScale, "ResidualScale": ResidualScale}
+        unwritten_initializers(config)
+        custom = {_SAFE_SCALE: ResidualScale, "ResidualScale": ResidualScale,
+                  _UNWRITTEN["class_name"]: Unwritten}
         with saving_options.keras_option_scope(use_legacy_config=True), \
                 serialization_lib.SafeModeScope(not allow_custom_code):
             model = saving_utils.model_from_config(config, custom_objects=custom)
