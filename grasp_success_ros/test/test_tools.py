@@ -258,13 +258,19 @@ def test_evaluate_json_scores_the_outputs_before_and_after_the_calibration(capsy
     assert got["bins"] == 15 and got["temperature"] == 2.0
 
 
+def write_purple_folders(folders):
+    """Purple class folders the red-biased model ranks by red: four successes and three
+    failures, one of which (red 150) ranks among the successes."""
+    for i, red in enumerate((250, 200, 160, 140)):
+        write_rgb(folders / "success" / f"{i}.png", solid((red, 0, 120)))
+    for i, red in enumerate((150, 60, 20)):
+        write_rgb(folders / "failure" / f"{i}.png", solid((red, 0, 120)))
+    return folders
+
+
 def test_two_target_precisions_write_the_band_into_the_card_and_predict_uses_it(
         capsys, tmp_path, rb_model):
-    folders = tmp_path / "test"
-    for i, red in enumerate((250, 200, 160, 140)):  # purple-ish successes
-        write_rgb(folders / "success" / f"{i}.png", solid((red, 0, 120)))
-    for i, red in enumerate((150, 60, 20)):  # one failure (150) among the successes
-        write_rgb(folders / "failure" / f"{i}.png", solid((red, 0, 120)))
+    folders = write_purple_folders(tmp_path / "test")
     code, out, _ = run_cli(capsys, "evaluate", folders, rb_model, "--target-precision", "1.0",
                            "1.0", "--out-dir", tmp_path / "eval")
     assert code == 0 and "coverage 0.714" in out and "and threshold_failure" in out
@@ -302,11 +308,7 @@ def test_evaluate_json_is_strict_json_with_per_class_numbers(capsys, tmp_path, r
 
 def test_target_precision_writes_the_threshold_into_the_card_and_the_node_uses_it(
         capsys, tmp_path, rb_model):
-    folders = tmp_path / "test"
-    for i, red in enumerate((250, 200, 160, 140)):  # purple-ish successes
-        write_rgb(folders / "success" / f"{i}.png", solid((red, 0, 120)))
-    for i, red in enumerate((150, 60, 20)):  # one failure (150) among the successes
-        write_rgb(folders / "failure" / f"{i}.png", solid((red, 0, 120)))
+    folders = write_purple_folders(tmp_path / "test")
     code, out, _ = run_cli(capsys, "evaluate", folders, rb_model, "--target-precision", "1.0",
                            "--out-dir", tmp_path / "eval")
     assert code == 0 and "1 are not" in out
