@@ -2,6 +2,8 @@
 replicas trains as on one device, and a multi-worker run is told clearly what it lacks."""
 
 import json
+import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -119,3 +121,26 @@ def test_a_worker_that_is_not_the_chief_writes_to_a_temporary_folder(tmp_path):
 def test_an_unknown_strategy_is_refused():
     with pytest.raises(ConfigError, match="distribute must be one of"):
         TrainConfig(distribute="tpu").validate()
+
+
+@pytest.mark.slow  # a process of its own with a gRPC server: about 30 s on 2 shared cores
+def test_a_single_worker_multiworker_run_trains_and_its_chief_writes_the_model(tmp_path):
+    with socket.socket() as s:  # a free port for the one worker's server
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    tf_config = {"cluster": {"worker": [f"localhost:{port}"]},
+                 "task": {"type": "worker", "index": 0}}
+    write_dataset(tmp_path / "train", 8, seed=1, height=60, width=80)
+    write_dataset(tmp_path / "valid", 4, seed=2, height=60, width=80)
+    run = subprocess.run(
+        [sys.executable, "-m", "grasp_success_ros.cli.main", "train", str(tmp_path / "train"),
+         str(tmp_path / "valid"), str(tmp_path / "m.keras"), "--distribute", "multiworker",
+         "--backbone", "mobilenet_v3_small", "--input-size", "32", "--weights", "none",
+         "--epochs", "1", "--batch-size", "4", "--no-tensorboard", "--quiet"],
+        cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CONFIG": json.dumps(tf_config)})
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    card = ModelCard.load(tmp_path / "m.card.json")
+    assert card.training["distribute"] == {
+        "strategy": "multiworker", "replicas": 1, "workers": 1,
+        "devices": ["/job:worker/replica:0/task:0/device:CPU:0"]}
