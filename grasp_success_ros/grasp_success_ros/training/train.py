@@ -592,7 +592,7 @@ def output_paths(model_out: str | Path) -> dict[str, Path]:
 
 def _fit(model, train_ds, valid_ds, cfg: TrainConfig, recorder: _Recorder, phase: str,
          epochs: int, steps: int | None, logs_dir: Path | None, verbose: int,
-         dist: Distribution):
+         dist: Distribution = Distribution()):
     import keras
 
     callbacks = [recorder.callback(phase)]
