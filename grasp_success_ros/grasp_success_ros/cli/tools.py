@@ -46,6 +46,7 @@ def _train(args: argparse.Namespace) -> int:
         "cache_features": not args.no_feature_cache, "mixed_precision": args.mixed_precision,
         "deterministic": args.deterministic, "threshold": args.threshold,
         "tensorboard": not args.no_tensorboard, "progress": False if args.quiet else None,
+        "distribute": args.distribute,
     }
     if args.augment is not None:
         given["augment"] = args.augment != "none"
@@ -122,6 +123,11 @@ def _add_train(sub) -> None:
                    help="name of the success folder when its name is not a recognised one")
     p.add_argument("--no-tensorboard", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar, one line per epoch")
+    p.add_argument("--distribute", default="none", choices=("none", "mirrored", "multiworker"),
+                   help="train on several devices: mirrored = every GPU of this machine; "
+                   "multiworker = several machines, each running the same command with its "
+                   "TF_CONFIG (the chief writes the model); --batch-size is then the global "
+                   "batch, split evenly over the replicas, the learning rate used as given")
     p.set_defaults(func=_train)
 
 

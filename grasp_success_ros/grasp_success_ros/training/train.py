@@ -7,6 +7,12 @@ stopping with the best weights by validation loss, reproducible seeds, a tf.data
 that decodes and augments in parallel and prefetches, cached backbone features when the
 backbone is frozen and nothing is augmented, and mixed precision where a GPU is present.
 
+On several GPUs or machines, ``distribute`` runs the same recipe under a tf.distribute
+strategy (``mirrored``: the GPUs of one machine; ``multiworker``: several machines from
+``TF_CONFIG``); ``batch_size`` is the global batch, split evenly over the replicas, and the
+learning rate is used as given for it (no implicit scaling), so one device and N devices
+run the same optimisation.
+
 After training, temperature scaling is fitted on the validation set's outputs and stored in
 the card (``model/calibration.py`` says why temperature scaling).
 
@@ -21,8 +27,12 @@ import contextlib
 import csv
 import dataclasses
 import importlib.util
+import json
 import math
+import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +63,9 @@ from grasp_success_ros.model.forward import compiled_forward
 from grasp_success_ros.model.loading import save_model
 
 BALANCES = ("weights", "sampling", "none")
+DISTRIBUTIONS = ("none", "mirrored", "multiworker")
+TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                     '"task": {"type": "worker", "index": 0}}')
 # Refused rather than unfrozen behind the user's back: a frozen random backbone never learns
 # (the loss stays at 0.693), and unfreezing it would silently turn the recipe asked for
 # (e.g. --preset seed) into a far slower from-scratch training of the whole network.
@@ -103,6 +116,9 @@ class TrainConfig:
     convention) instead of the backbone's usual scaling.  ``cache_features`` trains the head
     on the frozen backbone's features, computed once, when nothing is augmented.
     ``mixed_precision``: ``auto`` (on where a GPU is present), ``on`` or ``off``.
+    ``distribute``: ``none``, ``mirrored`` (every GPU of this machine, or without GPUs its
+    logical CPU devices) or ``multiworker`` (the machines of ``TF_CONFIG``); ``batch_size``
+    is then the global batch and ``learning_rate`` is used as given for it.
     """
 
     backbone: str = "inception_resnet_v2"
@@ -136,6 +152,7 @@ class TrainConfig:
     plots: bool = True
     progress: bool | None = None
     preset: str | None = None
+    distribute: str = "none"
 
     @classmethod
     def preset_config(cls, name: str, **overrides: Any) -> TrainConfig:
@@ -160,6 +177,7 @@ class TrainConfig:
             (self.fine_tune_layers >= 1, "fine-tune layers must be >= 1"),
             (self.mixed_precision in ("auto", "on", "off"), "mixed precision: auto, on or off"),
             (0.0 <= self.threshold <= 1.0, "threshold must be in [0, 1]"),
+            (self.distribute in DISTRIBUTIONS, f"distribute must be one of {DISTRIBUTIONS}"),
             (self.pretrained or not self.freeze_backbone, FROZEN_RANDOM_BACKBONE),
         ]
         require(checks)
@@ -462,6 +480,104 @@ class _Recorder:
         return path
 
 
+# --------------------------------------------------------------------------- distribution
+
+
+class DistributeError(ConfigError):
+    """A tf.distribute strategy cannot be set up as asked (e.g. ``TF_CONFIG`` missing or
+    invalid for ``multiworker``, or a batch that does not split over the replicas)."""
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """The strategy training runs under (None: plain Keras on one device), its replica
+    count and whether this process is the chief, the one that writes the model."""
+
+    name: str = "none"
+    strategy: Any = None
+    chief: bool = True
+    workers: int = 1
+
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync if self.strategy is not None else 1
+
+    def scope(self):
+        """Where variables (model, optimizer) must be created to be mirrored."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    def shard(self, ds):
+        """In-memory datasets are sharded by element across workers (no files to shard by,
+        so tf.data's AUTO policy would warn and fall back to this anyway)."""
+        if self.strategy is None:
+            return ds
+        import tensorflow as tf
+
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = \
+            tf.data.experimental.AutoShardPolicy.DATA
+        return ds.with_options(options)
+
+    def summary(self) -> dict[str, Any]:
+        devices = self.strategy.extended.worker_devices
+        return {"strategy": self.name, "replicas": self.replicas, "workers": self.workers,
+                "devices": [str(d) for d in devices]}
+
+
+def cluster_role() -> tuple[bool, int]:
+    """(is this process the chief, how many machines) from ``TF_CONFIG``, read and checked
+    so that a typo is one line here rather than a hang or a traceback inside TensorFlow.
+    The chief is TF's: the ``chief`` task, else worker 0."""
+    text = os.environ.get("TF_CONFIG", "")
+    hint = f"multiworker needs TF_CONFIG set on every machine, e.g. {TF_CONFIG_EXAMPLE}"
+    if not text.strip():
+        raise DistributeError(f"TF_CONFIG is not set; {hint}")
+    try:
+        conf = json.loads(text)
+        cluster, kind, index = conf["cluster"], conf["task"]["type"], int(conf["task"]["index"])
+        members = cluster[kind]
+        workers = sum(len(cluster.get(k, [])) for k in ("chief", "worker"))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise DistributeError(f"TF_CONFIG is invalid ({type(exc).__name__}: {exc}); "
+                              f"{hint}") from None
+    if not isinstance(members, list) or not 0 <= index < len(members):
+        raise DistributeError(f"TF_CONFIG's task {kind} {index} is not in its cluster; {hint}")
+    chief = kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
+    return chief, workers
+
+
+def distribution(name: str) -> Distribution:
+    """The strategy for ``TrainConfig.distribute``.  ``mirrored`` uses every GPU, or
+    without GPUs every logical CPU device (one, unless the process configured more: tests
+    and CPU-only trials); ``multiworker`` the machines of ``TF_CONFIG``."""
+    if name == "none":
+        return Distribution()
+    if name not in DISTRIBUTIONS:
+        raise DistributeError(f"distribute must be one of {DISTRIBUTIONS}, not {name!r}")
+    chief, workers = cluster_role() if name == "multiworker" else (True, 1)
+    import tensorflow as tf
+
+    if name == "multiworker":
+        return Distribution(name, tf.distribute.MultiWorkerMirroredStrategy(), chief, workers)
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return Distribution(name, tf.distribute.MirroredStrategy([d.name for d in devices]))
+
+
+@contextlib.contextmanager
+def _written_by(dist: Distribution, model_out: Path) -> Iterator[Path]:
+    """Where this process writes: MODEL_OUT on the chief; on the other workers of a
+    multi-worker run a temporary folder, removed afterwards (they run the same training,
+    and TF's guide has them write elsewhere so that they never clash with the chief)."""
+    if dist.chief:
+        yield model_out
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="grasp-success-worker-"))
+    try:
+        yield scratch / model_out.name
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- training
 
 
@@ -475,7 +591,8 @@ def output_paths(model_out: str | Path) -> dict[str, Path]:
 
 
 def _fit(model, train_ds, valid_ds, cfg: TrainConfig, recorder: _Recorder, phase: str,
-         epochs: int, steps: int | None, logs_dir: Path | None, verbose: int):
+         epochs: int, steps: int | None, logs_dir: Path | None, verbose: int,
+         dist: Distribution = Distribution()):
     import keras
 
     callbacks = [recorder.callback(phase)]
@@ -484,8 +601,9 @@ def _fit(model, train_ds, valid_ds, cfg: TrainConfig, recorder: _Recorder, phase
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience))
     if logs_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(logs_dir / phase), write_graph=False))
-    return model.fit(train_ds, epochs=epochs, steps_per_epoch=steps, validation_data=valid_ds,
-                     callbacks=callbacks, verbose=verbose, shuffle=False)
+    return model.fit(dist.shard(train_ds), epochs=epochs, steps_per_epoch=steps,
+                     validation_data=dist.shard(valid_ds), callbacks=callbacks,
+                     verbose=verbose, shuffle=False)
 
 
 def _list_data(train_dir, valid_dir, cfg: TrainConfig, extra_train: Sequence = ()):
@@ -536,19 +654,36 @@ def train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
     frames), keep the best epoch on VALID_DIR, save model, card, history, plots and
     TensorBoard logs beside MODEL_OUT."""
     cfg.validate()
-    with _op_determinism(cfg.deterministic):
-        return _train(train_dir, valid_dir, model_out, cfg, log, tuple(extra_train))
+    dist = distribution(cfg.distribute)  # first: multiworker wants it before other TF work
+    with _op_determinism(cfg.deterministic), _written_by(dist, Path(model_out)) as out:
+        return _train(train_dir, valid_dir, out, cfg, log, tuple(extra_train), dist)
+
+
+def _split_batch(dist: Distribution, cfg: TrainConfig, log: Callable[[str], None]) -> None:
+    """Refuse a global batch that does not split evenly over the replicas; say the split."""
+    if dist.strategy is None:
+        return
+    if cfg.batch_size % dist.replicas:
+        raise DistributeError(f"batch size {cfg.batch_size} (the global batch) does not split "
+                              f"evenly over {dist.replicas} replicas; use a multiple of "
+                              f"{dist.replicas}")
+    log(f"distribute: {dist.name} over {dist.replicas} replicas on {dist.workers} "
+        f"machine(s); global batch {cfg.batch_size} = {cfg.batch_size // dist.replicas} per "
+        f"replica; learning rate {cfg.learning_rate:g} as given"
+        f"{'' if dist.chief else '; not the chief: writing to a temporary folder'}")
 
 
 def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
            cfg: TrainConfig, log: Callable[[str], None],
-           extra_train: tuple[str | Path, ...] = ()) -> ModelCard:
+           extra_train: tuple[str | Path, ...] = (),
+           dist: Distribution = Distribution()) -> ModelCard:
     import keras
 
     paths = output_paths(model_out)
     if paths["model"].suffix != ".keras":
         raise ConfigError(f"the model is saved as a .keras file, not {paths['model'].name}")
     keras.utils.set_random_seed(cfg.seed)
+    _split_batch(dist, cfg, log)
     classes, tr_list, va_list, per_dir = _list_data(train_dir, valid_dir, cfg, extra_train)
     if extra_train:
         log("train folders: " + "; ".join(f"{d} {c}" for d, c in per_dir.items()))
@@ -557,9 +692,10 @@ def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
     if mixed:
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model, card = build_model(cfg.backbone, cfg.input_size, cfg.head, cfg.weights,
-                                  dense_units=cfg.dense_units, dropout=cfg.dropout,
-                                  freeze_backbone=cfg.frozen)
+        with dist.scope():
+            model, card = build_model(cfg.backbone, cfg.input_size, cfg.head, cfg.weights,
+                                      dense_units=cfg.dense_units, dropout=cfg.dropout,
+                                      freeze_backbone=cfg.frozen)
     finally:
         keras.mixed_precision.set_global_policy(policy)
     if cfg.seed_preprocessing:
@@ -598,30 +734,33 @@ def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
     use_features = cfg.frozen and not cfg.augmenting and cfg.cache_features
     if use_features:
         log("backbone frozen and nothing augmented: training the head on cached features")
-        head = _head_model(model, base)
-        _compile(head, _optimizer(cfg.optimizer, cfg.learning_rate))
+        with dist.scope():
+            head = _head_model(model, base)
+            _compile(head, _optimizer(cfg.optimizer, cfg.learning_rate))
         ftr = _features(base, tr, pre, max(cfg.batch_size, 32))
         fva = _features(base, va, pre, max(cfg.batch_size, 32))
         _fit(head, _feature_dataset(ftr, tr.labels, cfg, True).map(_weighted(weights)),
              _feature_dataset(fva, va.labels, cfg, False), cfg, recorder, "head", cfg.epochs,
-             steps, logs_dir, verbose)
+             steps, logs_dir, verbose, dist)
     else:
         decay = cfg.epochs * (steps or math.ceil(len(tr.labels) / cfg.batch_size)) \
             if cfg.lr_schedule == "cosine" else None
-        _compile(model, _optimizer(cfg.optimizer, cfg.learning_rate, decay))
+        with dist.scope():
+            _compile(model, _optimizer(cfg.optimizer, cfg.learning_rate, decay))
         _fit(model, image_dataset(tr, cfg, pre, True).map(_weighted(weights)),
              image_dataset(va, cfg, pre, False), cfg, recorder,
-             "head" if cfg.frozen else "full", cfg.epochs, steps, logs_dir, verbose)
+             "head" if cfg.frozen else "full", cfg.epochs, steps, logs_dir, verbose, dist)
     unfrozen = 0
     if cfg.frozen and cfg.fine_tune_epochs:
         recorder.restore_best()
         unfrozen = _unfreeze_top(base, cfg.fine_tune_layers)
         log(f"fine-tuning the top {unfrozen} weighted layers of the backbone "
             f"at learning rate {cfg.fine_tune_learning_rate:g}")
-        _compile(model, _optimizer(cfg.optimizer, cfg.fine_tune_learning_rate))
+        with dist.scope():
+            _compile(model, _optimizer(cfg.optimizer, cfg.fine_tune_learning_rate))
         _fit(model, image_dataset(tr, cfg, pre, True).map(_weighted(weights)),
              image_dataset(va, cfg, pre, False), cfg, recorder, "fine_tune",
-             cfg.fine_tune_epochs, steps, logs_dir, verbose)
+             cfg.fine_tune_epochs, steps, logs_dir, verbose, dist)
     recorder.restore_best()
     if not recorder.rows:
         raise ConfigError("training ran no epoch")
@@ -654,6 +793,7 @@ def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
             "augmentation": dataclasses.asdict(cfg.augmentation) if cfg.augmenting else None,
             "cached_features": use_features, "mixed_precision": mixed, "seed": cfg.seed,
             "train_seconds": round(time.monotonic() - started, 1),
+            **({"distribute": dist.summary()} if dist.strategy is not None else {}),
         })
     save_model(model, paths["model"], card)
     recorder.write_csv(paths["history"])
