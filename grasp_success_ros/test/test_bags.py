@@ -387,25 +387,27 @@ def test_extract_train_bag_eval_round_trip(tmp_path):
     """Bags -> extract -> train -> bag-eval on a bag of other grasps."""
     from grasp_success_ros.training.train import TrainConfig, train
 
-    # 6 bags: with 3, a from-scratch model landed anywhere in 0.65-0.95 (CI once 0.65);
-    # with 6, 0.85-0.95 over three training seeds.
+    # From scratch on 180 scenes the test accuracy depends on the run: with 3 bags it landed
+    # anywhere in 0.65-0.95; with 6, 0.88-0.98 on 40 events over four runs here, yet CI once
+    # drew 0.65 on 20. So: 6 bags, 40 test events, and deterministic ops (one outcome: 0.825).
     train_bags = [tmp_path / f"train_{i}" for i in range(6)]
     for i, path in enumerate(train_bags):
         write_session(path, n_grasps=30, seed=30 + i, **SMALL)
     write_session(tmp_path / "valid", n_grasps=20, seed=40, **SMALL)
-    write_session(tmp_path / "test", n_grasps=20, seed=50, **SMALL)
+    write_session(tmp_path / "test", n_grasps=40, seed=50, **SMALL)
     assert run_cli("extract", *train_bags, tmp_path / "train", "--window", "0.3",
                    "--before", "0.3", "--dedup", "0.5") == 0
     assert run_cli("extract", tmp_path / "valid", tmp_path / "valid_ds", "--window", "0.2") == 0
     model = tmp_path / "rt.keras"
     cfg = TrainConfig(backbone="mobilenet_v3_small", input_size=96, weights=None, epochs=10,
-                      batch_size=32, learning_rate=1e-3, optimizer="adam", seed=0)
+                      batch_size=32, learning_rate=1e-3, optimizer="adam", seed=0,
+                      deterministic=True)
     train(tmp_path / "train", tmp_path / "valid_ds", model, cfg)
     out = tmp_path / "report"
     assert run_cli("bag-eval", tmp_path / "test", "--model", model, "--out", out,
                    "--quiet") == 0
     report = json.loads((out / "report.json").read_text())["summary"]
-    assert report["labelled"] == 20 and report["verdicts"] == 20
+    assert report["labelled"] == 40 and report["verdicts"] == 40
     assert report["accuracy"] >= 0.7, report["seed_line"]
 
 
