@@ -394,6 +394,27 @@ def test_predict_and_evaluate_accept_an_exported_model(capsys, tmp_path, exporte
     assert code == 0 and json.loads(out)["images"][0]["file"]
 
 
+def test_a_bf16_keras_export_computes_in_bfloat16_with_float32_outputs(
+        trained_model, synth_data, tmp_path):
+    result = export_model(trained_model, "keras", "bf16", out=tmp_path / "tiny.bf16.keras",
+                          samples_dir=synth_data["valid"], log=lambda s: None)
+    clf, _ = GraspClassifier.from_path(result.path)
+    layers = clf.model.layers[1].layers  # the backbone's own layers
+    assert {layer.dtype_policy.name for layer in layers[1:]} == {"mixed_bfloat16"}
+    assert clf.model.layers[-1].dtype_policy.name == "float32"
+    # bf16 keeps 8 bits of mantissa: close to the float model, the same verdicts here
+    assert 0 < result.max_abs_diff < 0.05 and result.verdicts_agree == result.samples
+
+
+@pytest.mark.parametrize("fmt, quantize, error", [
+    ("keras", None, "keras export takes quantize bf16"),
+    ("onnx", "bf16", "onnx export takes quantize fp16 or int8, not bf16")])
+def test_bf16_is_the_keras_export_and_only_that(capsys, rb_model, fmt, quantize, error):
+    args = ["--quantize", quantize] if quantize else []
+    code, _, err = run_cli(capsys, "export", rb_model, "--format", fmt, *args)
+    assert code == 2 and error in err and err.count("\n") == 1
+
+
 def test_an_onnx_model_runs_on_the_best_available_provider_and_names_it(exported):
     import onnxruntime as ort
 

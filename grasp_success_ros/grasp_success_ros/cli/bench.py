@@ -65,8 +65,9 @@ def add_bench_command(subparsers) -> None:
     p.add_argument("--events", type=int, help="grasp events per node configuration (default 15)")
     p.add_argument("--no-dds", action="store_true", help="skip the live-node measurements")
     p.add_argument("--quantize", type=_comma_list(QUANTIZATIONS, "quantizations"), default=(),
-                   metavar="fp16,int8",
-                   help="also time fp16 / int8 exports of each onnx / tflite runtime")
+                   metavar="fp16,int8,bf16",
+                   help="also time fp16 / int8 exports of each onnx / tflite runtime and the "
+                   "bf16 variant of the keras runtime")
     p.add_argument("--calibration", metavar="DIR", help="int8 calibration images, like the "
                    "robot's (default: 64 synthetic scenes)")
     p.add_argument("--accuracy-data", metavar="DIR",

@@ -17,7 +17,8 @@ on a busy machine where the absolute numbers are noisy:
 Beside each node configuration the bench records how much CPU other processes took while it
 ran: on a shared machine that, not the node, is what moves event-to-verdict between runs.
 
-With ``--quantize`` the fp16 / int8 exports are measured beside FP32 (forward, node), and with
+With ``--quantize`` the fp16 / int8 exports (and the bf16 Keras variant) are measured beside
+FP32 (forward, node), and with
 ``--accuracy-data`` every variant's accuracy on the same labelled images (the quantization
 cost). The best FP32 speed is stated in GFLOP/s and as the clock at which it is the peak.
 """
@@ -120,6 +121,7 @@ def prepare_models(cfg: BenchConfig, workdir: Path,
                    exports: dict | None = None) -> dict[str, Path]:
     """The model file for each runtime (a fresh random-weight model without --model); each
     export runs as its own process, its wall time and peak RSS go into ``exports``."""
+    from grasp_success_ros.model.export import QUANTIZATIONS_OF
     from grasp_success_ros.model.runtimes import runtime_for
 
     exports = {} if exports is None else exports
@@ -141,11 +143,10 @@ def prepare_models(cfg: BenchConfig, workdir: Path,
         del model
     paths = {"keras": path}
     for fmt in cfg.runtimes:
-        if fmt == "keras":
-            continue
-        paths[fmt] = workdir / f"{path.stem}.{fmt}"
-        exports[fmt] = _export_process(path, fmt, None, paths[fmt], cfg, workdir)
-        for q in cfg.quantize:
+        if fmt != "keras":
+            paths[fmt] = workdir / f"{path.stem}.{fmt}"
+            exports[fmt] = _export_process(path, fmt, None, paths[fmt], cfg, workdir)
+        for q in (q for q in cfg.quantize if q in QUANTIZATIONS_OF[fmt]):
             paths[f"{fmt}-{q}"] = workdir / f"{path.stem}.{q}.{fmt}"
             exports[f"{fmt}-{q}"] = _export_process(path, fmt, q, paths[f"{fmt}-{q}"], cfg,
                                                     workdir)

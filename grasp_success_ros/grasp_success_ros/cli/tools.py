@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from grasp_success_ros.core.errors import ConfigError
+from grasp_success_ros.model.export import FORMATS, QUANTIZATIONS
 
 
 def _jsonable(value):
@@ -458,11 +459,12 @@ def _export(args: argparse.Namespace) -> int:
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help="export a model to ONNX or TFLite, with its card",
                        description="Writes MODEL.onnx / MODEL.tflite (MODEL.int8.tflite ... "
-                       "when quantized) and its card, and compares its outputs with the "
-                       "Keras model's.")
+                       "when quantized; MODEL.bf16.keras for --format keras --quantize bf16) "
+                       "and its card, and compares its outputs with the Keras model's.")
     _add_model_argument(p, ".keras or seed .h5")
-    p.add_argument("--format", required=True, choices=("onnx", "tflite"))
-    p.add_argument("--quantize", default=None, choices=("fp16", "int8"))
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--quantize", default=None, choices=QUANTIZATIONS,
+                   help="fp16 / int8 for onnx and tflite; bf16 (the only one) for keras")
     p.add_argument("--calibration", default=None,
                    help="folder of images for int8 calibration (searched recursively)")
     p.add_argument("--samples", default=None,

@@ -1,8 +1,10 @@
 """Exporting a Keras grasp classifier to ONNX or TFLite, with its card and a parity check.
 
 ``m.keras`` -> ``m.onnx`` / ``m.tflite`` (``m.fp16.tflite``, ``m.int8.onnx`` ... when
-quantized), each with its card beside it.  The exported model takes the same float32 batch
-as the Keras model (the card's preprocessing is applied outside the model), and its outputs
+quantized), each with its card beside it; ``m.bf16.keras`` is the Keras model computing in
+bfloat16 (oneDNN's bf16 kernels on CPUs with AVX-512 BF16 or AMX, weights kept in float32).
+The exported model takes the same float32 batch as the Keras model (the card's
+preprocessing is applied outside the model), and its outputs
 are compared with the Keras model's on sample inputs: the largest difference is reported
 and written into the card.
 """
@@ -27,13 +29,16 @@ from grasp_success_ros.data.folders import image_files, read_resized
 from grasp_success_ros.data.preprocessing import to_model_input
 from grasp_success_ros.model.card import ModelCard, card_path_for
 from grasp_success_ros.model.forward import compiled_forward
-from grasp_success_ros.model.loading import load_model
+from grasp_success_ros.model.loading import load_model, save_model
 from grasp_success_ros.model.memory import check_export_memory
 from grasp_success_ros.model.onnx_convert import convert_to_onnx
 from grasp_success_ros.model.runtimes import open_exported
 
-FORMATS = ("onnx", "tflite")
-QUANTIZATIONS = ("fp16", "int8")
+FORMATS = ("onnx", "tflite", "keras")
+QUANTIZATIONS = ("fp16", "int8", "bf16")
+# Which quantizations each format takes: a Keras "export" is only ever its bf16 variant.
+QUANTIZATIONS_OF = {"onnx": (None, "fp16", "int8"), "tflite": (None, "fp16", "int8"),
+                    "keras": ("bf16",)}
 MAX_CALIBRATION_IMAGES = 200
 
 
@@ -228,6 +233,37 @@ def _export_tflite(source: Path, path: Path, quantize: str | None,
     return card
 
 
+def _export_keras_bf16(source: Path, path: Path, allow_custom_code: bool,
+                       log: Callable[[str], None]) -> ModelCard:
+    """The model rebuilt with every float32 layer but its outputs on the ``mixed_bfloat16``
+    policy (bf16 compute, float32 weights; the outputs stay float32, as Keras' mixed
+    precision guide advises, so P(success) keeps its resolution), weights copied over."""
+    loaded = load_model(source, allow_custom_code=allow_custom_code)
+    log(f"exporting {source} to keras (bf16) ...")
+    config = loaded.model.get_config()
+    outputs = config["output_layers"]
+    outputs = {outputs[0]} if isinstance(outputs[0], str) else {o[0] for o in outputs}
+    model = type(loaded.model).from_config(_on_bf16(config, outputs))
+    model.set_weights(loaded.model.get_weights())
+    save_model(model, path, loaded.card)
+    return loaded.card
+
+
+def _on_bf16(config, keep: set[str]):
+    """A layer config tree with its float32 dtype policies turned to ``mixed_bfloat16``,
+    except in the layers named in ``keep``."""
+    if isinstance(config, list):
+        return [_on_bf16(c, keep) for c in config]
+    if not isinstance(config, dict) or config.get("name") in keep:
+        return config
+    out = {k: _on_bf16(v, keep) for k, v in config.items()}
+    policy = out.get("dtype")
+    if isinstance(policy, dict) and policy.get("class_name") == "DTypePolicy" \
+            and policy["config"].get("name") == "float32":
+        out["dtype"] = {**policy, "config": {**policy["config"], "name": "mixed_bfloat16"}}
+    return out
+
+
 def _quantize_tflite(converter, quantize: str | None, calibration: np.ndarray | None) -> None:
     import tensorflow as tf
 
@@ -267,8 +303,10 @@ def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
     one copy of its weights is held beside the converter's."""
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {FORMATS}, not {fmt!r}")
-    if quantize not in (None, *QUANTIZATIONS):
-        raise ConfigError(f"quantize must be one of {QUANTIZATIONS}, not {quantize!r}")
+    if quantize not in QUANTIZATIONS_OF[fmt]:
+        allowed = " or ".join(q for q in QUANTIZATIONS_OF[fmt] if q)
+        raise ConfigError(f"{fmt} export takes quantize {allowed}"
+                          + (f", not {quantize}" if quantize else ""))
     if quantize == "int8" and calibration_dir is None:
         raise ConfigError("int8 quantization needs a calibration folder (--calibration DIR) "
                           "of images like the ones the robot will see")
@@ -284,6 +322,8 @@ def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
 
     if fmt == "tflite":
         card = _export_tflite(source, path, quantize, calibration, allow_custom_code, log)
+    elif fmt == "keras":
+        card = _export_keras_bf16(source, path, allow_custom_code, log)
     else:
         loaded = load_model(source, allow_custom_code=allow_custom_code)
         card, box = loaded.card, [loaded.model]  # the converter takes the model and lets it go
@@ -309,7 +349,8 @@ def _parity(path: Path, source: Path, fmt: str, quantize: str | None, card: Mode
             samples: np.ndarray, allow_custom_code: bool) -> ExportResult:
     """Compare the exported model with the Keras model (loaded again) on ``samples``; the
     exported model is let go before the Keras model is loaded."""
-    exported = open_exported(path)
+    exported = (compiled_forward(load_model(path, allow_custom_code).model, card.input_size)
+                if fmt == "keras" else open_exported(path))
     got = card.p_success(_in_batches(exported, samples))
     exported_ms = _median_ms(exported, samples[:1])
     del exported

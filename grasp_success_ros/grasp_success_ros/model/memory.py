@@ -17,7 +17,8 @@ from grasp_success_ros.core.errors import GraspSuccessError
 # (the converter's quantizer).
 FIXED_BYTES = 1.0 * 2**30
 WEIGHT_FACTOR = {("onnx", None): 6.0, ("onnx", "fp16"): 7.0, ("onnx", "int8"): 7.0,
-                 ("tflite", None): 6.5, ("tflite", "fp16"): 6.5, ("tflite", "int8"): 12.0}
+                 ("tflite", None): 6.5, ("tflite", "fp16"): 6.5, ("tflite", "int8"): 12.0,
+                 ("keras", "bf16"): 4.0}  # two models' weights, the save's copy: estimated
 
 
 class ExportMemoryError(GraspSuccessError):
