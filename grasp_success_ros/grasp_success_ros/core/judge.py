@@ -152,8 +152,8 @@ def judge_selected(event: GraspEvent, frames: Sequence[Frame], selection: Select
     except Exception as exc:  # any model failure becomes a record, never a dead node
         return failure_record(event, cfg, "inference_error", f"{type(exc).__name__}: {exc}",
                               stamps, model)
-    fresh_by_stamp = dict(zip((f.stamp for f in todo), fresh, strict=True))
-    p = np.array([known[s] if s in known else fresh_by_stamp[s] for s in stamps], np.float64)
+    ran = iter(fresh)  # in the order of ``todo``: frames sharing a stamp keep their own
+    p = np.array([known[s] if s in known else next(ran) for s in stamps], np.float64)
     decision = decide(p, cfg)
     unsure = decision.verdict is None  # inside the band: the probabilities, but no verdict
     return GraspRecord(
