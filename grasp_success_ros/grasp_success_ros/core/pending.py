@@ -1,6 +1,7 @@
 """The node's bookkeeping shared between its callback threads: events waiting for frames, the
-scores of frames classified while they wait (streaming n_after) and the counts of answers.  Every read and write goes through one lock per object, so the camera,
-trigger, worker and diagnostics threads never see a half-updated list or counter."""
+scores of frames classified while they wait (streaming n_after) and the counts of answers.
+Every read and write goes through one lock per object, so the camera, trigger, worker and
+diagnostics threads never see a half-updated list or counter."""
 
 from __future__ import annotations
 
