@@ -198,3 +198,12 @@ def test_scores_of_frames_that_left_the_buffer_are_forgotten(classifier, camera_
     scores.add(classifier, camera_frames, [0, 1, 2], classifier.predict, np.asarray)
     scores.retain(FRAME_STAMPS[1:])
     assert set(scores.known(classifier)) == set(FRAME_STAMPS[1:3])
+
+
+def test_frames_that_piled_up_while_the_worker_was_busy_are_classified_in_one_batch(
+        classifier, camera_frames):
+    sizes: list[int] = []
+    scores = FrameScores()
+    scores.add(classifier, camera_frames, [1, 2, 3], batch_sizes_of(classifier.predict, sizes),
+               np.asarray)
+    assert sizes == [3] and set(scores.known(classifier)) == set(FRAME_STAMPS[1:4])

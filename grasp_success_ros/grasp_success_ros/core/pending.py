@@ -63,20 +63,28 @@ class FrameScores:
     def add(self, model: object, frames: Sequence[Frame], indices: Sequence[int],
             predict: Callable[[list[np.ndarray]], np.ndarray],
             decode: Callable[[Any], np.ndarray]) -> int:
-        """Classify the frames at ``indices`` not tried yet with ``model``'s ``predict``
-        (batch 1 each); returns how many were run."""
+        """Classify the frames at ``indices`` not tried yet with ``model``'s ``predict``, in
+        one batch (one frame per call while the worker keeps up with the camera; those that
+        piled up while it was busy, together); returns how many were tried."""
         with self._lock:
             if model is not self._model:
                 self._model, self._scores = model, {}
             todo = [frames[i] for i in indices if frames[i].stamp not in self._scores]
+        scores: dict[float, float | None] = {}
+        images = []
         for frame in todo:
             try:
-                p: float | None = float(classify(predict, [decode(frame.msg)])[0])
+                images.append((frame.stamp, decode(frame.msg)))
             except Exception:  # judge_selected records it at the n-th frame
-                p = None
-            with self._lock:
-                if model is self._model:
-                    self._scores[frame.stamp] = p
+                scores[frame.stamp] = None
+        try:
+            p = classify(predict, [image for _, image in images])
+            scores.update(zip((stamp for stamp, _ in images), map(float, p), strict=True))
+        except Exception:  # likewise
+            scores.update((stamp, None) for stamp, _ in images)
+        with self._lock:
+            if model is self._model:
+                self._scores.update(scores)
         return len(todo)
 
     def known(self, model: object) -> dict[float, float]:
