@@ -52,16 +52,19 @@ def wait_for_node(player: StreamPlayer, ns: str, proc, timeout: float = 120.0) -
     return False
 
 
-@pytest.mark.parametrize("trigger_type", ["header", "empty"])
+@pytest.mark.parametrize(("trigger_type", "selection"),
+                         [("header", "first_after"), ("empty", "first_after"),
+                          ("header", "n_after")])  # n_after: the node streams, bag-eval batches
 def test_replayed_bag_gives_the_node_the_verdicts_of_bag_eval(
-        ros, ros_install, trained_model, tmp_path, trigger_type):
+        ros, ros_install, trained_model, tmp_path, trigger_type, selection):
     bag = tmp_path / "session"
     write_session(bag, n_grasps=GRASPS, seed=11, height=120, width=160,
                   trigger_type=trigger_type, approach_s=0.4, hold_s=1.2)
-    ns = f"/bag_{trigger_type}"
+    ns = f"/bag_{trigger_type}_{selection}"
     log = tmp_path / "node.log"
     proc = rosnode.start(ros_install, trained_model, log, "-r", f"__ns:={ns}",
-                         "-p", "use_sim_time:=true", "-p", f"trigger_type:={trigger_type}")
+                         "-p", "use_sim_time:=true", "-p", f"trigger_type:={trigger_type}",
+                         "-p", f"frame_selection:={selection}")
     player = StreamPlayer(name="bag_results", namespace=ns)
     try:
         assert wait_for_node(player, ns, proc), log.read_text()
@@ -74,7 +77,8 @@ def test_replayed_bag_gives_the_node_the_verdicts_of_bag_eval(
 
     clf, _ = GraspClassifier.from_path(trained_model)
     policy = NodeConfig.from_values({"model_path": str(trained_model),
-                                     "trigger_type": trigger_type}).policy(clf.card.threshold)
+                                     "trigger_type": trigger_type, "frame_selection": selection}
+                                    ).policy(clf.card.threshold)
     offline, _ = evaluate_bag(bag, clf.predict, policy, BagTopics(trigger_type=trigger_type))
 
     assert len(live) == len(offline) == GRASPS, log.read_text()[-3000:]
@@ -86,6 +90,7 @@ def test_replayed_bag_gives_the_node_the_verdicts_of_bag_eval(
         assert node_rec["frame_stamps"] == pytest.approx(rec.frame_stamps, abs=1e-6)
         assert node_rec["verdict"] is rec.verdict, (node_rec, rec)
         assert node_rec["p_success"] == pytest.approx(rec.p_success, abs=1e-3)
+        assert node_rec["frame_p_success"] == pytest.approx(rec.frame_p_success, abs=1e-3)
 
 
 def test_replay_keeps_the_recorded_pace_scaled_by_rate_and_publishes_clock(ros, tmp_path):

@@ -31,7 +31,7 @@ def test_quick_bench_reports_positive_numbers_load_time_predict_memory_and_other
         assert isinstance(report[key], float | int) and report[key] > 0, (key, report[key])
     for key in RATIOS:
         assert report["ratios"][key] > 0, (key, report["ratios"])
-    for policy in ("first_after", "n_after"):
+    for policy in ("first_after", "n_after", "n_after_batched"):
         run = report["node"]["keras"][policy]
         assert run["640x480"]["events"] == 3 and run["640x480"]["verdicts"] >= 1, run
         assert run["startup_s"] > 0 and run["peak_rss_mb"] > 0
@@ -44,6 +44,11 @@ def test_quick_bench_reports_positive_numbers_load_time_predict_memory_and_other
     assert 0 <= row["other_cpu_share"] <= 1
     assert row["e2v_ms"]["max"] >= row["e2v_ms"]["p95"] >= row["e2v_ms"]["p50"]
     assert "peak RSS" in proc.stdout and "other processes" in proc.stdout
+    targets = report["node_targets"]["keras"]
+    assert targets["n_after_streaming_e2v_ms_p50"] > 0 and targets["n_after_batched_e2v_ms_p50"] > 0
+    assert targets["streaming_bound_ms"] > targets["nth_frame_arrival_ms_p50"] > 0
+    assert isinstance(targets["overhead_ok"], bool) and isinstance(targets["tail_ok"], bool)
+    assert "| keras |" in proc.stdout and "node targets" in proc.stdout
 
 
 def test_bench_times_int8_next_to_fp32_and_measures_its_accuracy_cost(trained_model, tmp_path):

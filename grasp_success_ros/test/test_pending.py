@@ -1,12 +1,19 @@
 """The node's bookkeeping under real threads: pending events and answer counts stay exact
-while the camera, trigger, worker and diagnostics threads use them at once."""
+while the camera, trigger, worker and diagnostics threads use them at once; streaming
+n_after gives the records of the batched way."""
 
 from __future__ import annotations
 
 import threading
 
-from grasp_success_ros.core.judge import GraspEvent, GraspRecord
-from grasp_success_ros.core.pending import AnswerStats, PendingEvents
+import numpy as np
+import pytest
+
+from grasp_success_ros.core.errors import GraspSuccessError
+from grasp_success_ros.core.judge import Frame, GraspEvent, GraspRecord, judge_selected
+from grasp_success_ros.core.pending import AnswerStats, FrameScores, PendingEvents
+from grasp_success_ros.core.policy import PolicyConfig, frames_so_far, select_frames
+from grasp_success_ros.data.synth import render_scene
 
 PRODUCERS = 8
 EVENTS_EACH = 2000
@@ -91,3 +98,112 @@ def test_answer_counts_start_at_zero_with_no_latency():
     counts = AnswerStats().as_dict()
     assert counts["verdicts"] == counts["failures"] == 0
     assert counts["last_latency_ms"] != counts["last_latency_ms"]  # NaN until an answer
+
+
+# --- streaming n_after: frames classified as they arrive --------------------------------
+
+N_FRAMES = 4
+FRAME_STAMPS = [10.00, 10.05, 10.10, 10.15, 10.20, 10.25]  # the event is at 10.02
+
+
+@pytest.fixture(scope="module")
+def classifier(trained_model):
+    from grasp_success_ros.model.classifier import GraspClassifier
+
+    return GraspClassifier.from_path(trained_model)[0]
+
+
+@pytest.fixture(scope="module")
+def camera_frames() -> list[Frame]:
+    rng = np.random.default_rng(3)
+    return [Frame(s, render_scene(rng, i % 2 == 0, 48, 64))
+            for i, s in enumerate(FRAME_STAMPS)]
+
+
+def batch_sizes_of(predict, sizes: list[int]):
+    def counted(images):
+        sizes.append(len(images))
+        return predict(images)
+    return counted
+
+
+def stream_then_judge(frames, classifier, policy, event, sizes, decode=np.asarray):
+    """The node's worker: each arrival classifies the frames so far, the n-th judges."""
+    scores = FrameScores()
+    predict = batch_sizes_of(classifier.predict, sizes)
+    for arrived in range(1, len(frames) + 1):
+        here = frames[:arrived]
+        stamps = [f.stamp for f in here]
+        selection = select_frames(stamps, event.stamp, policy, now=stamps[-1])
+        if selection.ready:
+            return judge_selected(event, here, selection, predict, decode, policy,
+                                  known=scores.known(classifier))
+        scores.add(classifier, here, frames_so_far(stamps, event.stamp, policy), predict,
+                   decode)
+    raise AssertionError("the event never got its frames")
+
+
+def batched(frames, classifier, policy, event, decode=np.asarray):
+    selection = select_frames([f.stamp for f in frames], event.stamp, policy)
+    return judge_selected(event, frames, selection, classifier.predict, decode, policy)
+
+
+@pytest.mark.parametrize("combine", ["mean", "vote"])
+def test_streamed_n_after_gives_the_record_of_the_batched_way(classifier, camera_frames,
+                                                              combine):
+    policy = PolicyConfig(selection="n_after", n_frames=N_FRAMES, combine=combine)
+    event = GraspEvent(7, 10.02)
+    streamed = stream_then_judge(camera_frames, classifier, policy, event, [])
+    whole = batched(camera_frames, classifier, policy, event)
+    assert streamed.frame_stamps == whole.frame_stamps == FRAME_STAMPS[1:1 + N_FRAMES]
+    assert streamed.verdict == whole.verdict and streamed.error_code == whole.error_code
+    np.testing.assert_allclose(streamed.frame_p_success, whole.frame_p_success, atol=1e-5)
+    np.testing.assert_allclose(streamed.p_success, whole.p_success, atol=1e-5)
+
+
+def test_the_n_th_frame_of_a_streamed_event_costs_one_forward_pass(classifier,
+                                                                     camera_frames):
+    policy = PolicyConfig(selection="n_after", n_frames=N_FRAMES)
+    sizes: list[int] = []
+    stream_then_judge(camera_frames, classifier, policy, GraspEvent(1, 10.02), sizes)
+    assert sizes == [1] * N_FRAMES
+
+
+def test_a_frame_that_cannot_be_decoded_while_streaming_is_recorded_as_in_the_batched_way(
+        classifier, camera_frames):
+    policy = PolicyConfig(selection="n_after", n_frames=N_FRAMES)
+    broken = FRAME_STAMPS[2]
+
+    def decode(image):
+        if image is camera_frames[2].msg:
+            raise GraspSuccessError(f"frame {broken} is truncated")
+        return image
+
+    event = GraspEvent(2, 10.02)
+    streamed = stream_then_judge(camera_frames, classifier, policy, event, [], decode)
+    whole = batched(camera_frames, classifier, policy, event, decode)
+    assert streamed.error_code == whole.error_code == "bad_image"
+    assert streamed.error == whole.error and streamed.frame_stamps == whole.frame_stamps
+
+
+def test_scores_of_another_model_are_not_used(classifier, camera_frames):
+    scores = FrameScores()
+    scores.add(classifier, camera_frames, [0, 1], classifier.predict, np.asarray)
+    assert set(scores.known(classifier)) == set(FRAME_STAMPS[:2])
+    assert scores.known(object()) == {}
+
+
+def test_scores_of_frames_that_left_the_buffer_are_forgotten(classifier, camera_frames):
+    scores = FrameScores()
+    scores.add(classifier, camera_frames, [0, 1, 2], classifier.predict, np.asarray)
+    scores.retain(FRAME_STAMPS[1:])
+    assert set(scores.known(classifier)) == set(FRAME_STAMPS[1:3])
+
+
+def test_frames_that_piled_up_while_the_worker_was_busy_are_classified_in_one_batch(
+        classifier, camera_frames):
+    sizes: list[int] = []
+    scores = FrameScores()
+    scores.add(classifier, camera_frames, [1, 2, 3], batch_sizes_of(classifier.predict, sizes),
+               np.asarray)
+    assert sizes == [3] and set(scores.known(classifier)) == set(FRAME_STAMPS[1:4])

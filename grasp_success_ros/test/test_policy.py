@@ -7,6 +7,7 @@ from grasp_success_ros.core.errors import ConfigError
 from grasp_success_ros.core.policy import (
     PolicyConfig,
     decide,
+    frames_so_far,
     is_failure,
     is_success,
     mean_rule,
@@ -173,3 +174,10 @@ def test_a_failure_threshold_alone_or_above_the_threshold_is_refused(given):
 def test_a_policy_with_the_failure_threshold_above_the_threshold_is_refused():
     with pytest.raises(ConfigError, match="threshold_failure must be in"):
         PolicyConfig(threshold=0.5, threshold_failure=0.6).validate()
+
+
+def test_frames_so_far_are_the_n_after_frames_that_have_arrived_while_the_event_waits():
+    cfg = PolicyConfig(selection="n_after", n_frames=3)
+    assert frames_so_far(STAMPS[:4], 10.15, cfg) == (2, 3)
+    assert frames_so_far(STAMPS, 10.15, cfg) == select_frames(STAMPS, 10.15, cfg).indices
+    assert frames_so_far(STAMPS, 10.15, PolicyConfig(selection="first_after")) == ()

@@ -49,3 +49,17 @@ def test_an_empty_or_repeated_provider_name_is_a_config_error(value):
         NodeConfig.from_values({"model_path": "m.onnx", "onnx_providers": value})
     with pytest.raises(ConfigError):
         parse_providers(value)
+
+
+def test_onnx_sessions_use_one_thread_per_usable_core_and_do_not_spin():
+    import os
+
+    import onnxruntime as ort
+
+    from grasp_success_ros.model.runtimes import session_options
+
+    options = session_options(ort)
+    assert options.intra_op_num_threads == len(os.sched_getaffinity(0))
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    assert session_options(ort, threads=1).intra_op_num_threads == 1

@@ -44,6 +44,16 @@ import numpy as np
 IRV2_350_GFLOP = 32.1
 TARGETS = {"e2v_over_forward": 1.10, "e2v_over_seed_predict": 0.5, "n5_over_n1": 3.0,
            "startup_s": 20.0, "peak_rss_mb": 1536.0}
+# Per runtime (issue 13): the node's own overhead (e2v minus the frame wait) within this much
+# of the forward pass at p50, its p95 within this factor of its p50; streaming n_after's
+# verdict within this many forward passes after the n-th frame's arrival.
+OVERHEAD_MS, TAIL_FACTOR, STREAM_FORWARDS = 10.0, 1.5, 1.2
+# The node configurations timed, by name: the policy parameters each starts with.
+NODE_POLICIES = {
+    "first_after": ("frame_selection:=first_after",),
+    "n_after": ("frame_selection:=n_after", "streaming:=true"),
+    "n_after_batched": ("frame_selection:=n_after", "streaming:=false"),
+}
 
 
 @dataclass
@@ -430,7 +440,8 @@ def bench_node(model: Path, policy: str, cfg: BenchConfig, workdir: Path, player
 
     name = name or model.suffix[1:]
     log_path = workdir / f"node_{name}_{policy}.log"
-    extra = ["-p", f"frame_selection:={policy}", "-r", f"__ns:={player_ns}"]
+    extra = [arg for param in NODE_POLICIES[policy] for arg in ("-p", param)]
+    extra += ["-r", f"__ns:={player_ns}"]
     if _for_onnx(model, cfg.providers):
         extra += ["-p", f"onnx_providers:={','.join(cfg.providers)}"]
     env = {**os.environ, "RCUTILS_LOGGING_BUFFERED_STREAM": "0", "PYTHONUNBUFFERED": "1"}
@@ -470,7 +481,7 @@ def bench_node(model: Path, policy: str, cfg: BenchConfig, workdir: Path, player
             row = result[f"{w}x{h}"] = _summarise_records(records)
             row["camera_fps"] = camera.sent / (time.monotonic() - t_cam)
             row["other_cpu_share"] = other_share
-            cfg.log(f"  {name:11s} {policy:11s} {w}x{h}: e2v p50 {_fmt(row['e2v_ms']['p50'])} "
+            cfg.log(f"  {name:11s} {policy:15s} {w}x{h}: e2v p50 {_fmt(row['e2v_ms']['p50'])} "
                     f"ms, p95 {_fmt(row['e2v_ms']['p95'])} ms, max {_fmt(row['e2v_ms']['max'])}"
                     f" ms ({row['verdicts']}/{cfg.events} verdicts; other processes took "
                     f"{100 * other_share:.0f} % of the CPU)")
@@ -559,7 +570,7 @@ def run_bench(cfg: BenchConfig) -> dict:
                 # every timed variant, quantized ones included: which one to deploy is
                 # decided by the node's latency, not by the bare forward pass alone
                 report["node"] = {r: {p: bench_node(paths[r], p, cfg, workdir, ns, frames, r)
-                                      for p in ("first_after", "n_after")} for r in variants}
+                                      for p in NODE_POLICIES} for r in variants}
             finally:
                 rclpy.try_shutdown()
     report["wall_s"] = time.monotonic() - t_start
@@ -602,6 +613,7 @@ def summary(report: dict, chosen: str, cfg: BenchConfig) -> dict:
         "runtime": chosen,
         "ratios_by_runtime": {r: _node_ratios(report, r, res, seed)
                               for r in report.get("node", {})},
+        "node_targets": {r: node_targets(report, r, res) for r in report.get("node", {})},
         "forward_ms_p50": fwd,
         "forward_ms_p95": report["forward_ms"][chosen]["batch1"]["p95"],
         "seed_predict_ms_p50": seed,
@@ -633,6 +645,51 @@ def _node_ratios(report: dict, runtime: str, res: str, seed: float | None) -> di
             "n5_over_n1": _ratio(five, one)}
 
 
+def node_targets(report: dict, runtime: str, res: str) -> dict:
+    """Issue 13's targets for one runtime, from one run: the node's overhead (first_after
+    e2v minus the frame wait) against the forward pass at p50, its tail (p95 over p50), and
+    streaming n_after against the n-th frame's arrival plus 1.2 forward passes, with the
+    batched way beside it."""
+    node, fwd = report["node"][runtime], report["forward_ms"][runtime]["batch1"]["p50"]
+    net = node.get("first_after", {}).get(res, {}).get("e2v_minus_first_wait_ms", {})
+    stream = node.get("n_after", {}).get(res, {})
+    batched = node.get("n_after_batched", {}).get(res, {}).get("e2v_ms", {}).get("p50")
+    arrival = stream.get("wait_last_frame_ms", {}).get("p50")
+    bound = None if arrival is None else arrival + STREAM_FORWARDS * fwd
+    streamed = stream.get("e2v_ms", {}).get("p50")
+    p50, p95 = net.get("p50"), net.get("p95")
+    return {
+        "forward_ms_p50": fwd, "overhead_e2v_minus_wait_ms_p50": p50,
+        "overhead_e2v_minus_wait_ms_p95": p95,
+        "overhead_ok": None if p50 is None else p50 <= fwd + OVERHEAD_MS,
+        "tail_ok": None if p95 is None else p95 <= TAIL_FACTOR * p50,
+        "n_after_streaming_e2v_ms_p50": streamed, "n_after_batched_e2v_ms_p50": batched,
+        "nth_frame_arrival_ms_p50": arrival, "streaming_bound_ms": bound,
+        "streaming_ok": None if streamed is None or bound is None else streamed <= bound,
+    }
+
+
+def _pass(ok) -> str:
+    return "-" if ok is None else "pass" if ok else "FAIL"
+
+
+def format_targets(report: dict) -> list[str]:
+    """Issue 13's per-runtime targets as table rows."""
+    lines = [f"\nnode targets (forward + {OVERHEAD_MS:.0f} ms, p95 <= {TAIL_FACTOR} x p50, "
+             f"streaming n_after <= n-th frame + {STREAM_FORWARDS} x forward):",
+             "| runtime | forward p50 | e2v-wait p50 / p95 | overhead | tail | n_after "
+             "streaming / batched e2v p50 | n-th frame + 1.2 fwd | streaming |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r, t in report.get("node_targets", {}).items():
+        lines.append(
+            f"| {r} | {_fmt(t['forward_ms_p50'])} | {_fmt(t['overhead_e2v_minus_wait_ms_p50'])}"
+            f" / {_fmt(t['overhead_e2v_minus_wait_ms_p95'])} | {_pass(t['overhead_ok'])} | "
+            f"{_pass(t['tail_ok'])} | {_fmt(t['n_after_streaming_e2v_ms_p50'])} / "
+            f"{_fmt(t['n_after_batched_e2v_ms_p50'])} | {_fmt(t['streaming_bound_ms'])} | "
+            f"{_pass(t['streaming_ok'])} |")
+    return lines
+
+
 def format_table(report: dict) -> str:
     """A Markdown table of the run."""
     lines = ["| measurement | " + " | ".join(report["forward_ms"]) + " |",
@@ -657,7 +714,7 @@ def format_table(report: dict) -> str:
         f"{_fmt(fwd[r][f'batch{batch}']['p50'])} / {_fmt(fwd[r][f'batch{batch}']['p95'])}"))
     node = report.get("node", {})
     for res in report["config"]["resolutions"]:
-        for policy in ("first_after", "n_after"):
+        for policy in NODE_POLICIES:
             def cell(r, policy=policy, res=res):
                 s = node[r][policy][res]
                 net = s["e2v_minus_first_wait_ms" if policy == "first_after"
@@ -676,7 +733,7 @@ def format_table(report: dict) -> str:
         f"{_fmt(node[r]['first_after']['startup_s'])} / "
         f"{_fmt(node[r]['n_after']['startup_s'])}"))
     row("node peak RSS (VmHWM), MB", lambda r: _fmt(
-        max(node[r][p]["peak_rss_mb"] for p in ("first_after", "n_after")), 0))
+        max(node[r][p]["peak_rss_mb"] for p in NODE_POLICIES), 0))
     seed = report.get("seed_predict_ms")
     if seed:
         lines.append(f"\nseed `model.predict` (keras, image load included): p50 "
@@ -707,6 +764,7 @@ def format_table(report: dict) -> str:
     lines.append(f"- startup_s: {_fmt(report['startup_s'])} (target <= {TARGETS['startup_s']})")
     lines.append(f"- peak_rss_mb: {_fmt(report['peak_rss_mb'], 0)} "
                  f"(target <= {TARGETS['peak_rss_mb']:.0f})")
+    lines += format_targets(report)
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -107,6 +107,18 @@ def failure_record(event: GraspEvent, cfg: PolicyConfig, code: str, reason: str,
     )
 
 
+def classify(predict: Callable[[list[np.ndarray]], np.ndarray],
+             images: list[np.ndarray]) -> np.ndarray:
+    """P(success) for ``images`` in one call of ``predict`` (none for no images); raises
+    ValueError when the model returns the wrong count or a non-finite value."""
+    if not images:
+        return np.empty(0)
+    p = np.asarray(predict(images), dtype=np.float64).reshape(-1)
+    if p.size != len(images) or not np.all(np.isfinite(p)):
+        raise ValueError(f"model returned {p.tolist()} for {len(images)} frames")
+    return p
+
+
 def describe_policy(cfg: PolicyConfig) -> str:
     if cfg.selection == "n_after":
         return f"n_after({cfg.n_frames},{cfg.combine})"
@@ -116,28 +128,32 @@ def describe_policy(cfg: PolicyConfig) -> str:
 def judge_selected(event: GraspEvent, frames: Sequence[Frame], selection: Selection,
                    predict: Callable[[list[np.ndarray]], np.ndarray],
                    decode: Callable[[Any], np.ndarray], cfg: PolicyConfig,
-                   model: str = "") -> GraspRecord:
+                   model: str = "", known: Mapping[float, float] | None = None) -> GraspRecord:
     """Decode the chosen frames, run the model once on all of them, decide. ``model`` names
-    the model behind ``predict`` in the record."""
+    the model behind ``predict`` in the record. ``known``: P(success) by frame stamp of
+    chosen frames classified already (streaming ``n_after``); only the others are decoded and
+    run, and the record is the one the batched way gives."""
     if not selection.ready:
         return failure_record(event, cfg, selection.code or "no_frame", selection.reason or "",
                               model=model)
     chosen = [frames[i] for i in selection.indices]
     stamps = [f.stamp for f in chosen]
+    known = known or {}
+    todo = [f for f in chosen if f.stamp not in known]
     try:
-        images = [decode(f.msg) for f in chosen]
+        images = [decode(f.msg) for f in todo]
     except GraspSuccessError as exc:
         return failure_record(event, cfg, "bad_image", str(exc), stamps, model)
     except Exception as exc:  # a decoder bug must cost one event, never the node
         return failure_record(event, cfg, "bad_image", f"{type(exc).__name__}: {exc}", stamps,
                               model)
     try:
-        p = np.asarray(predict(images), dtype=np.float64).reshape(-1)
-        if p.size != len(images) or not np.all(np.isfinite(p)):
-            raise ValueError(f"model returned {p.tolist()} for {len(images)} frames")
+        fresh = classify(predict, images)
     except Exception as exc:  # any model failure becomes a record, never a dead node
         return failure_record(event, cfg, "inference_error", f"{type(exc).__name__}: {exc}",
                               stamps, model)
+    ran = iter(fresh)  # in the order of ``todo``: frames sharing a stamp keep their own
+    p = np.array([known[s] if s in known else next(ran) for s in stamps], np.float64)
     decision = decide(p, cfg)
     unsure = decision.verdict is None  # inside the band: the probabilities, but no verdict
     return GraspRecord(

@@ -54,6 +54,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("n_frames", 5, "Frames per verdict for frame_selection n_after.", min=1, max=30),
     ParamSpec("combine", "mean", "How n_after frames become one verdict: mean probability, "
               "or majority vote.", choices=COMBINES),
+    ParamSpec("streaming", True, "n_after: classify each frame as it arrives (batch 1), so "
+              "the verdict comes one forward pass after the n-th frame; false: all n_frames "
+              "in one batch once the n-th is here. The records are the same."),
     ParamSpec("settle_s", 0.0, "Seconds after the event before frames count (lets the hand "
               "settle).", min=0.0, max=5.0),
     ParamSpec("deadline_s", 2.0, "Seconds after the event by which the frames must be stamped;"
@@ -105,6 +108,7 @@ class NodeConfig:
     frame_selection: str
     n_frames: int
     combine: str
+    streaming: bool
     settle_s: float
     deadline_s: float
     max_frame_age_s: float

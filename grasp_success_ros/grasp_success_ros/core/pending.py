@@ -1,12 +1,17 @@
-"""The node's bookkeeping shared between its callback threads: events waiting for frames and
-the counts of answers.  Every read and write goes through one lock per object, so the camera,
-trigger, worker and diagnostics threads never see a half-updated list or counter."""
+"""The node's bookkeeping shared between its callback threads: events waiting for frames, the
+scores of frames classified while they wait (streaming n_after) and the counts of answers.
+Every read and write goes through one lock per object, so the camera, trigger, worker and
+diagnostics threads never see a half-updated list or counter."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from grasp_success_ros.core.judge import GraspEvent, GraspRecord
+import numpy as np
+
+from grasp_success_ros.core.judge import Frame, GraspEvent, GraspRecord, classify
 
 
 class PendingEvents:
@@ -40,6 +45,64 @@ class PendingEvents:
 
     def __bool__(self) -> bool:
         return len(self) > 0
+
+
+class FrameScores:
+    """P(success) of buffered frames, classified one at a time as they arrive for waiting
+    ``n_after`` events (``policy.frames_so_far``), by frame stamp: when an event's n-th frame
+    comes, only its forward pass is left (``judge_selected(known=...)``).  Scores belong to
+    one model (a swap starts afresh) and are shared by events whose frames overlap.  A frame
+    that cannot be decoded or classified is not retried here; the final judgement meets the
+    error again and records it as the batched way does."""
+
+    def __init__(self) -> None:
+        self._model: object = None
+        self._scores: dict[float, float | None] = {}  # None: decoding or the model failed
+        self._lock = threading.Lock()
+
+    def add(self, model: object, frames: Sequence[Frame], indices: Sequence[int],
+            predict: Callable[[list[np.ndarray]], np.ndarray],
+            decode: Callable[[Any], np.ndarray]) -> int:
+        """Classify the frames at ``indices`` not tried yet with ``model``'s ``predict``, in
+        one batch (one frame per call while the worker keeps up with the camera; those that
+        piled up while it was busy, together); returns how many were tried."""
+        with self._lock:
+            if model is not self._model:
+                self._model, self._scores = model, {}
+            todo = [frames[i] for i in indices if frames[i].stamp not in self._scores]
+        scores: dict[float, float | None] = {}
+        images = []
+        for frame in todo:
+            try:
+                images.append((frame.stamp, decode(frame.msg)))
+            except Exception:  # judge_selected records it at the n-th frame
+                scores[frame.stamp] = None
+        try:
+            p = classify(predict, [image for _, image in images])
+            scores.update(zip((stamp for stamp, _ in images), map(float, p), strict=True))
+        except Exception:  # likewise
+            scores.update((stamp, None) for stamp, _ in images)
+        with self._lock:
+            if model is self._model:
+                self._scores.update(scores)
+        return len(todo)
+
+    def known(self, model: object) -> dict[float, float]:
+        """The scores ``model`` gave so far, by frame stamp (none for another model)."""
+        with self._lock:
+            if model is not self._model:
+                return {}
+            return {s: p for s, p in self._scores.items() if p is not None}
+
+    def retain(self, stamps: Sequence[float]) -> None:
+        """Forget the frames that left the buffer."""
+        keep = set(stamps)
+        with self._lock:
+            self._scores = {s: p for s, p in self._scores.items() if s in keep}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._scores)
 
 
 class AnswerStats:

@@ -95,8 +95,7 @@ def select_frames(stamps: Sequence[float], event_t: float, cfg: PolicyConfig,
         return _select_latest(stamps, event_t, cfg)
     start = event_t + cfg.settle_s
     end = event_t + cfg.deadline_s
-    first = bisect.bisect_left(stamps, start)
-    last = bisect.bisect_right(stamps, end)
+    first, last = _window(stamps, event_t, cfg)
     need = cfg.frames_needed
     if last - first >= need:
         return Selection("ready", tuple(range(first, first + need)))
@@ -110,6 +109,23 @@ def select_frames(stamps: Sequence[float], event_t: float, cfg: PolicyConfig,
         f"{got} of {need} frames stamped within [{cfg.settle_s:.3f}, {cfg.deadline_s:.3f}] s "
         f"after the event{newest}",
     )
+
+
+def _window(stamps: Sequence[float], event_t: float, cfg: PolicyConfig) -> tuple[int, int]:
+    """The index range of the frames stamped within [settle_s, deadline_s] after the event."""
+    first = bisect.bisect_left(stamps, event_t + cfg.settle_s)
+    return first, max(first, bisect.bisect_right(stamps, event_t + cfg.deadline_s))
+
+
+def frames_so_far(stamps: Sequence[float], event_t: float, cfg: PolicyConfig
+                  ) -> tuple[int, ...]:
+    """The frames of an ``n_after`` event that have arrived while it waits for the rest:
+    those ``select_frames`` will choose unless an earlier-stamped frame arrives late, so
+    they can be classified one by one as they come (streaming n_after)."""
+    if cfg.selection != "n_after":
+        return ()
+    first, last = _window(stamps, event_t, cfg)
+    return tuple(range(first, min(last, first + cfg.frames_needed)))
 
 
 def _select_latest(stamps: Sequence[float], event_t: float, cfg: PolicyConfig) -> Selection:

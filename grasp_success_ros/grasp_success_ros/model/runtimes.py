@@ -83,6 +83,28 @@ class ExportedModel:
         return int(dims[1])
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, e.g. a container's cpuset), which
+    ``os.cpu_count`` overstates."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def session_options(ort, threads: int | None = None):
+    """ONNX Runtime session options for serving beside other threads: ``threads`` intra-op
+    threads (default: one per usable core), none of them spinning. By default ONNX Runtime's
+    idle pool threads spin for a while after each run, holding cores the node's executor,
+    its DDS threads and the camera need between forward passes (measured: BENCHMARKS.md,
+    "The node's overhead")."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or usable_cores()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
 class OnnxModel(ExportedModel):
     """An ONNX model run by ONNX Runtime on its best available provider, or the requested
     ones (``choose_providers``)."""
@@ -98,9 +120,7 @@ class OnnxModel(ExportedModel):
             raise ModelLoadError(
                 f"{path}: ONNX models need the onnxruntime package (pip install onnxruntime)"
             ) from None
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        options = session_options(ort, threads)
         chosen = choose_providers(providers, ort.get_available_providers())
         try:
             self.session = ort.InferenceSession(str(path), options, providers=chosen)
@@ -130,7 +150,7 @@ def _tflite_interpreter(path: Path, threads: int | None):
                 f"{path}: TFLite models need ai-edge-litert (pip install ai-edge-litert)"
             ) from None
     # Left unset, LiteRT runs XNNPACK on one thread; every core is about 15% faster on 2.
-    threads = threads or os.cpu_count() or 1
+    threads = threads or usable_cores()
     try:
         return Interpreter(model_path=str(path), num_threads=threads)
     except Exception as exc:  # the interpreter raises ValueError/RuntimeError

@@ -54,8 +54,8 @@ from grasp_success_ros.core.judge import (
     judge_selected,
 )
 from grasp_success_ros.core.params import PARAM_NAMES, PARAMS, NodeConfig, ParamSpec
-from grasp_success_ros.core.pending import AnswerStats, PendingEvents
-from grasp_success_ros.core.policy import PolicyConfig, select_frames
+from grasp_success_ros.core.pending import AnswerStats, FrameScores, PendingEvents
+from grasp_success_ros.core.policy import PolicyConfig, frames_so_far, select_frames
 from grasp_success_ros.core.triggers import frame_stamp, stamp_seconds, trigger_info
 from grasp_success_ros.data.image_conversion import rgb_to_image_fields, to_rgb
 from grasp_success_ros.data.overlay import annotate
@@ -159,6 +159,7 @@ class GraspSuccessNode(LifecycleNode):
         self._last_load_error = ""
         self._buffer = FrameBuffer(self.config.buffer_size)
         self._pending = PendingEvents()
+        self._scores = FrameScores()  # streaming n_after: frames classified as they arrive
         self._event_ids = count(1)
         self._stats = AnswerStats()
         self._publish_lock = threading.Lock()
@@ -406,16 +407,26 @@ class GraspSuccessNode(LifecycleNode):
                                         "deactivated before frames for this event arrived",
                                         model=serving.classifier.source)
             else:
+                self._stream(event, frames, stamps, policy, serving)
                 self._report_progress(event, stamps, policy)
                 continue
             self._publish(record, event, frames)
             self._pending.remove(event)
+        self._scores.retain(stamps)
+
+    def _stream(self, event, frames, stamps, policy: PolicyConfig, serving: Serving) -> None:
+        """Streaming n_after: classify the event's frames that are here, one forward pass
+        each as they arrive, so its n-th frame costs one more pass, not a batch of n."""
+        if self.config.streaming:
+            self._scores.add(serving.classifier, frames,
+                             frames_so_far(stamps, event.stamp, policy),
+                             serving.classifier.predict, to_rgb)
 
     def _judge(self, event, frames, selection, serving: Serving) -> GraspRecord:
         policy, model = serving.policy_for(event), serving.classifier.source
         try:
             return judge_selected(event, frames, selection, serving.classifier.predict, to_rgb,
-                                  policy, model)
+                                  policy, model, known=self._scores.known(serving.classifier))
         except Exception as exc:  # never down, never silent: the event still gets its record
             self.get_logger().error(f"event {event.event_id}: judging failed: {exc!r}",
                                     throttle_duration_sec=LOG_THROTTLE_S)
