@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from grasp_success_ros.core.errors import ConfigError
@@ -57,6 +56,7 @@ def format_report(report: dict) -> str:
 
 
 def _distill(args: argparse.Namespace) -> int:
+    from grasp_success_ros.cli.tools import _dump
     from grasp_success_ros.training.distill import STUDENT_DEFAULTS, distill
     from grasp_success_ros.training.train import TrainConfig
 
@@ -73,7 +73,7 @@ def _distill(args: argparse.Namespace) -> int:
                      args.alpha, args.unlabelled, args.allow_custom_code)
     report = distill_report(result, args.teacher, args.student_out, args.valid_dir, args.runs)
     path = report_path(args.student_out)
-    path.write_text(json.dumps(report, indent=1) + "\n")
+    path.write_text(_dump(report) + "\n")
     print(format_report(report))
     print(f"wrote {path}")
     return 0

@@ -165,6 +165,7 @@ def distill(teacher: str | Path, train_dir: str | Path, valid_dir: str | Path,
     labels = np.concatenate([tr_list.labels, np.full(len(extra), np.nan, np.float32)])
     started = time.monotonic()
     tr = teacher_targets(clf, [*tr_list.paths, *extra], labels, cfg.input_size, pre, alpha)
+    tr.skipped = tr_list.skipped + tr.skipped  # zero-byte files, left out when listed
     log(f"teacher targets for {len(tr.targets)} images ({tr.labelled} labelled, "
         f"{len(tr.targets) - tr.labelled} unlabelled, {len(tr.skipped)} skipped) in "
         f"{time.monotonic() - started:.1f} s")
