@@ -66,7 +66,8 @@ def _distill(args: argparse.Namespace) -> int:
              "weights": None if args.weights == "none" else args.weights,
              "epochs": args.epochs, "batch_size": args.batch_size,
              "learning_rate": args.learning_rate, "seed": args.seed,
-             "success_class": args.success_class, "progress": False if args.quiet else None}
+             "success_class": args.success_class, "progress": False if args.quiet else None,
+             "early_stopping": False if args.no_early_stopping else None}
     cfg = TrainConfig(**{**STUDENT_DEFAULTS, **{k: v for k, v in given.items()
                                                 if v is not None or k == "weights"}})
     result = distill(args.teacher, args.train_dir, args.valid_dir, args.student_out, cfg,
@@ -107,6 +108,8 @@ def add_distill_command(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="default 32")
     p.add_argument("--learning-rate", type=float, default=None,
                    help="Adam, cosine schedule (default 1e-3)")
+    p.add_argument("--no-early-stopping", action="store_true",
+                   help="run every epoch (the best one by validation loss is kept either way)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--success-class", default=None,
                    help="name of the success folder when its name is not a recognised one")
