@@ -11,6 +11,7 @@ from grasp_success_ros import __version__
 from grasp_success_ros.bags.writer import STORAGES
 from grasp_success_ros.cli.bags import add_bag_commands, synth_bag
 from grasp_success_ros.cli.bench import add_bench_command
+from grasp_success_ros.cli.distill import add_distill_command
 from grasp_success_ros.cli.tools import add_tool_commands
 from grasp_success_ros.core.errors import ConfigError, GraspSuccessError
 from grasp_success_ros.core.params import TRIGGER_TYPES
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo)
     add_bag_commands(sub)
     add_bench_command(sub)
+    add_distill_command(sub)
     return parser
 
 
