@@ -57,7 +57,7 @@ demo: build $(DEMO_MODEL)
 
 # The tests talk to the node with its own interfaces: build, source, then test (ROS's order).
 test: build
-	$(ACTIVATE) && source install/setup.bash && python -m pytest -ra
+	$(ACTIVATE) && source install/setup.bash && python -m pytest -ra --durations=20
 
 lint: venv
 	$(ACTIVATE) && ruff check .
