@@ -197,14 +197,17 @@ class CameraTopics:
         return cls(name, **{f: values.get(f) or defaults[f] for f in CAMERA_FIELDS})
 
     def output(self, topic: str) -> str:
+        """``topic`` (an answer topic) in this camera's output namespace."""
         return f"{self.namespace.rstrip('/')}/{topic}" if self.namespace else topic
 
 
 def camera_param_name(camera: str, field: str) -> str:
+    """The parameter holding ``field`` of camera ``camera`` (e.g. cameras.left.namespace)."""
     return f"cameras.{camera}.{field}"
 
 
 def check_camera_names(names: Sequence[str]) -> tuple[str, ...]:
+    """The ``cameras`` list, refused when a name repeats (two cameras on one namespace)."""
     if len(set(names)) != len(names):
         raise ConfigError(f"cameras must be distinct names, not {list(names)}")
     return tuple(names)
