@@ -39,14 +39,15 @@ def stop(proc: subprocess.Popen) -> int:
 
 @contextmanager
 def node_and_player(install: Path, model: Path | str, log: Path, namespace: str,
-                    *ros_args: str) -> Iterator[tuple]:
-    """The installed node in ``namespace`` and a warmed-up player beside it; on exit the
-    player closes and the node must stop cleanly."""
+                    *ros_args: str, camera: str = "") -> Iterator[tuple]:
+    """The installed node in ``namespace`` and a warmed-up player beside it (on one
+    ``camera`` of several where given); on exit the player closes and the node must stop
+    cleanly."""
     from grasp_success_ros.ros.stream_player import StreamPlayer
 
     proc = start(install, model, log, "-r", f"__ns:={namespace}", *ros_args)
     try:
-        player = StreamPlayer(namespace=namespace)
+        player = StreamPlayer(namespace=namespace, camera=camera)
     except BaseException:
         stop(proc)
         raise

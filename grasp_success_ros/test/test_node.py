@@ -344,3 +344,44 @@ def test_use_sim_time_stamps_events_on_the_bag_clock(ros, ros_install, trained_m
     finally:
         player.close()
         rosnode.stop(proc)
+
+
+def test_a_two_camera_node_answers_every_event_of_each_camera_once_on_its_own_namespace(
+        ros, ros_install, trained_model, tmp_path):
+    """One node, one model, cameras left and right: coinciding events on both, each answered
+    once on its camera's result topic, judged on that camera's own first frame after it."""
+    log = tmp_path / "node.log"
+    with rosnode.node_and_player(ros_install, trained_model, log, "/hands", "-p",
+                                 "cameras:=[left, right]", camera="left") as (left, proc):
+        right = StreamPlayer("right_player", namespace="/hands", camera="right")
+        try:
+            assert right.wait_for_node(30.0, alive=lambda: proc.poll() is None), log.read_text()
+            rosnode.warm_up(right)
+            left.clear()
+            players = (left, right)
+            sent: list = [[], []]  # per camera, per event: (time before it, its frame stamps)
+            for i in range(6):
+                before = left.get_clock().now().nanoseconds * 1e-9
+                for player in players:
+                    player.publish_event()
+                time.sleep(0.05)
+                stamps: list = [[], []]
+                for _ in range(3):
+                    for k, player in enumerate(players):
+                        stamps[k].append(player.publish_frame(frame(i, k == 0)))
+                    time.sleep(1 / 30)
+                for k in range(2):
+                    sent[k].append((before, stamps[k]))
+            for player, events in zip(players, sent, strict=True):
+                results = player.wait_for_results(6, timeout=20.0)
+                assert len(results) == 6, log.read_text()[-2000:]
+                for record, (before, own) in zip(results, events, strict=True):
+                    assert record["p_success"] is not None, record
+                    assert before <= record["event_stamp"] <= own[0]
+                    assert min(abs(record["frame_stamps"][0] - s) for s in own) < 1e-6, record
+            time.sleep(1.0)
+            assert len(left.results) == len(right.results) == 6, "an event answered twice"
+            ids = [r["event_id"] for r in left.results + right.results]
+            assert len(set(ids)) == 12
+        finally:
+            right.close()

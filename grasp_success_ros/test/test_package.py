@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from grasp_success_ros import __version__
-from grasp_success_ros.core.params import PARAMS, NodeConfig
+from grasp_success_ros.core.errors import ConfigError
+from grasp_success_ros.core.params import PARAMS, CameraTopics, NodeConfig, check_camera_names
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the grasp_success_ros ROS package
 REPO = PACKAGE_DIR.parent
@@ -218,3 +219,16 @@ def test_a_clone_in_a_workspace_builds_both_packages_interfaces_first(workspace)
     assert "Summary: 2 packages finished" in out
     for package in ("grasp_success_msgs", "grasp_success_ros"):
         assert (workspace.install / package / "share" / package / "package.xml").is_file()
+
+
+def test_a_listed_camera_defaults_to_topics_and_answers_under_its_own_name():
+    left = CameraTopics.named("left", {"trigger_topic": "/hand_l/done"})
+    assert (left.image_topic, left.trigger_topic) == ("left/camera/image_raw", "/hand_l/done")
+    assert left.output("grasp_success/result") == "left/grasp_success/result"
+    assert CameraTopics("").output("grasp_success") == "grasp_success"
+
+
+@pytest.mark.parametrize("names", [["left", "left"], ["left", "1st"], ["a/b"]])
+def test_repeated_or_invalid_camera_names_are_refused(names):
+    with pytest.raises(ConfigError):
+        [CameraTopics.named(n, {}) for n in check_camera_names(names)]

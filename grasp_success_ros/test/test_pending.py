@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from grasp_success_ros.core.errors import GraspSuccessError
-from grasp_success_ros.core.judge import Frame, GraspEvent, GraspRecord, judge_selected
+from grasp_success_ros.core.judge import (
+    Frame,
+    GraspEvent,
+    GraspRecord,
+    Judgement,
+    judge_batch,
+    judge_selected,
+)
 from grasp_success_ros.core.pending import AnswerStats, FrameScores, PendingEvents
 from grasp_success_ros.core.policy import PolicyConfig, frames_so_far, select_frames
 from grasp_success_ros.data.synth import render_scene
@@ -207,3 +214,47 @@ def test_frames_that_piled_up_while_the_worker_was_busy_are_classified_in_one_ba
     scores.add(classifier, camera_frames, [1, 2, 3], batch_sizes_of(classifier.predict, sizes),
                np.asarray)
     assert sizes == [3] and set(scores.known(classifier)) == set(FRAME_STAMPS[1:4])
+
+
+def two_cameras_at_once(camera_frames):
+    """Events of two cameras at the same moment, their frames carrying the same stamps:
+    the left judged n_after(3), the right first_after."""
+    rng = np.random.default_rng(4)
+    right = [Frame(s, render_scene(rng, i % 2 == 1, 48, 64)) for i, s in enumerate(FRAME_STAMPS)]
+    jobs = []
+    for event, frames, policy in ((GraspEvent(1, 10.02), camera_frames,
+                                   PolicyConfig(selection="n_after", n_frames=3)),
+                                  (GraspEvent(2, 10.02), right, PolicyConfig())):
+        selection = select_frames(FRAME_STAMPS, event.stamp, policy)
+        jobs.append(Judgement(event, frames, selection, policy))
+    return jobs
+
+
+def test_coinciding_events_of_two_cameras_are_classified_in_one_batch_each_as_if_alone(
+        classifier, camera_frames):
+    jobs = two_cameras_at_once(camera_frames)
+    sizes: list[int] = []
+    together = judge_batch(jobs, batch_sizes_of(classifier.predict, sizes), np.asarray)
+    alone = [judge_selected(j.event, j.frames, j.selection, classifier.predict, np.asarray,
+                            j.cfg) for j in jobs]
+    assert sizes == [4]
+    assert [r.event_id for r in together] == [1, 2]
+    for batch, single in zip(together, alone, strict=True):
+        assert batch.frame_stamps == single.frame_stamps and batch.verdict == single.verdict
+        np.testing.assert_allclose(batch.frame_p_success, single.frame_p_success, atol=1e-5)
+
+
+def test_a_camera_whose_frame_cannot_be_decoded_gets_bad_image_and_the_other_is_still_judged(
+        classifier, camera_frames):
+    jobs = two_cameras_at_once(camera_frames)
+    broken = jobs[1].frames[1].msg
+
+    def decode(image):
+        if image is broken:
+            raise GraspSuccessError("truncated")
+        return image
+
+    sizes: list[int] = []
+    left, right = judge_batch(jobs, batch_sizes_of(classifier.predict, sizes), decode)
+    assert sizes == [3]
+    assert left.ok and right.error_code == "bad_image"

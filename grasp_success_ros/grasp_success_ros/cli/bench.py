@@ -34,10 +34,12 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.runs is not None and args.runs < 1:
         raise ConfigError("--runs must be at least 1")
+    if args.cameras is not None and args.cameras < 1:
+        raise ConfigError("--cameras must be at least 1")
     options = dict(model=args.model, runtimes=args.runtime, runs=args.runs, events=args.events,
                    dds=not args.no_dds, quantize=args.quantize,
                    accuracy_data=args.accuracy_data, calibration=args.calibration,
-                   providers=args.providers)
+                   providers=args.providers, cameras=args.cameras)
     if args.quick:
         cfg = quick_config(**options)
     else:
@@ -64,6 +66,8 @@ def add_bench_command(subparsers) -> None:
     p.add_argument("--runs", type=int, help="timed forward runs after warm-up (default 20)")
     p.add_argument("--events", type=int, help="grasp events per node configuration (default 15)")
     p.add_argument("--no-dds", action="store_true", help="skip the live-node measurements")
+    p.add_argument("--cameras", type=int, help="also measure the node's peak RSS with this "
+                   "many cameras (the cameras parameter) against one (target <= 1.2x)")
     p.add_argument("--quantize", type=_comma_list(QUANTIZATIONS, "quantizations"), default=(),
                    metavar="fp16,int8,bf16",
                    help="also time fp16 / int8 exports of each onnx / tflite runtime and the "

@@ -72,6 +72,7 @@ class BenchConfig:
     accuracy_data: str | None = None  # labelled class folders: accuracy of every variant
     calibration: str | None = None  # int8 calibration images (default: synthetic scenes)
     providers: tuple[str, ...] = ()  # ONNX Runtime providers (default: best available)
+    cameras: int = 1  # > 1: also the node's peak RSS with this many cameras vs one
     log: Callable[[str], None] = print
 
 
@@ -493,6 +494,60 @@ def bench_node(model: Path, policy: str, cfg: BenchConfig, workdir: Path, player
         stop_node(proc)
 
 
+def bench_cameras(model: Path, cfg: BenchConfig, workdir: Path, player_ns: str,
+                  frames: list) -> dict:
+    """The node's peak RSS (VmHWM) with one camera (the default topics) and with
+    ``cfg.cameras`` (the ``cameras`` parameter), each camera streaming ``frames`` at
+    ``cfg.fps`` and getting ``cfg.events`` events, all cameras' at the same moment."""
+    rows = {"cameras": cfg.cameras,
+            "one": _camera_run(model, 1, cfg, workdir, player_ns, frames),
+            "many": _camera_run(model, cfg.cameras, cfg, workdir, player_ns, frames)}
+    one, many = rows["one"].get("peak_rss_mb"), rows["many"].get("peak_rss_mb")
+    rows["rss_ratio"] = _ratio(many, one)
+    cfg.log(f"node with {cfg.cameras} cameras vs 1: peak RSS {_fmt(many, 0)} / {_fmt(one, 0)}"
+            f" MB = {_fmt(rows['rss_ratio'], 2)}x")
+    return rows
+
+
+def _camera_run(model: Path, n: int, cfg: BenchConfig, workdir: Path, player_ns: str,
+                frames: list) -> dict:
+    from grasp_success_ros.ros.processes import installed_params_file, start_node, stop_node
+    from grasp_success_ros.ros.stream_player import StreamPlayer
+
+    names = [f"cam{i}" for i in range(n)] if n > 1 else [""]
+    extra = ["-r", f"__ns:={player_ns}"]
+    if n > 1:
+        extra += ["-p", f"cameras:=[{', '.join(names)}]"]
+    log_path = workdir / f"node_{n}_cameras.log"
+    with log_path.open("w") as log_file:
+        proc = start_node(model, installed_params_file(), extra, stdout=log_file,
+                          stderr=subprocess.STDOUT)
+    players, cameras = [], []
+    try:
+        for i, name in enumerate(names):
+            players.append(StreamPlayer(name=f"bench_camera_{i}", namespace=player_ns,
+                                        camera=name))
+            if not players[-1].wait_for_node(300.0, alive=lambda: proc.poll() is None):
+                return {"error": f"node did not subscribe; see {log_path}"}
+        cameras = [_Camera(player, frames, cfg.fps) for player in players]
+        time.sleep(0.5)  # fill the node's buffers
+        for i in range(cfg.events):
+            for player in players:
+                player.publish_event()
+            for player in players:
+                player.wait_for_results(i + 1, 10.0)
+            time.sleep(0.2)
+        answered = [len(player.wait_for_results(cfg.events, 1.0)) for player in players]
+        return {"cameras": n, "events": cfg.events * n, "answered": sum(answered),
+                "peak_rss_mb": _vm_hwm_mb(proc.pid)}
+    finally:
+        for camera in cameras:
+            camera.stop()
+        for player in players:
+            player.close()
+        stop_node(proc)
+
+
 def _fmt(v, digits: int = 1) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
@@ -515,7 +570,7 @@ def run_bench(cfg: BenchConfig) -> dict:
         "model": cfg.model or f"{cfg.backbone} {cfg.input_size} px, GAP head, random weights",
         "runtimes": list(cfg.runtimes), "providers": list(cfg.providers), "runs": cfg.runs,
         "batch": cfg.batch,
-        "events_per_config": cfg.events, "fps": cfg.fps,
+        "events_per_config": cfg.events, "fps": cfg.fps, "cameras": cfg.cameras,
         "resolutions": [f"{w}x{h}" for w, h in cfg.resolutions]}}
     t_start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="grasp_bench_") as tmp:
@@ -571,6 +626,9 @@ def run_bench(cfg: BenchConfig) -> dict:
                 # decided by the node's latency, not by the bare forward pass alone
                 report["node"] = {r: {p: bench_node(paths[r], p, cfg, workdir, ns, frames, r)
                                       for p in NODE_POLICIES} for r in variants}
+                if cfg.cameras > 1:
+                    report["cameras"] = bench_cameras(paths[chosen], cfg, workdir, ns,
+                                                      frames[cfg.resolutions[0]])
             finally:
                 rclpy.try_shutdown()
     report["wall_s"] = time.monotonic() - t_start
@@ -764,6 +822,10 @@ def format_table(report: dict) -> str:
     lines.append(f"- startup_s: {_fmt(report['startup_s'])} (target <= {TARGETS['startup_s']})")
     lines.append(f"- peak_rss_mb: {_fmt(report['peak_rss_mb'], 0)} "
                  f"(target <= {TARGETS['peak_rss_mb']:.0f})")
+    if "cameras" in report:
+        rows = report["cameras"]
+        lines.append(f"- node peak RSS, {rows['cameras']} cameras / 1: "
+                     f"{_fmt(rows['rss_ratio'], 2)} (target <= 1.2)")
     lines += format_targets(report)
     return "\n".join(lines)
 

@@ -167,3 +167,47 @@ def judge_selected(event: GraspEvent, frames: Sequence[Frame], selection: Select
         policy=describe_policy(cfg), trigger=event.trigger, model=model,
     )
 
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One ready event to judge: its frames, the policy's selection and its own policy;
+    ``known``: P(success) by frame stamp already computed (streaming ``n_after``)."""
+
+    event: GraspEvent
+    frames: Sequence[Frame]
+    selection: Selection
+    cfg: PolicyConfig
+    known: Mapping[float, float] = field(default_factory=dict)
+
+
+def judge_batch(jobs: Sequence[Judgement], predict: Callable[[list[np.ndarray]], np.ndarray],
+                decode: Callable[[Any], np.ndarray], model: str = "") -> list[GraspRecord]:
+    """Events that are ready together (of one camera or of several) judged with ONE call of
+    ``predict`` on all their chosen frames, so a second camera costs no second forward pass
+    per coinciding event. Each record is the one :func:`judge_selected` gives alone: the
+    scores are split back by job and passed as ``known``; a job whose frames cannot be
+    decoded, or a batch the model fails on, is judged alone and records why."""
+    knowns = [dict(job.known) for job in jobs]
+    images: list[np.ndarray] = []
+    owners: list[tuple[int, float]] = []
+    for i, job in enumerate(jobs):
+        if not job.selection.ready:
+            continue
+        todo = [job.frames[k] for k in job.selection.indices
+                if job.frames[k].stamp not in knowns[i]]
+        try:
+            decoded = [decode(f.msg) for f in todo]
+        except Exception:  # judge_selected meets it again and records bad_image
+            continue
+        images += decoded
+        owners += [(i, f.stamp) for f in todo]
+    try:
+        p = classify(predict, images)
+    except Exception:  # each job then runs alone and records the model's failure
+        p = np.empty(0)
+        owners = []
+    for (i, stamp), value in zip(owners, p, strict=True):
+        knowns[i][stamp] = float(value)
+    return [judge_selected(job.event, job.frames, job.selection, predict, decode, job.cfg,
+                           model, known=known) for job, known in zip(jobs, knowns, strict=True)]

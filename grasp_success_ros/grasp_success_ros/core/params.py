@@ -160,3 +160,54 @@ class NodeConfig:
             deadline_s=self.deadline_s, threshold=threshold,
             threshold_failure=threshold_failure,
         ).validate()
+
+
+# --- several cameras in one node (the ``cameras`` parameter) -----------------------------
+# ``cameras`` lists camera names; each NAME reads ``cameras.NAME.<field>`` (read-only, from
+# the params file or -p), defaulting to topics under NAME. Empty: the one camera of today's
+# topics (camera/image_raw, grasp_completed) with the outputs at grasp_success...
+CAMERA_FIELDS = {
+    "image_topic": "Camera image topic of this camera (sensor_msgs/Image; with image_transport "
+                   "compressed its /compressed sub-topic). Default: NAME/camera/image_raw.",
+    "trigger_topic": "Grasp-completed topic of this camera's hand. Default: "
+                     "NAME/grasp_completed.",
+    "namespace": "Where this camera's answers go: <namespace>/grasp_success, "
+                 "<namespace>/grasp_success/result, <namespace>/grasp_success/debug_image. "
+                 "Default: NAME.",
+}
+
+
+@dataclass(frozen=True)
+class CameraTopics:
+    """One camera's input topics and output namespace ("" : the node's own namespace)."""
+
+    name: str
+    image_topic: str = "camera/image_raw"
+    trigger_topic: str = "grasp_completed"
+    namespace: str = ""
+
+    @classmethod
+    def named(cls, name: str, values: dict[str, Any]) -> CameraTopics:
+        """Camera ``name`` with ``values`` (field -> value; "" or missing: the default)."""
+        if not name.replace("_", "").isalnum() or name[0].isdigit():
+            raise ConfigError(f"camera names must be ROS name tokens (letters, digits, _), "
+                              f"not {name!r}")
+        defaults = {"image_topic": f"{name}/camera/image_raw",
+                    "trigger_topic": f"{name}/grasp_completed", "namespace": name}
+        return cls(name, **{f: values.get(f) or defaults[f] for f in CAMERA_FIELDS})
+
+    def output(self, topic: str) -> str:
+        """``topic`` (an answer topic) in this camera's output namespace."""
+        return f"{self.namespace.rstrip('/')}/{topic}" if self.namespace else topic
+
+
+def camera_param_name(camera: str, field: str) -> str:
+    """The parameter holding ``field`` of camera ``camera`` (e.g. cameras.left.namespace)."""
+    return f"cameras.{camera}.{field}"
+
+
+def check_camera_names(names: Sequence[str]) -> tuple[str, ...]:
+    """The ``cameras`` list, refused when a name repeats (two cameras on one namespace)."""
+    if len(set(names)) != len(names):
+        raise ConfigError(f"cameras must be distinct names, not {list(names)}")
+    return tuple(names)

@@ -7,12 +7,13 @@ model. Frames are buffered undecoded by the camera callback; a worker (its own c
 group, on a multi-threaded executor) selects frames with the shared policy, runs the
 classifier and publishes exactly one ``GraspVerdict`` per event, whether the event came from
 the trigger topic or a ``VerifyGrasp`` goal. Setting ``model_path`` swaps the model without a
-restart.
+restart. The ``cameras`` parameter gives several hands to one node and one model: each camera
+(ros/camera.py) has its own topics, frames and answers; events of all cameras that are ready
+together are judged in one forward pass.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import sys
 import threading
@@ -38,31 +39,39 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.parameter import Parameter
 from rclpy.task import Future
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Header
 
 from grasp_success_ros.core.errors import GraspSuccessError, ModelLoadError
-from grasp_success_ros.core.frame_buffer import FrameBuffer
 from grasp_success_ros.core.judge import (
     Frame,
     GraspEvent,
     GraspRecord,
+    Judgement,
     failure_record,
-    judge_selected,
+    judge_batch,
 )
-from grasp_success_ros.core.params import PARAM_NAMES, PARAMS, NodeConfig, ParamSpec
-from grasp_success_ros.core.pending import AnswerStats, FrameScores, PendingEvents
+from grasp_success_ros.core.params import (
+    CAMERA_FIELDS,
+    PARAM_NAMES,
+    PARAMS,
+    CameraTopics,
+    NodeConfig,
+    ParamSpec,
+    camera_param_name,
+    check_camera_names,
+)
+from grasp_success_ros.core.pending import AnswerStats
 from grasp_success_ros.core.policy import PolicyConfig, frames_so_far, select_frames
 from grasp_success_ros.core.triggers import frame_stamp, stamp_seconds, trigger_info
 from grasp_success_ros.data.image_conversion import rgb_to_image_fields, to_rgb
 from grasp_success_ros.data.overlay import annotate
 from grasp_success_ros.model.classifier import GraspClassifier
 from grasp_success_ros.model.native_logs import native_notices_filtered
+from grasp_success_ros.ros.camera import CameraChannel
 from grasp_success_ros.ros.executor import NodeExecutor
-from grasp_success_ros.ros.messages import trigger_class
 from grasp_success_ros.ros.verdicts import time_msg, verdict_message
 
 DEADLINE_POLL_S = 0.05
@@ -72,11 +81,6 @@ LOG_THROTTLE_S = 5.0
 # with the reason); past this the set is refused, so a hung file system cannot hold the
 # parameter and lifecycle services for ever.
 LOAD_TIMEOUT_S = 120.0
-# Every event must be answered: keep all trigger messages until the callback takes them (a
-# depth of 10 lost events of a 100-events-per-second burst while the worker was busy), and
-# keep enough answers for a slow reader to catch up.
-TRIGGER_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
-ANSWER_DEPTH = 100
 # A thread each for the camera, the trigger, the worker, the verify action, the timers
 # (deadline polling, diagnostics) and the default group (/clock, parameters with a model
 # swap's load, lifecycle transitions): none waits its turn.
@@ -157,9 +161,8 @@ class GraspSuccessNode(LifecycleNode):
         self._serving: Serving | None = None  # set by configure, read once per judgement
         self._staged: GraspClassifier | None = None  # loaded on-set, swapped in post-set
         self._last_load_error = ""
-        self._buffer = FrameBuffer(self.config.buffer_size)
-        self._pending = PendingEvents()
-        self._scores = FrameScores()  # streaming n_after: frames classified as they arrive
+        self._cameras = [CameraChannel(topics, self.config.buffer_size)
+                         for topics in self._declare_cameras()]
         self._event_ids = count(1)
         self._stats = AnswerStats()
         self._publish_lock = threading.Lock()
@@ -170,7 +173,6 @@ class GraspSuccessNode(LifecycleNode):
         self._outputs: list = []
         self._verify: ActionServer | None = None  # from configure to cleanup
         self._goals: dict[int, Goal] = {}  # event_id -> the goal that asked for it
-        self._camera_frame_id = ""  # the newest frame's, for answers that judged no frame
         # The worker group holds one entity, the wake-up guard condition: with a timer and a
         # service beside it, rclpy's executor re-dispatched whichever lost the race for the
         # busy group, piling up thousands of tasks and starving the camera callback.
@@ -183,6 +185,26 @@ class GraspSuccessNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._commit_parameters)
         self._guard_change_state()
+
+    def _declare_cameras(self) -> list[CameraTopics]:
+        """The ``cameras`` parameter and, per listed NAME, ``cameras.NAME.*`` (read-only,
+        from the params file or -p; declared here since their names come from the list).
+        Empty: the one camera of the node's own topics."""
+        read_only = ParameterDescriptor(
+            read_only=True, description="Camera names judged by this node's one model; each "
+            "NAME reads cameras.NAME.image_topic, .trigger_topic, .namespace. Empty: one "
+            "camera on camera/image_raw and grasp_completed.")
+        names = self.declare_parameter("cameras", Parameter.Type.STRING_ARRAY, read_only).value
+        if not names:
+            return [CameraTopics("")]
+        cameras = []
+        for name in check_camera_names(list(names)):
+            values = {field: self.declare_parameter(
+                camera_param_name(name, field), "",
+                ParameterDescriptor(description=text, read_only=True)).value
+                for field, text in CAMERA_FIELDS.items()}
+            cameras.append(CameraTopics.named(name, values))
+        return cameras
 
     def _create_timers(self) -> None:
         """Timers on the steady clock (a ROS-time timer also wakes the executor on every
@@ -243,16 +265,8 @@ class GraspSuccessNode(LifecycleNode):
             self.get_logger().fatal(self._last_load_error)
             return FAILURE
         self._serving = Serving(classifier, card_policy(self.config, classifier))
-        self._buffer = FrameBuffer(self.config.buffer_size)
-        # Plain publishers, not lifecycle ones: a lifecycle publisher drops what is published
-        # while inactive, and the answers to events pending at deactivation go out then.
-        self._verdict_pub = self.create_publisher(Bool, "grasp_success", ANSWER_DEPTH)
-        self._result_pub = self.create_publisher(GraspVerdict, "grasp_success/result",
-                                                 ANSWER_DEPTH)
-        # For rviz2 / Foxglove: each judged frame with its verdict, only while subscribed.
-        self._debug_pub = self.create_publisher(Image, "grasp_success/debug_image",
-                                                qos_profile_sensor_data)
-        self._outputs = [self._verdict_pub, self._result_pub, self._debug_pub]
+        self._cameras = [CameraChannel(c.topics, self.config.buffer_size) for c in self._cameras]
+        self._outputs = [pub for camera in self._cameras for pub in camera.create_outputs(self)]
         # From configure to cleanup, refusing goals while inactive: a server that vanished at
         # deactivate could not deliver the answers to the goals pending then.
         self._verify = ActionServer(self, VerifyGrasp, "~/verify", self._execute_verify,
@@ -311,47 +325,30 @@ class GraspSuccessNode(LifecycleNode):
             self._verify.destroy()
         self._outputs, self._verify = [], None
         self._serving = self._staged = None
-        self._buffer = FrameBuffer(self.config.buffer_size)
+        self._cameras = [CameraChannel(c.topics, self.config.buffer_size) for c in self._cameras]
 
     # --- inputs -------------------------------------------------------------------------
 
     def _create_inputs(self) -> None:
-        """Camera and trigger in groups of their own: in one mutually exclusive
-        group a 30 Hz camera kept winning the executor's turn and delayed events by seconds.
-        The subscriptions' QoS can be overridden by parameters
-        (``qos_overrides.<topic>.subscription.reliability`` etc.)."""
-        camera, trigger = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
-        overridable = QoSOverridingOptions.with_default_policies()
-        # rclpy writes the overrides into the profile it is given: never a shared one
-        camera_qos = copy.copy(qos_profile_sensor_data)
-        if self.config.image_transport == "compressed":
-            image_type, topic = CompressedImage, "camera/image_raw/compressed"
-        else:
-            image_type, topic = Image, "camera/image_raw"
-        self._inputs = [
-            self.create_subscription(image_type, topic, self._on_image, camera_qos,
-                                     callback_group=camera,
-                                     qos_overriding_options=overridable),
-            self.create_subscription(trigger_class(self.config.trigger_type), "grasp_completed",
-                                     self._on_trigger, copy.copy(TRIGGER_QOS),
-                                     callback_group=trigger,
-                                     qos_overriding_options=overridable),
-        ]
+        """Each camera's image and trigger subscriptions (ros/camera.py)."""
+        self._inputs = [sub for camera in self._cameras for sub in camera.create_inputs(
+            self, self.config.image_transport, self.config.trigger_type, self._on_image,
+            self._on_trigger)]
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _on_image(self, msg) -> None:
+    def _on_image(self, camera: CameraChannel, msg) -> None:
         """Hot path: stamp and store; decoding waits until an event uses the frame."""
         if stamp_seconds(msg.header.stamp) == 0.0:
             self.get_logger().warning("camera frames carry no stamp; using arrival time",
                                       throttle_duration_sec=LOG_THROTTLE_S)
-        self._buffer.append(Frame(frame_stamp(msg, self._now()), msg))
-        self._camera_frame_id = msg.header.frame_id
-        if self._pending:
+        camera.buffer.append(Frame(frame_stamp(msg, self._now()), msg))
+        camera.frame_id = msg.header.frame_id
+        if camera.pending:
             self._wake.trigger()
 
-    def _on_trigger(self, msg) -> None:
+    def _on_trigger(self, camera: CameraChannel, msg) -> None:
         # The same rule as the bag tools (triggers.py): event time = receipt time, or the
         # Header's stamp; Bool false is answered with a not_completed failure record.
         now = self.get_clock().now()
@@ -365,21 +362,21 @@ class GraspSuccessNode(LifecycleNode):
         with self._intake_lock:
             accepting = self._accepting
             if accepting and not info.rejection:
-                self._pending.add(event)
+                camera.pending.add(event)
         if not accepting:  # taken while deactivating: answered, never dropped
             rejection = ("deactivated", "the node is not active")
         else:
             rejection = info.rejection
         if rejection:
-            self._publish(failure_record(event, serving.policy, *rejection,
-                                         model=serving.classifier.source), event)
+            self._publish(camera, failure_record(event, serving.policy, *rejection,
+                                                 model=serving.classifier.source), event)
             return
         self._wake.trigger()
 
     # --- the worker ---------------------------------------------------------------------
 
     def _wake_if_pending(self) -> None:
-        if self._pending:
+        if any(camera.pending for camera in self._cameras):
             self._wake.trigger()
 
     def _process_pending(self) -> None:
@@ -387,66 +384,86 @@ class GraspSuccessNode(LifecycleNode):
             self._answer_pending(final=False)
 
     def _answer_pending(self, final: bool) -> None:
-        """Answer every pending event whose frames are there or whose deadline passed;
-        ``final`` (deactivating): the others too, with a ``deactivated`` failure record."""
+        """Answer every pending event of every camera whose frames are there or whose
+        deadline passed; ``final`` (deactivating): the others too, with a ``deactivated``
+        failure record. The events ready in one pass, of all cameras, are judged with one
+        forward pass over all their frames (``judge_batch``)."""
         serving = self._serving  # one model per pass: a swap lands between passes
-        events = self._pending.snapshot()
-        if not events or serving is None:
+        if serving is None:
             return
-        frames = self._buffer.snapshot()
+        ready: list[tuple[CameraChannel, Judgement]] = []
+        for camera in self._cameras:
+            ready += self._ready_events(camera, serving, final)
+        for (camera, job), record in zip(ready, self._judge(ready, serving), strict=True):
+            self._publish(camera, record, job.event, job.frames)
+            camera.pending.remove(job.event)
+
+    def _ready_events(self, camera: CameraChannel, serving: Serving,
+                      final: bool) -> list[tuple[CameraChannel, Judgement]]:
+        """The camera's events ready to judge; the waiting ones are streamed (or, ``final``,
+        answered with a ``deactivated`` failure record)."""
+        events = camera.pending.snapshot()
+        if not events:
+            return []
+        frames = camera.buffer.snapshot()
         stamps = [f.stamp for f in frames]
-        now = self._now()
+        now, known = self._now(), camera.scores.known(serving.classifier)
+        ready = []
         for event in events:
             policy = serving.policy_for(event)
             overdue = time.monotonic() - event.received_monotonic > policy.deadline_s + BACKSTOP_S
             selection = select_frames(stamps, event.stamp, policy, now=None if overdue else now)
             if selection.status != "wait":
-                record = self._judge(event, frames, selection, serving)
+                ready.append((camera, Judgement(event, frames, selection, policy, known)))
             elif final:
-                record = failure_record(event, policy, "deactivated", "the node was "
-                                        "deactivated before frames for this event arrived",
-                                        model=serving.classifier.source)
+                self._publish(camera, failure_record(
+                    event, policy, "deactivated", "the node was deactivated before frames for "
+                    "this event arrived", model=serving.classifier.source), event, frames)
+                camera.pending.remove(event)
             else:
-                self._stream(event, frames, stamps, policy, serving)
+                self._stream(camera, event, frames, stamps, policy, serving)
                 self._report_progress(event, stamps, policy)
-                continue
-            self._publish(record, event, frames)
-            self._pending.remove(event)
-        self._scores.retain(stamps)
+        camera.scores.retain(stamps)
+        return ready
 
-    def _stream(self, event, frames, stamps, policy: PolicyConfig, serving: Serving) -> None:
+    def _stream(self, camera: CameraChannel, event, frames, stamps, policy: PolicyConfig,
+                serving: Serving) -> None:
         """Streaming n_after: classify the event's frames that are here, one forward pass
         each as they arrive, so its n-th frame costs one more pass, not a batch of n."""
         if self.config.streaming:
-            self._scores.add(serving.classifier, frames,
-                             frames_so_far(stamps, event.stamp, policy),
-                             serving.classifier.predict, to_rgb)
+            camera.scores.add(serving.classifier, frames,
+                              frames_so_far(stamps, event.stamp, policy),
+                              serving.classifier.predict, to_rgb)
 
-    def _judge(self, event, frames, selection, serving: Serving) -> GraspRecord:
-        policy, model = serving.policy_for(event), serving.classifier.source
+    def _judge(self, ready: list[tuple[CameraChannel, Judgement]],
+               serving: Serving) -> list[GraspRecord]:
+        model = serving.classifier.source
         try:
-            return judge_selected(event, frames, selection, serving.classifier.predict, to_rgb,
-                                  policy, model, known=self._scores.known(serving.classifier))
-        except Exception as exc:  # never down, never silent: the event still gets its record
-            self.get_logger().error(f"event {event.event_id}: judging failed: {exc!r}",
+            return judge_batch([job for _, job in ready], serving.classifier.predict, to_rgb,
+                               model)
+        except Exception as exc:  # never down, never silent: each event still gets its record
+            self.get_logger().error(f"judging failed: {exc!r}",
                                     throttle_duration_sec=LOG_THROTTLE_S)
-            return failure_record(event, policy, "inference_error",
-                                  f"{type(exc).__name__}: {exc}", model=model)
+            return [failure_record(job.event, job.cfg, "inference_error",
+                                   f"{type(exc).__name__}: {exc}", model=model)
+                    for _, job in ready]
 
     # --- answers ------------------------------------------------------------------------
 
-    def _publish(self, record: GraspRecord, event: GraspEvent, frames=()) -> None:
-        message = self._verdict_message(record, event, frames)
+    def _publish(self, camera: CameraChannel, record: GraspRecord, event: GraspEvent,
+                 frames=()) -> None:
+        message = self._verdict_message(camera, record, event, frames)
         with self._publish_lock:  # the worker and the trigger callback both answer events
-            self._publish_locked(record, message)
-        if frames and record.frame_stamps and self._debug_pub.get_subscription_count():
-            self._publish_debug_image(record, frames)
+            self._publish_locked(camera, record, message)
+        if frames and record.frame_stamps and camera.debug_pub.get_subscription_count():
+            self._publish_debug_image(camera, record, frames)
         goal = self._goals.pop(record.event_id, None)
         if goal is not None:
             goal.answer.set_result(message)
             self.executor.wake()  # resumes the goal's coroutine now, not at the next event
 
-    def _verdict_message(self, record: GraspRecord, event: GraspEvent, frames) -> GraspVerdict:
+    def _verdict_message(self, camera: CameraChannel, record: GraspRecord, event: GraspEvent,
+                         frames) -> GraspVerdict:
         """Stamped from the input: the event's own stamp, the judged frames' own stamps and
         the camera's frame_id (never now())."""
         by_stamp = {f.stamp: f.msg.header for f in frames}
@@ -454,12 +471,12 @@ class GraspSuccessNode(LifecycleNode):
         frame_stamps = [h.stamp if h is not None and (h.stamp.sec or h.stamp.nanosec)
                         else time_msg(s) for h, s in zip(judged, record.frame_stamps, strict=True)]
         frame_id = judged[-1].frame_id if judged and judged[-1] is not None \
-            else self._camera_frame_id
+            else camera.frame_id
         ns = event.stamp_ns if event.stamp_ns is not None else round(event.stamp * 1e9)
         stamp = Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
         return verdict_message(record, Header(stamp=stamp, frame_id=frame_id), frame_stamps)
 
-    def _publish_debug_image(self, record: GraspRecord, frames) -> None:
+    def _publish_debug_image(self, camera: CameraChannel, record: GraspRecord, frames) -> None:
         """The last judged frame with the verdict, P(success) and the band drawn on it,
         stamped like the frame. Decoded again: it costs only while someone subscribes."""
         frame = next((f for f in reversed(frames) if f.stamp == record.frame_stamps[-1]), None)
@@ -473,19 +490,21 @@ class GraspSuccessNode(LifecycleNode):
                          record.threshold_failure)
         image = Image(**rgb_to_image_fields(drawn, "rgb8"))
         image.header = frame.msg.header
-        self._debug_pub.publish(image)
+        camera.debug_pub.publish(image)
 
-    def _publish_locked(self, record: GraspRecord, message: GraspVerdict) -> None:
+    def _publish_locked(self, camera: CameraChannel, record: GraspRecord,
+                        message: GraspVerdict) -> None:
+        where = f"{camera.topics.name} " if camera.topics.name else ""
         if record.ok:
-            self._verdict_pub.publish(Bool(data=record.verdict))
+            camera.verdict_pub.publish(Bool(data=record.verdict))
             self.get_logger().info(
-                f"event {record.event_id}: {'SUCCESS' if record.verdict else 'FAILURE'} "
+                f"{where}event {record.event_id}: {'SUCCESS' if record.verdict else 'FAILURE'} "
                 f"(confidence {record.confidence:.3f}, {record.latency_ms:.0f} ms)")
         else:
-            self.get_logger().warning(f"event {record.event_id}: no verdict: {record.error}",
-                                      throttle_duration_sec=LOG_THROTTLE_S)
+            self.get_logger().warning(f"{where}event {record.event_id}: no verdict: "
+                                      f"{record.error}", throttle_duration_sec=LOG_THROTTLE_S)
         self._stats.count(record)
-        self._result_pub.publish(message)
+        camera.result_pub.publish(message)
 
     # --- the VerifyGrasp action -----------------------------------------------------------
 
@@ -513,15 +532,15 @@ class GraspSuccessNode(LifecycleNode):
         with self._intake_lock:
             accepting = self._accepting and self._serving is not None
             if accepting:
-                self._pending.add(event)
+                self._cameras[0].pending.add(event)
         if accepting:
             self._wake.trigger()
         else:  # deactivated between acceptance and execution: answered, never dropped
             serving = self._serving
             policy = serving.policy_for(event) if serving else PolicyConfig()
             model = serving.classifier.source if serving else ""
-            self._publish(failure_record(event, policy, "deactivated", "the node is not active",
-                                         model=model), event)
+            self._publish(self._cameras[0], failure_record(
+                event, policy, "deactivated", "the node is not active", model=model), event)
         verdict = await goal.answer
         goal_handle.succeed()
         return VerifyGrasp.Result(verdict=verdict)
@@ -603,7 +622,7 @@ class GraspSuccessNode(LifecycleNode):
         return self._state_machine.current_state[1]  # checked by _guard_change_state
 
     def _publish_diagnostics(self) -> None:
-        serving, newest = self._serving, self._buffer.newest()
+        serving, newest = self._serving, self._cameras[0].buffer.newest()
         age = self._now() - newest.stamp if newest else float("inf")
         state = self._lifecycle_state()
         level, message = DiagnosticStatus.OK, "ready"
@@ -619,8 +638,11 @@ class GraspSuccessNode(LifecycleNode):
             "threshold": serving.policy.threshold if serving else "",
             "threshold_failure": "" if serving is None or serving.policy.threshold_failure is None
             else serving.policy.threshold_failure,
-            "camera_rate_hz": round(self._buffer.rate_hz(), 2),
-            "newest_frame_age_s": round(age, 3), "pending_events": len(self._pending),
+            "camera_rate_hz": round(self._cameras[0].buffer.rate_hz(), 2),
+            "newest_frame_age_s": round(age, 3),
+            "pending_events": sum(len(camera.pending) for camera in self._cameras),
+            **{f"{c.topics.name}.camera_rate_hz": round(c.buffer.rate_hz(), 2)
+               for c in self._cameras[1:]},
             **self._stats.as_dict(),
         }
         status = DiagnosticStatus(
@@ -659,7 +681,8 @@ def _spin(logger) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
         return 1
-    executor = NodeExecutor(num_threads=EXECUTOR_THREADS)
+    # two more threads per further camera: its image and trigger groups
+    executor = NodeExecutor(num_threads=EXECUTOR_THREADS + 2 * (len(node._cameras) - 1))
     executor.add_node(node)
     try:
         executor.spin()

@@ -27,22 +27,27 @@ class StreamPlayer(Node):
     GraspVerdicts, with the record's field names: :func:`record_fields`).
 
     ``trigger_type`` is the node's: ``empty``, ``bool`` (true), ``header`` (stamped now) or
-    ``string``.
+    ``string``. ``camera``: one camera NAME of a node's ``cameras`` parameter with its
+    default topics (NAME/camera/image_raw, NAME/grasp_completed, NAME/grasp_success...).
     """
 
     def __init__(self, name: str = "grasp_stream_player", namespace: str = "",
-                 encoding: str = "rgb8", trigger_type: str = "empty") -> None:
+                 encoding: str = "rgb8", trigger_type: str = "empty", camera: str = "") -> None:
         super().__init__(name, namespace=namespace)
         self.encoding = encoding
         self.trigger_type = trigger_type
-        self.image_pub = self.create_publisher(Image, "camera/image_raw", 5)
+        self._prefix = f"{camera}/" if camera else ""
+        self.image_pub = self.create_publisher(Image, self._prefix + "camera/image_raw", 5)
         self._trigger_cls = trigger_class(trigger_type)
-        self.event_pub = self.create_publisher(self._trigger_cls, "grasp_completed", 10)
+        self.event_pub = self.create_publisher(self._trigger_cls,
+                                               self._prefix + "grasp_completed", 10)
         self.results: list[dict] = []
         self.verdicts: list[bool] = []
         self._cond = threading.Condition()
-        self.create_subscription(GraspVerdict, "grasp_success/result", self._on_result, 100)
-        self.create_subscription(Bool, "grasp_success", lambda m: self.verdicts.append(m.data), 100)
+        self.create_subscription(GraspVerdict, self._prefix + "grasp_success/result",
+                                 self._on_result, 100)
+        self.create_subscription(Bool, self._prefix + "grasp_success",
+                                 lambda m: self.verdicts.append(m.data), 100)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
@@ -58,7 +63,7 @@ class StreamPlayer(Node):
         end = time.monotonic() + timeout
         while time.monotonic() < end and alive():
             if self.image_pub.get_subscription_count() and self.event_pub.get_subscription_count() \
-                    and self.count_publishers("grasp_success/result"):
+                    and self.count_publishers(self._prefix + "grasp_success/result"):
                 return True
             time.sleep(0.1)
         return False
