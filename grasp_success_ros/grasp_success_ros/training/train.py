@@ -687,6 +687,35 @@ def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
     classes, tr_list, va_list, per_dir = _list_data(train_dir, valid_dir, cfg, extra_train)
     if extra_train:
         log("train folders: " + "; ".join(f"{d} {c}" for d, c in per_dir.items()))
+    model, card, mixed = _build(cfg, dist)
+    pre = card.preprocessing
+    tr = decode_images(tr_list, cfg.input_size, pre, Path(train_dir))
+    va = decode_images(va_list, cfg.input_size, pre, Path(valid_dir))
+    for name, data in (("train", tr), ("valid", va)):
+        more = " ..." if len(data.skipped) > 3 else ""
+        skipped = f" (skipped: {', '.join(data.skipped[:3])}{more})" if data.skipped else ""
+        log(f"{name}: {data.counts()}{skipped}")
+    fitting = _fitting(model, cfg, tr, va, pre, paths, classes, dist, log)
+    started = time.monotonic()
+    use_features, unfrozen = _fit_phases(model, fitting, log)
+    fitting.recorder.restore_best()
+    if not fitting.recorder.rows:
+        raise ConfigError("training ran no epoch")
+    if mixed:
+        model = _float32_copy(model, cfg)
+    card = _trained_card(model, card, fitting, classes, valid_dir, log, train_dirs=per_dir,
+                         cached_features=use_features, fine_tuned_layers=unfrozen,
+                         mixed_precision=mixed,
+                         train_seconds=round(time.monotonic() - started, 1))
+    _save_outputs(model, card, paths, fitting.recorder, cfg, log)
+    return card
+
+
+def _build(cfg: TrainConfig, dist: Distribution) -> tuple[Any, ModelCard, bool]:
+    """The model and its card, built under the strategy's scope and, where mixed precision
+    is on, under Keras' mixed_float16 policy (set for the build only: it is process-wide)."""
+    import keras
+
     mixed = cfg.mixed_precision == "on" or (cfg.mixed_precision == "auto" and _gpu_present())
     policy = keras.mixed_precision.global_policy()
     if mixed:
@@ -700,14 +729,37 @@ def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
         keras.mixed_precision.set_global_policy(policy)
     if cfg.seed_preprocessing:
         card = card.replace(preprocessing=SEED_PREPROCESSING)
-    pre = card.preprocessing
-    tr = decode_images(tr_list, cfg.input_size, pre, Path(train_dir))
-    va = decode_images(va_list, cfg.input_size, pre, Path(valid_dir))
-    for name, data in (("train", tr), ("valid", va)):
-        more = " ..." if len(data.skipped) > 3 else ""
-        skipped = f" (skipped: {', '.join(data.skipped[:3])}{more})" if data.skipped else ""
-        log(f"{name}: {data.counts()}{skipped}")
+    return model, card, mixed
 
+
+@dataclass
+class _Fitting:
+    """What every fit phase of one training shares."""
+
+    cfg: TrainConfig
+    tr: Decoded
+    va: Decoded
+    pre: Preprocessing
+    recorder: _Recorder
+    weights: dict[int, float] | None
+    steps: int | None
+    logs_dir: Path | None
+    verbose: int
+    dist: Distribution
+
+    def images(self, model, phase: str, epochs: int) -> None:
+        """Fit ``model`` on the decoded images (augmented as configured)."""
+        _fit(model, image_dataset(self.tr, self.cfg, self.pre, True).map(
+            _weighted(self.weights)), image_dataset(self.va, self.cfg, self.pre, False),
+            self.cfg, self.recorder, phase, epochs, self.steps, self.logs_dir, self.verbose,
+            self.dist)
+
+
+def _fitting(model, cfg: TrainConfig, tr: Decoded, va: Decoded, pre: Preprocessing,
+             paths: dict[str, Path], classes, dist: Distribution,
+             log: Callable[[str], None]) -> _Fitting:
+    """The shared state of the fit phases: logs folder, best-epoch recorder, class weights
+    (a single-class set is refused either way), steps when batches are sampled."""
     paths["model"].parent.mkdir(parents=True, exist_ok=True)
     logs_dir = paths["logs"] if cfg.tensorboard else None
     if logs_dir is not None and importlib.util.find_spec("tensorboard") is None:
@@ -718,9 +770,7 @@ def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
     checkpoint = paths["logs"] / "best.weights.h5"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     total = cfg.epochs + (cfg.fine_tune_epochs if cfg.frozen else 0)
-    recorder = _Recorder(model, total, checkpoint, log)
     progress = cfg.progress if cfg.progress is not None else sys.stdout.isatty()
-    verbose = 1 if progress else 0
     weights = class_weights(tr.labels) if cfg.balance == "weights" else None
     if weights is None:
         class_weights(tr.labels)  # still refuse a single-class set
@@ -728,82 +778,89 @@ def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
         log("class weights: " + ", ".join(
             f"{name} {w:.3f}" for name, w in named_weights(weights, classes).items()))
     steps = math.ceil(len(tr.labels) / cfg.batch_size) if cfg.balance == "sampling" else None
-    base = backbone_of(model)
-    started = time.monotonic()
+    return _Fitting(cfg, tr, va, pre, _Recorder(model, total, checkpoint, log), weights, steps,
+                    logs_dir, 1 if progress else 0, dist)
 
+
+def _fit_phases(model, f: _Fitting, log: Callable[[str], None]) -> tuple[bool, int]:
+    """The head (on cached features when the backbone is frozen and nothing is augmented)
+    or the whole model, then the optional fine-tuning; returns (features cached, layers
+    unfrozen)."""
+    cfg, base = f.cfg, backbone_of(model)
     use_features = cfg.frozen and not cfg.augmenting and cfg.cache_features
     if use_features:
         log("backbone frozen and nothing augmented: training the head on cached features")
-        with dist.scope():
+        with f.dist.scope():
             head = _head_model(model, base)
             _compile(head, _optimizer(cfg.optimizer, cfg.learning_rate))
-        ftr = _features(base, tr, pre, max(cfg.batch_size, 32))
-        fva = _features(base, va, pre, max(cfg.batch_size, 32))
-        _fit(head, _feature_dataset(ftr, tr.labels, cfg, True).map(_weighted(weights)),
-             _feature_dataset(fva, va.labels, cfg, False), cfg, recorder, "head", cfg.epochs,
-             steps, logs_dir, verbose, dist)
+        ftr = _features(base, f.tr, f.pre, max(cfg.batch_size, 32))
+        fva = _features(base, f.va, f.pre, max(cfg.batch_size, 32))
+        _fit(head, _feature_dataset(ftr, f.tr.labels, cfg, True).map(_weighted(f.weights)),
+             _feature_dataset(fva, f.va.labels, cfg, False), cfg, f.recorder, "head",
+             cfg.epochs, f.steps, f.logs_dir, f.verbose, f.dist)
     else:
-        decay = cfg.epochs * (steps or math.ceil(len(tr.labels) / cfg.batch_size)) \
+        decay = cfg.epochs * (f.steps or math.ceil(len(f.tr.labels) / cfg.batch_size)) \
             if cfg.lr_schedule == "cosine" else None
-        with dist.scope():
+        with f.dist.scope():
             _compile(model, _optimizer(cfg.optimizer, cfg.learning_rate, decay))
-        _fit(model, image_dataset(tr, cfg, pre, True).map(_weighted(weights)),
-             image_dataset(va, cfg, pre, False), cfg, recorder,
-             "head" if cfg.frozen else "full", cfg.epochs, steps, logs_dir, verbose, dist)
+        f.images(model, "head" if cfg.frozen else "full", cfg.epochs)
     unfrozen = 0
     if cfg.frozen and cfg.fine_tune_epochs:
-        recorder.restore_best()
+        f.recorder.restore_best()
         unfrozen = _unfreeze_top(base, cfg.fine_tune_layers)
         log(f"fine-tuning the top {unfrozen} weighted layers of the backbone "
             f"at learning rate {cfg.fine_tune_learning_rate:g}")
-        with dist.scope():
+        with f.dist.scope():
             _compile(model, _optimizer(cfg.optimizer, cfg.fine_tune_learning_rate))
-        _fit(model, image_dataset(tr, cfg, pre, True).map(_weighted(weights)),
-             image_dataset(va, cfg, pre, False), cfg, recorder, "fine_tune",
-             cfg.fine_tune_epochs, steps, logs_dir, verbose, dist)
-    recorder.restore_best()
-    if not recorder.rows:
-        raise ConfigError("training ran no epoch")
-    if mixed:
-        model = _float32_copy(model, cfg)
-    best = recorder.best_row or recorder.rows[-1]
-    truth, p_valid = va.labels > 0.5, validation_outputs(model, va, pre)
+        f.images(model, "fine_tune", cfg.fine_tune_epochs)
+    return use_features, unfrozen
+
+
+def _trained_card(model, card: ModelCard, f: _Fitting, classes, valid_dir: str | Path,
+                  log: Callable[[str], None], **facts: Any) -> ModelCard:
+    """The card of the trained model: classes, threshold, the temperature fitted on the
+    validation set, and what the training did (``facts`` adds to it)."""
+    cfg, best = f.cfg, f.recorder.best_row or f.recorder.rows[-1]
+    truth, p_valid = f.va.labels > 0.5, validation_outputs(model, f.va, f.pre)
     calibration = _calibration(truth, p_valid, f"{valid_dir} (validation set)", log)
     warnings = outputs_report(truth, p_valid if calibration is None
                               else calibration.apply(p_valid), cfg.threshold, log)
-    card = card.replace(
+    return card.replace(
         success_class=classes.success, failure_class=classes.failure, threshold=cfg.threshold,
         calibration=calibration,
         training={
-            "train_counts": tr.counts(), "valid_counts": va.counts(),
-            "train_dirs": per_dir,
-            "skipped_files": tr.skipped[:20] + va.skipped[:20],
-            "epochs_run": len(recorder.rows), "best_epoch": best["epoch"],
+            "train_counts": f.tr.counts(), "valid_counts": f.va.counts(),
+            "skipped_files": f.tr.skipped[:20] + f.va.skipped[:20],
+            "epochs_run": len(f.recorder.rows), "best_epoch": best["epoch"],
             "best_val_loss": float(best["val_loss"]),
             "val_accuracy": float(best["val_accuracy"]),
             "val_accuracy_success": float(best["val_accuracy_success"]),
             "val_accuracy_failure": float(best["val_accuracy_failure"]),
             "preset": cfg.preset, "weights": str(cfg.weights), "frozen_backbone": cfg.frozen,
             "fine_tune_epochs": cfg.fine_tune_epochs if cfg.frozen else 0,
-            "fine_tuned_layers": unfrozen, "optimizer": cfg.optimizer,
+            "optimizer": cfg.optimizer,
             "learning_rate": cfg.learning_rate, "batch_size": cfg.batch_size,
             "balance": cfg.balance,
-            "class_weights": named_weights(weights, classes) if weights else None,
+            "class_weights": named_weights(f.weights, classes) if f.weights else None,
             "validation_warnings": warnings,
             "augmentation": dataclasses.asdict(cfg.augmentation) if cfg.augmenting else None,
-            "cached_features": use_features, "mixed_precision": mixed, "seed": cfg.seed,
-            "train_seconds": round(time.monotonic() - started, 1),
-            **({"distribute": dist.summary()} if dist.strategy is not None else {}),
+            "seed": cfg.seed, **facts,
+            **({"distribute": f.dist.summary()} if f.dist.strategy is not None else {}),
         })
+
+
+def _save_outputs(model, card: ModelCard, paths: dict[str, Path], recorder: _Recorder,
+                  cfg: TrainConfig, log: Callable[[str], None]) -> None:
+    """Model and card, the history CSV and, unless switched off, the history plots."""
     save_model(model, paths["model"], card)
     recorder.write_csv(paths["history"])
     if cfg.plots:
         from grasp_success_ros.evaluation.plots import history_plots
 
         history_plots(recorder.rows, paths["accuracy_plot"], paths["loss_plot"])
+    best = recorder.best_row or recorder.rows[-1]
     log(f"saved {paths['model']} (best epoch {best['epoch']}: val loss {best['val_loss']:.4f}, "
         f"val accuracy {best['val_accuracy']:.3f})")
-    return card
 
 
 def named_weights(weights: dict[int, float], classes) -> dict[str, float]:
