@@ -168,7 +168,6 @@ def judge_selected(event: GraspEvent, frames: Sequence[Frame], selection: Select
     )
 
 
-
 @dataclass(frozen=True)
 class Judgement:
     """One ready event to judge: its frames, the policy's selection and its own policy;
