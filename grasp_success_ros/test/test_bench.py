@@ -48,6 +48,10 @@ def test_quick_bench_reports_positive_numbers_load_time_predict_memory_and_other
     assert targets["n_after_streaming_e2v_ms_p50"] > 0 and targets["n_after_batched_e2v_ms_p50"] > 0
     assert targets["streaming_bound_ms"] > targets["nth_frame_arrival_ms_p50"] > 0
     assert isinstance(targets["overhead_ok"], bool) and isinstance(targets["tail_ok"], bool)
+    assert isinstance(targets["overhead_ok_quiet"], bool)
+    beside = row["forward_beside_camera_ms"]  # timed between the events, in the same minutes
+    assert beside["n"] == 3 and beside["p50"] > 0
+    assert targets["forward_beside_camera_ms_p50"] == beside["p50"]
     assert "| keras |" in proc.stdout and "node targets" in proc.stdout
 
 
