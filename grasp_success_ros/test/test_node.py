@@ -315,6 +315,10 @@ def test_diagnostics_report_model_camera_and_counts(live):
     assert {"camera_rate_hz", "newest_frame_age_s", "last_latency_ms", "verdicts",
             "failures"} <= set(values)
     assert int(values["verdicts"]) >= 1
+    # where an event's milliseconds go: each stage's median, measured in the node
+    for stage in ("frame_delay", "preprocess", "forward"):
+        assert float(values[f"{stage}_ms_p50"]) >= 0.0, values
+    assert float(values["forward_ms_p50"]) > 0.0
 
 
 def test_use_sim_time_stamps_events_on_the_bag_clock(ros, ros_install, trained_model, tmp_path):

@@ -18,7 +18,7 @@ from grasp_success_ros.core.judge import (
     judge_batch,
     judge_selected,
 )
-from grasp_success_ros.core.pending import AnswerStats, FrameScores, PendingEvents
+from grasp_success_ros.core.pending import AnswerStats, FrameScores, PendingEvents, StageTimes
 from grasp_success_ros.core.policy import PolicyConfig, frames_so_far, select_frames
 from grasp_success_ros.data.synth import render_scene
 
@@ -105,6 +105,15 @@ def test_answer_counts_start_at_zero_with_no_latency():
     counts = AnswerStats().as_dict()
     assert counts["verdicts"] == counts["failures"] == 0
     assert counts["last_latency_ms"] != counts["last_latency_ms"]  # NaN until an answer
+
+
+def test_stage_times_report_the_median_of_each_stage_over_its_recent_window():
+    times = StageTimes(window=3)
+    assert times.medians() == {}  # nothing measured: nothing claimed
+    for ms in (100.0, 1.0, 2.0, 3.0):  # the first falls out of the window
+        times.add("forward", ms)
+    times.add("preprocess", 4.0)
+    assert times.medians() == {"forward_ms_p50": 2.0, "preprocess_ms_p50": 4.0}
 
 
 # --- streaming n_after: frames classified as they arrive --------------------------------

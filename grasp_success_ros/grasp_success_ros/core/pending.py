@@ -1,11 +1,13 @@
 """The node's bookkeeping shared between its callback threads: events waiting for frames, the
-scores of frames classified while they wait (streaming n_after) and the counts of answers.
+scores of frames classified while they wait (streaming n_after), the counts of answers and
+the times of an answer's stages.
 Every read and write goes through one lock per object, so the camera, trigger, worker and
 diagnostics threads never see a half-updated list or counter."""
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -127,3 +129,23 @@ class AnswerStats:
         with self._lock:
             return {"verdicts": self._verdicts, "failures": self._failures,
                     "last_latency_ms": self._last_latency_ms}
+
+
+class StageTimes:
+    """The recent durations of an answer's stages (frame delay, preprocessing, forward pass),
+    for /diagnostics: where an event's milliseconds go, on the robot, not only in a bench."""
+
+    def __init__(self, window: int = 100) -> None:
+        self._window = window
+        self._times: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, stage: str, ms: float) -> None:
+        with self._lock:
+            self._times.setdefault(stage, deque(maxlen=self._window)).append(ms)
+
+    def medians(self) -> dict[str, float]:
+        """``<stage>_ms_p50`` over each stage's last ``window`` times."""
+        with self._lock:
+            return {f"{stage}_ms_p50": round(float(np.median(times)), 2)
+                    for stage, times in self._times.items()}

@@ -63,7 +63,7 @@ from grasp_success_ros.core.params import (
     camera_param_name,
     check_camera_names,
 )
-from grasp_success_ros.core.pending import AnswerStats
+from grasp_success_ros.core.pending import AnswerStats, StageTimes
 from grasp_success_ros.core.policy import PolicyConfig, frames_so_far, select_frames
 from grasp_success_ros.core.triggers import frame_stamp, stamp_seconds, trigger_info
 from grasp_success_ros.data.image_conversion import rgb_to_image_fields, to_rgb
@@ -165,6 +165,7 @@ class GraspSuccessNode(LifecycleNode):
                          for topics in self._declare_cameras()]
         self._event_ids = count(1)
         self._stats = AnswerStats()
+        self._times = StageTimes()  # /diagnostics: frame delay, preprocessing, forward
         self._publish_lock = threading.Lock()
         self._answer_lock = threading.Lock()  # the worker vs deactivate: one answer per event
         self._intake_lock = threading.Lock()  # the trigger vs deactivate
@@ -340,10 +341,13 @@ class GraspSuccessNode(LifecycleNode):
 
     def _on_image(self, camera: CameraChannel, msg) -> None:
         """Hot path: stamp and store; decoding waits until an event uses the frame."""
+        now = self._now()
         if stamp_seconds(msg.header.stamp) == 0.0:
             self.get_logger().warning("camera frames carry no stamp; using arrival time",
                                       throttle_duration_sec=LOG_THROTTLE_S)
-        camera.buffer.append(Frame(frame_stamp(msg, self._now()), msg))
+        else:  # transport, and any offset between the camera's clock and this one
+            self._times.add("frame_delay", (now - stamp_seconds(msg.header.stamp)) * 1e3)
+        camera.buffer.append(Frame(frame_stamp(msg, now), msg))
         camera.frame_id = msg.header.frame_id
         if camera.pending:
             self._wake.trigger()
@@ -433,20 +437,33 @@ class GraspSuccessNode(LifecycleNode):
         if self.config.streaming:
             camera.scores.add(serving.classifier, frames,
                               frames_so_far(stamps, event.stamp, policy),
-                              serving.classifier.predict, to_rgb)
+                              self._timed(serving.classifier), to_rgb)
 
     def _judge(self, ready: list[tuple[CameraChannel, Judgement]],
                serving: Serving) -> list[GraspRecord]:
         model = serving.classifier.source
         try:
-            return judge_batch([job for _, job in ready], serving.classifier.predict, to_rgb,
-                               model)
+            return judge_batch([job for _, job in ready], self._timed(serving.classifier),
+                               to_rgb, model)
         except Exception as exc:  # never down, never silent: each event still gets its record
             self.get_logger().error(f"judging failed: {exc!r}",
                                     throttle_duration_sec=LOG_THROTTLE_S)
             return [failure_record(job.event, job.cfg, "inference_error",
                                    f"{type(exc).__name__}: {exc}", model=model)
                     for _, job in ready]
+
+    def _timed(self, classifier: GraspClassifier):
+        """``classifier.predict`` that records its preprocessing and forward times."""
+        def predict(images):
+            t0 = time.perf_counter()
+            batch = classifier.prepare(images)
+            t1 = time.perf_counter()
+            p = classifier.predict_prepared(batch)
+            self._times.add("preprocess", (t1 - t0) * 1e3)
+            self._times.add("forward", (time.perf_counter() - t1) * 1e3)
+            return p
+
+        return predict
 
     # --- answers ------------------------------------------------------------------------
 
@@ -644,6 +661,7 @@ class GraspSuccessNode(LifecycleNode):
             **{f"{c.topics.name}.camera_rate_hz": round(c.buffer.rate_hz(), 2)
                for c in self._cameras[1:]},
             **self._stats.as_dict(),
+            **self._times.medians(),
         }
         status = DiagnosticStatus(
             level=level, name=f"{self.get_name()}: grasp success", message=message,
