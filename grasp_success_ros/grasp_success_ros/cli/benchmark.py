@@ -481,31 +481,48 @@ def bench_node(model: Path, policy: str, cfg: BenchConfig, workdir: Path, player
         result["subscribed_s"] = time.monotonic() - t0
         rng = np.random.default_rng(1)
         for (w, h), imgs in frames.items():
-            camera = _Camera(player, imgs, cfg.fps)
-            t_cam = time.monotonic()
-            try:
-                time.sleep(0.5)  # fill the node's buffer
-                others = _OtherLoad(proc.pid)
-                records, beside = _events(player, cfg.events, timeout=10.0, rng=rng,
-                                          reference=reference)
-                other_share = others.share()
-            finally:
-                camera.stop()
-            row = result[f"{w}x{h}"] = _summarise_records(records)
-            if beside:
-                row["forward_beside_camera_ms"] = stats(beside)
-            row["camera_fps"] = camera.sent / (time.monotonic() - t_cam)
-            row["other_cpu_share"] = other_share
+            row = result[f"{w}x{h}"] = _camera_phase(player, proc.pid, imgs, cfg, rng,
+                                                     reference)
             cfg.log(f"  {name:11s} {policy:15s} {w}x{h}: e2v p50 {_fmt(row['e2v_ms']['p50'])} "
                     f"ms, p95 {_fmt(row['e2v_ms']['p95'])} ms, max {_fmt(row['e2v_ms']['max'])}"
                     f" ms ({row['verdicts']}/{cfg.events} verdicts; other processes took "
-                    f"{100 * other_share:.0f} % of the CPU)")
+                    f"{100 * row['other_cpu_share']:.0f} % of the CPU)")
         result["peak_rss_mb"] = _vm_hwm_mb(proc.pid)
         return result
     finally:
         if player is not None:
             player.close()
         stop_node(proc)
+
+
+def _camera_phase(player, node_pid: int, imgs, cfg: BenchConfig, rng,
+                  reference: Callable[[], object] | None) -> dict:
+    """One resolution: the camera streams while ``cfg.events`` events are sent one at a
+    time. With a ``reference`` forward pass, it is also timed quietly just before (the
+    camera off, the node idle: the same minutes, for a machine whose speed drifts) and
+    beside the camera between the events (``_events``)."""
+    quiet = []
+    for _ in range(10 if reference is not None else 0):
+        time.sleep(0.15 + rng.random() * 0.1)
+        t = time.perf_counter()
+        reference()
+        quiet.append((time.perf_counter() - t) * 1e3)
+    camera = _Camera(player, imgs, cfg.fps)
+    t_cam = time.monotonic()
+    try:
+        time.sleep(0.5)  # fill the node's buffer
+        others = _OtherLoad(node_pid)
+        records, beside = _events(player, cfg.events, timeout=10.0, rng=rng,
+                                  reference=reference)
+        other_share = others.share()
+    finally:
+        camera.stop()
+    row = _summarise_records(records)
+    if reference is not None:
+        row["forward_quiet_ms"], row["forward_beside_camera_ms"] = stats(quiet), stats(beside)
+    row["camera_fps"] = camera.sent / (time.monotonic() - t_cam)
+    row["other_cpu_share"] = other_share
+    return row
 
 
 def _bench_node_policies(model: Path, cfg: BenchConfig, workdir: Path, player_ns: str,
@@ -735,15 +752,17 @@ def _node_ratios(report: dict, runtime: str, res: str, seed: float | None) -> di
 def node_targets(report: dict, runtime: str, res: str) -> dict:
     """Issue 13's targets for one runtime, from one run: the node's own overhead (first_after
     e2v minus the frame wait) against the forward pass timed beside the same camera stream
-    in the same minutes (``_events``; the quiet one when there is none) and, stricter,
-    against the quiet forward pass of the run's start, at p50; its tail (p95 over p50); and
-    streaming n_after against the n-th frame's arrival plus 1.2 forward passes, with the
-    batched way beside it."""
+    in the same minutes (``_camera_phase``; the run's first forward timing when there is
+    none) and, stricter, against the quiet one timed just before, at p50; its tail (p95
+    over p50); and streaming n_after against the n-th frame's arrival plus 1.2 forward
+    passes, with the batched way beside it."""
     node, fwd = report["node"][runtime], report["forward_ms"][runtime]["batch1"]["p50"]
     one = node.get("first_after", {}).get(res, {})
     net = one.get("e2v_minus_first_wait_ms", {})
     beside = one.get("forward_beside_camera_ms", {}).get("p50")
+    quiet = one.get("forward_quiet_ms", {}).get("p50")
     ref = fwd if beside is None else beside
+    quiet_ref = fwd if quiet is None else quiet
     stream = node.get("n_after", {}).get(res, {})
     batched = node.get("n_after_batched", {}).get(res, {}).get("e2v_ms", {}).get("p50")
     arrival = stream.get("wait_last_frame_ms", {}).get("p50")
@@ -751,10 +770,11 @@ def node_targets(report: dict, runtime: str, res: str) -> dict:
     streamed = stream.get("e2v_ms", {}).get("p50")
     p50, p95 = net.get("p50"), net.get("p95")
     return {
-        "forward_ms_p50": fwd, "forward_beside_camera_ms_p50": beside,
+        "forward_ms_p50": fwd, "forward_quiet_ms_p50": quiet,
+        "forward_beside_camera_ms_p50": beside,
         "overhead_e2v_minus_wait_ms_p50": p50, "overhead_e2v_minus_wait_ms_p95": p95,
         "overhead_ok": None if p50 is None else p50 <= ref + OVERHEAD_MS,
-        "overhead_ok_quiet": None if p50 is None else p50 <= fwd + OVERHEAD_MS,
+        "overhead_ok_quiet": None if p50 is None else p50 <= quiet_ref + OVERHEAD_MS,
         "tail_ok": None if p95 is None else p95 <= TAIL_FACTOR * p50,
         "n_after_streaming_e2v_ms_p50": streamed, "n_after_batched_e2v_ms_p50": batched,
         "nth_frame_arrival_ms_p50": arrival, "streaming_bound_ms": bound,
@@ -771,13 +791,14 @@ def format_targets(report: dict) -> list[str]:
     lines = [f"\nnode targets (e2v - wait <= forward + {OVERHEAD_MS:.0f} ms, beside the camera "
              f"and quiet; p95 <= {TAIL_FACTOR} x p50; streaming n_after <= n-th frame + "
              f"{STREAM_FORWARDS} x forward):",
-             "| runtime | forward p50 quiet / beside camera | e2v-wait p50 / p95 | overhead "
-             "(beside camera / quiet) | tail | n_after streaming / batched e2v p50 | n-th frame "
-             "+ 1.2 fwd | streaming |",
+             "| runtime | forward p50 at start / quiet / beside camera | e2v-wait p50 / p95 | "
+             "overhead (beside camera / quiet) | tail | n_after streaming / batched e2v p50 | "
+             "n-th frame + 1.2 fwd | streaming |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r, t in report.get("node_targets", {}).items():
         lines.append(
-            f"| {r} | {_fmt(t['forward_ms_p50'])} / {_fmt(t['forward_beside_camera_ms_p50'])}"
+            f"| {r} | {_fmt(t['forward_ms_p50'])} / {_fmt(t['forward_quiet_ms_p50'])} / "
+            f"{_fmt(t['forward_beside_camera_ms_p50'])}"
             f" | {_fmt(t['overhead_e2v_minus_wait_ms_p50'])}"
             f" / {_fmt(t['overhead_e2v_minus_wait_ms_p95'])} | {_pass(t['overhead_ok'])} / "
             f"{_pass(t['overhead_ok_quiet'])} | "
