@@ -226,20 +226,21 @@ def _convert_saved_model(saved: Path, path: Path, quantize: str | None,
 def _can_quantize_apart(converter) -> bool:
     """Whether this TensorFlow has what ``_tflite_int8`` uses to calibrate and quantize in
     separate processes: private API (the public converter does both in one call, with no way
-    to let go of the calibrator between them), checked on TF 2.21 (requirements.txt pins
-    2.21.*) and looked for here by name so that another version falls back to one call."""
+    to let go of the calibrator between them; TF's own QuantizationDebugger calibrates and
+    quantizes apart the same way), checked on TF 2.21 (requirements.txt pins 2.21.*) and
+    looked for here by name so that another version falls back to one call."""
     import inspect
 
     try:
         from tensorflow.lite.python import convert
     except ImportError:
         return False
+    quantize = getattr(convert, "mlir_quantize", None)
     wanted = {"disable_per_channel", "input_data_type", "output_data_type"}
     return (getattr(converter, "_experimental_calibrate_only", None) is False
             and getattr(converter, "experimental_new_quantizer", False) is True
-            and hasattr(convert, "deduplicate_readonly_buffers")
-            and wanted <= set(inspect.signature(getattr(convert, "mlir_quantize", None)
-                                                or (lambda: None)).parameters))
+            and hasattr(convert, "deduplicate_readonly_buffers") and quantize is not None
+            and wanted <= set(inspect.signature(quantize).parameters))
 
 
 def _quantize_calibrated(calibrated: Path, path: Path) -> None:
@@ -264,7 +265,7 @@ def _tflite_int8(saved: Path, path: Path, calibration: Path, tmp: Path,
     """Calibrate in one process and quantize in the next: in one ``convert()`` the converter
     keeps its float model, the calibrator (an interpreter holding every tensor) and the
     calibrated model alive while its MLIR quantizer runs (9.9 GB for the seed's 815 MB
-    model; BENCHMARKS.md, "Memory").  The model is the converter's own but for its
+    model, 7.5 GB apart; BENCHMARKS.md, "Memory").  The model is the converter's own but for its
     conversion metadata, which records the calibrated model's structure hash."""
     calibrated = tmp / "calibrated.tflite"
     if _in_own_process(_convert_saved_model, saved, calibrated, "int8", calibration, True):
