@@ -483,6 +483,35 @@ def test_int8_needs_a_calibration_folder_and_then_runs(capsys, tmp_path, trained
     assert result["max_abs_diff"] < 0.5 and ModelCard.load(tmp_path / "q.card.json")
 
 
+def test_a_tflite_int8_export_is_the_model_the_converter_makes_in_one_call(
+        tmp_path, trained_model):
+    # the export calibrates and quantizes in separate processes (to hold less memory); the
+    # reference is TFLiteConverter.convert() calibrating and quantizing in one call
+    from grasp_success_ros.data.synth import write_dataset
+    from grasp_success_ros.model.export import (
+        _convert_saved_model,
+        _write_saved_model,
+        sample_batch,
+    )
+    from grasp_success_ros.model.runtimes import open_exported
+
+    write_dataset(tmp_path / "calibration", 16, seed=5)
+    log = []
+    result = export_model(trained_model, "tflite", "int8", out=tmp_path / "apart.tflite",
+                          calibration_dir=tmp_path / "calibration", log=log.append)
+    assert not any("one step" in line for line in log)
+    card = _write_saved_model(trained_model, False, tmp_path / "saved")
+    np.save(tmp_path / "calibration.npy", sample_batch(tmp_path / "calibration", card))
+    assert not _convert_saved_model(tmp_path / "saved", tmp_path / "one.tflite", "int8",
+                                    tmp_path / "calibration.npy")
+    apart, one = open_exported(result.path), open_exported(tmp_path / "one.tflite")
+    write_dataset(tmp_path / "other", 8, seed=6)
+    inputs = sample_batch(tmp_path / "other", card, seed=1)
+    assert apart.interpreter.get_input_details()[0]["dtype"] == np.float32
+    np.testing.assert_array_equal(apart(inputs), one(inputs))
+    assert result.size_bytes == (tmp_path / "one.tflite").stat().st_size
+
+
 def test_plots_leave_the_matplotlib_backend_as_it_was(tmp_path, svg_backend):
     import matplotlib
 

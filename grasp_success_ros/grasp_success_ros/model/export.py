@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -201,26 +202,88 @@ def _write_saved_model(source: Path, allow_custom_code: bool, saved: Path) -> Mo
 
 
 def _convert_saved_model(saved: Path, path: Path, quantize: str | None,
-                         calibration: Path | None) -> None:
-    """SavedModel -> ``path`` (.tflite); runs in its own process (``_export_tflite``)."""
+                         calibration: Path | None, calibrate_only: bool = False) -> bool:
+    """SavedModel -> ``path`` (.tflite); runs in its own process (``_export_tflite``).
+
+    With ``calibrate_only`` (int8) and a TensorFlow that allows it, ``path`` gets the float
+    model with the calibration's value ranges in it, for ``_quantize_calibrated``; returns
+    whether it did (else ``path`` is the converter's own quantized model)."""
     import tensorflow as tf
 
     try:
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
         _quantize_tflite(converter, quantize,
                          None if calibration is None else np.load(calibration, mmap_mode="r"))
+        apart = calibrate_only and _can_quantize_apart(converter)
+        if apart:
+            converter._experimental_calibrate_only = True  # see _can_quantize_apart
         path.write_bytes(converter.convert())
     except Exception as exc:  # the converter raises ConverterError and others
         raise ExportError(f"TFLite conversion failed: {type(exc).__name__}: {exc}") from None
+    return apart
+
+
+def _can_quantize_apart(converter) -> bool:
+    """Whether this TensorFlow has what ``_tflite_int8`` uses to calibrate and quantize in
+    separate processes: private API (the public converter does both in one call, with no way
+    to let go of the calibrator between them; TF's own QuantizationDebugger calibrates and
+    quantizes apart the same way), checked on TF 2.21 (requirements.txt pins 2.21.*) and
+    looked for here by name so that another version falls back to one call."""
+    import inspect
+
+    try:
+        from tensorflow.lite.python import convert
+    except ImportError:
+        return False
+    quantize = getattr(convert, "mlir_quantize", None)
+    wanted = {"disable_per_channel", "input_data_type", "output_data_type"}
+    return (getattr(converter, "_experimental_calibrate_only", None) is False
+            and getattr(converter, "experimental_new_quantizer", False) is True
+            and hasattr(convert, "deduplicate_readonly_buffers") and quantize is not None
+            and wanted <= set(inspect.signature(quantize).parameters))
+
+
+def _quantize_calibrated(calibrated: Path, path: Path) -> None:
+    """The calibrated float model -> the int8 ``path``, as the converter's ``_quantize``
+    and ``_optimize_tflite_model`` finish it (TF 2.21): ``mlir_quantize`` with the
+    converter's defaults (per-channel, float32 input and output), then deduplication of
+    the read-only buffers.  Runs in its own process (``_tflite_int8``)."""
+    import tensorflow as tf
+    from tensorflow.lite.python.convert import deduplicate_readonly_buffers, mlir_quantize
+
+    try:
+        model = mlir_quantize(calibrated.read_bytes(), disable_per_channel=False,
+                              input_data_type=tf.float32, output_data_type=tf.float32)
+        path.write_bytes(deduplicate_readonly_buffers(model))
+    except Exception as exc:  # the quantizer raises several kinds
+        raise ExportError(f"TFLite int8 quantization failed: {type(exc).__name__}: {exc}") \
+            from None
+
+
+def _tflite_int8(saved: Path, path: Path, calibration: Path, tmp: Path,
+                 log: Callable[[str], None]) -> None:
+    """Calibrate in one process and quantize in the next: in one ``convert()`` the converter
+    keeps its float model, the calibrator (an interpreter holding every tensor) and the
+    calibrated model alive while its MLIR quantizer runs (9.9 GB for the seed's 815 MB
+    model, 7.5 GB apart; BENCHMARKS.md, "Memory").  The model is the converter's own but for its
+    conversion metadata, which records the calibrated model's structure hash."""
+    calibrated = tmp / "calibrated.tflite"
+    if _in_own_process(_convert_saved_model, saved, calibrated, "int8", calibration, True):
+        _in_own_process(_quantize_calibrated, calibrated, path)
+        return
+    log("this TensorFlow cannot calibrate and quantize apart: quantized in one step, which "
+        "needs more memory")
+    shutil.move(calibrated, path)
 
 
 def _export_tflite(source: Path, path: Path, quantize: str | None,
                    calibration: Callable[[ModelCard], np.ndarray | None],
                    allow_custom_code: bool, log: Callable[[str], None]) -> ModelCard:
-    """Keras -> SavedModel -> TFLite, each step in a process of its own: the converter
-    holds about four copies of the weights, and neither the Keras model nor what TensorFlow
-    keeps after writing the SavedModel (1.7 GB for the seed's 815 MB model) is held beside
-    them.  The caller never loads the model; returns its card."""
+    """Keras -> SavedModel -> TFLite (int8: calibrated, then quantized), each step in a
+    process of its own: the converter holds about four copies of the weights, and neither
+    the Keras model nor what TensorFlow keeps after writing the SavedModel (1.7 GB for the
+    seed's 815 MB model) is held beside them.  The caller never loads the model; returns
+    its card."""
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / "saved_model"
         card = _in_own_process(_write_saved_model, source, allow_custom_code, saved)
@@ -228,8 +291,10 @@ def _export_tflite(source: Path, path: Path, quantize: str | None,
         if batch is not None:
             np.save(Path(tmp) / "calibration.npy", batch)
         log(f"exporting {source} to tflite{f' ({quantize})' if quantize else ''} ...")
-        _in_own_process(_convert_saved_model, saved, path, quantize,
-                        None if batch is None else Path(tmp) / "calibration.npy")
+        if quantize == "int8":
+            _tflite_int8(saved, path, Path(tmp) / "calibration.npy", Path(tmp), log)
+        else:
+            _in_own_process(_convert_saved_model, saved, path, quantize, None)
     return card
 
 
