@@ -341,12 +341,12 @@ class GraspSuccessNode(LifecycleNode):
 
     def _on_image(self, camera: CameraChannel, msg) -> None:
         """Hot path: stamp and store; decoding waits until an event uses the frame."""
-        now = self._now()
-        if stamp_seconds(msg.header.stamp) == 0.0:
+        now, header_s = self._now(), stamp_seconds(msg.header.stamp)
+        if header_s == 0.0:
             self.get_logger().warning("camera frames carry no stamp; using arrival time",
                                       throttle_duration_sec=LOG_THROTTLE_S)
         else:  # transport, and any offset between the camera's clock and this one
-            self._times.add("frame_delay", (now - stamp_seconds(msg.header.stamp)) * 1e3)
+            self._times.add("frame_delay", (now - header_s) * 1e3)
         camera.buffer.append(Frame(frame_stamp(msg, now), msg))
         camera.frame_id = msg.header.frame_id
         if camera.pending:
