@@ -92,15 +92,16 @@ def stats(values_ms) -> dict:
             "mean": float(v.mean()), "max": float(v.max())}
 
 
+def _once_ms(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t) * 1e3
+
+
 def _time_ms(fn, runs: int, warmup: int = 2) -> list[float]:
     for _ in range(warmup):
         fn()
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1e3)
-    return out
+    return [_once_ms(fn) for _ in range(runs)]
 
 
 def machine_info() -> dict:
@@ -421,9 +422,7 @@ def _events(player, n: int, timeout: float, rng,
         player.publish_event()
         player.wait_for_results(i + 1, timeout)
         if reference is not None:
-            t = time.perf_counter()
-            reference()
-            beside.append((time.perf_counter() - t) * 1e3)
+            beside.append(_once_ms(reference))
     return player.wait_for_results(n, 1.0), beside
 
 
@@ -504,9 +503,7 @@ def _camera_phase(player, node_pid: int, imgs, cfg: BenchConfig, rng,
     quiet = []
     for _ in range(10 if reference is not None else 0):
         time.sleep(0.15 + rng.random() * 0.1)
-        t = time.perf_counter()
-        reference()
-        quiet.append((time.perf_counter() - t) * 1e3)
+        quiet.append(_once_ms(reference))
     camera = _Camera(player, imgs, cfg.fps)
     t_cam = time.monotonic()
     try:

@@ -455,6 +455,8 @@ class GraspSuccessNode(LifecycleNode):
     def _timed(self, classifier: GraspClassifier):
         """``classifier.predict`` that records its preprocessing and forward times."""
         def predict(images):
+            if len(images) == 0:  # classifier.predict's own answer, nothing to time
+                return classifier.predict(images)
             t0 = time.perf_counter()
             batch = classifier.prepare(images)
             t1 = time.perf_counter()
