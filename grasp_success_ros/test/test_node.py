@@ -93,7 +93,7 @@ def test_no_frame_after_the_event_gives_a_failure_record_at_the_deadline(live):
     event_then_frames(player, [])
     (record,) = player.wait_for_results(1, timeout=10.0)
     assert record["verdict"] is None and record["error_code"] == "no_fresh_frame"
-    assert record["latency_ms"] >= 2000.0
+    assert 2000.0 <= record["latency_ms"] < 3000.0  # deadline_s, not the 5 s backstop after it
 
 
 def test_a_verify_goal_waits_for_its_frames_and_reports_them_as_feedback(live):

@@ -66,6 +66,7 @@ from grasp_success_ros.core.params import (
 from grasp_success_ros.core.pending import AnswerStats, StageTimes
 from grasp_success_ros.core.policy import PolicyConfig, frames_so_far, select_frames
 from grasp_success_ros.core.triggers import frame_stamp, stamp_seconds, trigger_info
+from grasp_success_ros.core.wakeups import WorkerWakeups
 from grasp_success_ros.data.image_conversion import rgb_to_image_fields, to_rgb
 from grasp_success_ros.data.overlay import annotate
 from grasp_success_ros.model.classifier import GraspClassifier
@@ -74,15 +75,18 @@ from grasp_success_ros.ros.camera import CameraChannel
 from grasp_success_ros.ros.executor import NodeExecutor
 from grasp_success_ros.ros.verdicts import time_msg, verdict_message
 
-DEADLINE_POLL_S = 0.05
 BACKSTOP_S = 5.0
+# The longest the worker sleeps while an event waits: a deadline on a simulated clock that
+# runs faster than the steady one is met this late at most.
+MAX_DEADLINE_SLEEP_S = 0.5
+DEADLINE_MARGIN_S = 0.001  # a deadline is passed once the clock is beyond it
 LOG_THROTTLE_S = 5.0
 # A model swap loads inside the parameter callback (so a model that cannot serve is refused
 # with the reason); past this the set is refused, so a hung file system cannot hold the
 # parameter and lifecycle services for ever.
 LOAD_TIMEOUT_S = 120.0
-# A thread each for the camera, the trigger, the worker, the verify action, the timers
-# (deadline polling, diagnostics) and the default group (/clock, parameters with a model
+# A thread each for the camera, the trigger, the worker, the verify action, the
+# diagnostics timer and the default group (/clock, parameters with a model
 # swap's load, lifecycle transitions): none waits its turn.
 EXECUTOR_THREADS = 6
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
@@ -179,6 +183,7 @@ class GraspSuccessNode(LifecycleNode):
         # busy group, piling up thousands of tasks and starving the camera callback.
         self._wake = self.create_guard_condition(self._process_pending,
                                                  MutuallyExclusiveCallbackGroup())
+        self._wakeups = WorkerWakeups(self._wake.trigger)
         self._create_timers()
         # Validate, then commit only once the set succeeded (ros2/demos'
         # set_parameters_callback.py): parameters the node does not own (use_sim_time,
@@ -208,18 +213,14 @@ class GraspSuccessNode(LifecycleNode):
         return cameras
 
     def _create_timers(self) -> None:
-        """Timers on the steady clock (a ROS-time timer also wakes the executor on every
-        /clock message), in a group of their own so a model swap loading in the default
-        group delays neither deadlines nor diagnostics."""
-        steady, group = Clock(clock_type=ClockType.STEADY_TIME), MutuallyExclusiveCallbackGroup()
-        # Wakes the worker for the deadlines of pending events (cancelling it while idle
-        # raced with the executor calling it: rclpy raised 'timer is canceled').
-        self.create_timer(DEADLINE_POLL_S, self._wake_if_pending, clock=steady,
-                          callback_group=group)
-        # Diagnostics from construction on, so an unconfigured node says why (load error).
+        """The diagnostics timer, from construction on so an unconfigured node says why
+        (load error); on the steady clock (a ROS-time timer also wakes the executor on every
+        /clock message), in a group of its own so a model swap loading in the default group
+        does not delay it. Deadlines need no timer: ``WorkerWakeups``."""
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(self.config.diagnostics_period_s, self._publish_diagnostics,
-                          clock=steady, callback_group=group)
+                          clock=Clock(clock_type=ClockType.STEADY_TIME),
+                          callback_group=MutuallyExclusiveCallbackGroup())
 
     def _guard_change_state(self) -> None:
         """Refuse a transition the current state does not offer with success=false.
@@ -309,6 +310,10 @@ class GraspSuccessNode(LifecycleNode):
         self._release()
         return SUCCESS
 
+    def destroy_node(self) -> None:
+        self._wakeups.close()
+        super().destroy_node()
+
     def _stop_inputs(self) -> None:
         with self._intake_lock:
             self._accepting = False
@@ -350,7 +355,7 @@ class GraspSuccessNode(LifecycleNode):
         camera.buffer.append(Frame(frame_stamp(msg, now), msg))
         camera.frame_id = msg.header.frame_id
         if camera.pending:
-            self._wake.trigger()
+            self._wakeups.request()
 
     def _on_trigger(self, camera: CameraChannel, msg) -> None:
         # The same rule as the bag tools (triggers.py): event time = receipt time, or the
@@ -375,17 +380,35 @@ class GraspSuccessNode(LifecycleNode):
             self._publish(camera, failure_record(event, serving.policy, *rejection,
                                                  model=serving.classifier.source), event)
             return
-        self._wake.trigger()
+        self._wakeups.request()
 
     # --- the worker ---------------------------------------------------------------------
 
-    def _wake_if_pending(self) -> None:
-        if any(camera.pending for camera in self._cameras):
-            self._wake.trigger()
-
     def _process_pending(self) -> None:
+        self._wakeups.run_passes(self._one_pass)
+
+    def _one_pass(self) -> float | None:
+        """Answer what can be answered; the seconds until the next deadline of an event
+        left waiting (None: none is)."""
         with self._answer_lock:
             self._answer_pending(final=False)
+        return self._next_deadline_s()
+
+    def _next_deadline_s(self) -> float | None:
+        """When the earliest waiting event's deadline passes: on the frames' (ROS) clock,
+        or its steady-clock backstop, whichever comes first."""
+        serving = self._serving
+        if serving is None:
+            return None
+        now, mono, delays = self._now(), time.monotonic(), []
+        for camera in self._cameras:
+            for event in camera.pending.snapshot():
+                deadline_s = serving.policy_for(event).deadline_s
+                delays += [event.stamp + deadline_s - now,
+                           event.received_monotonic + deadline_s + BACKSTOP_S - mono]
+        if not delays:
+            return None
+        return min(min(delays) + DEADLINE_MARGIN_S, MAX_DEADLINE_SLEEP_S)
 
     def _answer_pending(self, final: bool) -> None:
         """Answer every pending event of every camera whose frames are there or whose
@@ -553,7 +576,7 @@ class GraspSuccessNode(LifecycleNode):
             if accepting:
                 self._cameras[0].pending.add(event)
         if accepting:
-            self._wake.trigger()
+            self._wakeups.request()
         else:  # deactivated between acceptance and execution: answered, never dropped
             serving = self._serving
             policy = serving.policy_for(event) if serving else PolicyConfig()
