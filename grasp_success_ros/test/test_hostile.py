@@ -57,7 +57,8 @@ class Probe(Node):
                                  self.default_qos_results.append, 10)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self)
-        threading.Thread(target=self._executor.spin, daemon=True).start()
+        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
+        self._thread.start()
 
     def clear(self) -> None:
         self.results.clear()
@@ -71,6 +72,7 @@ class Probe(Node):
 
     def close(self) -> None:
         self._executor.shutdown()
+        self._thread.join(timeout=10.0)  # as StreamPlayer.close: not under a wait set in use
         self.destroy_node()
 
 
