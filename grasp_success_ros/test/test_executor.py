@@ -1,6 +1,7 @@
 """The node's executor submits every ready callback to its thread pool exactly once, even
 while another callback group keeps the cores busy (rclpy#1452 re-submitted them by the
-thousand and starved the camera callback)."""
+thousand and starved the camera callback); an inline group's callbacks run on the spinning
+thread itself."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Int32
 
-from grasp_success_ros.ros.executor import NodeExecutor
+from grasp_success_ros.ros.executor import InlineCallbackGroup, NodeExecutor
 
 pytestmark = pytest.mark.ros
 MESSAGES = 200
@@ -84,3 +85,34 @@ def test_every_callback_runs_once_and_none_is_queued_twice_while_a_group_is_busy
         talker.destroy_node()
     assert received == list(range(MESSAGES))
     assert max(submitted.values()) == 1
+
+
+def test_an_inline_groups_callbacks_run_on_the_spinning_thread_each_message_once(context):
+    node = rclpy.create_node("inline_under_test", context=context)
+    talker = rclpy.create_node("inline_talker", context=context)
+    executor = NodeExecutor(num_threads=2, context=context)
+    received: list[tuple[int, threading.Thread]] = []
+    node.create_subscription(Int32, "frames",
+                             lambda m: received.append((m.data, threading.current_thread())),
+                             QoSProfile(depth=MESSAGES), callback_group=InlineCallbackGroup())
+    pub = talker.create_publisher(Int32, "frames", QoSProfile(depth=MESSAGES))
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        end = time.monotonic() + 10.0
+        while not pub.get_subscription_count() and time.monotonic() < end:
+            time.sleep(0.05)
+        for i in range(50):
+            pub.publish(Int32(data=i))
+            time.sleep(0.005)
+        end = time.monotonic() + 10.0
+        while len(received) < 50 and time.monotonic() < end:
+            time.sleep(0.05)
+    finally:
+        executor.shutdown()
+        spinner.join(timeout=10.0)
+        node.destroy_node()
+        talker.destroy_node()
+    assert [data for data, _ in received] == list(range(50))
+    assert {thread for _, thread in received} == {spinner}

@@ -16,6 +16,7 @@ from std_msgs.msg import Bool
 from grasp_success_ros.core.frame_buffer import FrameBuffer
 from grasp_success_ros.core.params import CameraTopics
 from grasp_success_ros.core.pending import FrameScores, PendingEvents
+from grasp_success_ros.ros.executor import InlineCallbackGroup
 from grasp_success_ros.ros.messages import trigger_class
 
 # Every event must be answered: keep all trigger messages until the callback takes them (a
@@ -62,7 +63,7 @@ class CameraChannel:
         return [
             node.create_subscription(image_type, topic, lambda m: on_image(self, m),
                                      copy.copy(qos_profile_sensor_data),
-                                     callback_group=MutuallyExclusiveCallbackGroup(),
+                                     callback_group=InlineCallbackGroup(),
                                      qos_overriding_options=overridable),
             node.create_subscription(trigger_class(trigger_type), self.topics.trigger_topic,
                                      lambda m: on_trigger(self, m), copy.copy(TRIGGER_QOS),

@@ -85,10 +85,10 @@ LOG_THROTTLE_S = 5.0
 # with the reason); past this the set is refused, so a hung file system cannot hold the
 # parameter and lifecycle services for ever.
 LOAD_TIMEOUT_S = 120.0
-# A thread each for the camera, the trigger, the worker, the verify action, the
-# diagnostics timer and the default group (/clock, parameters with a model
-# swap's load, lifecycle transitions): none waits its turn.
-EXECUTOR_THREADS = 6
+# A pool thread each for the trigger, the worker, the verify action, the diagnostics timer
+# and the default group (/clock, parameters with a model swap's load, lifecycle
+# transitions): none waits its turn. The camera's callback runs on the spinning thread.
+EXECUTOR_THREADS = 5
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 # A VerifyGrasp goal's policy fields: empty / 0 keeps the node's parameter.
 GOAL_OVERRIDES = {"frame_selection": "selection", "n_frames": "n_frames", "combine": "combine"}
@@ -724,8 +724,8 @@ def _spin(logger) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
         return 1
-    # two more threads per further camera: its image and trigger groups
-    executor = NodeExecutor(num_threads=EXECUTOR_THREADS + 2 * (len(node._cameras) - 1))
+    # one more thread per further camera: its trigger group
+    executor = NodeExecutor(num_threads=EXECUTOR_THREADS + len(node._cameras) - 1)
     executor.add_node(node)
     try:
         executor.spin()
