@@ -30,6 +30,12 @@ def context():
     rclpy.try_shutdown(context=ctx)
 
 
+def wait_until(condition, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.05)
+
+
 def busy_work() -> None:
     """About 100 ms of numpy (releases the GIL, like inference)."""
     a = np.random.default_rng(0).random((400, 400))
@@ -67,16 +73,12 @@ def test_every_callback_runs_once_and_none_is_queued_twice_while_a_group_is_busy
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     try:
-        end = time.monotonic() + 10.0
-        while not pub.get_subscription_count() and time.monotonic() < end:
-            time.sleep(0.05)
+        wait_until(pub.get_subscription_count)
         wake.trigger()  # the worker keeps itself busy from now on
         for i in range(MESSAGES):
             pub.publish(Int32(data=i))
             time.sleep(0.01)
-        end = time.monotonic() + 10.0
-        while len(received) < MESSAGES and time.monotonic() < end:
-            time.sleep(0.05)
+        wait_until(lambda: len(received) >= MESSAGES)
     finally:
         stop.set()
         time.sleep(0.2)  # let the last busy callback finish
@@ -100,15 +102,11 @@ def test_an_inline_groups_callbacks_run_on_the_spinning_thread_each_message_once
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     try:
-        end = time.monotonic() + 10.0
-        while not pub.get_subscription_count() and time.monotonic() < end:
-            time.sleep(0.05)
+        wait_until(pub.get_subscription_count)
         for i in range(50):
             pub.publish(Int32(data=i))
             time.sleep(0.005)
-        end = time.monotonic() + 10.0
-        while len(received) < 50 and time.monotonic() < end:
-            time.sleep(0.05)
+        wait_until(lambda: len(received) >= 50)
     finally:
         executor.shutdown()
         spinner.join(timeout=10.0)

@@ -58,6 +58,11 @@ class PolicyConfig:
     def frames_needed(self) -> int:
         return self.n_frames if self.selection == "n_after" else 1
 
+    def deadline_at(self, event_t: float) -> float:
+        """The last stamp a frame of the event may carry; once the clock is past it, a
+        missing frame is a failure instead of a wait (the node's worker wakes for it)."""
+        return event_t + self.deadline_s
+
     def replace(self, **changes) -> PolicyConfig:
         return dataclasses.replace(self, **changes).validate()
 
@@ -94,7 +99,7 @@ def select_frames(stamps: Sequence[float], event_t: float, cfg: PolicyConfig,
     if cfg.selection == "latest":
         return _select_latest(stamps, event_t, cfg)
     start = event_t + cfg.settle_s
-    end = event_t + cfg.deadline_s
+    end = cfg.deadline_at(event_t)
     first, last = _window(stamps, event_t, cfg)
     need = cfg.frames_needed
     if last - first >= need:
@@ -114,7 +119,7 @@ def select_frames(stamps: Sequence[float], event_t: float, cfg: PolicyConfig,
 def _window(stamps: Sequence[float], event_t: float, cfg: PolicyConfig) -> tuple[int, int]:
     """The index range of the frames stamped within [settle_s, deadline_s] after the event."""
     first = bisect.bisect_left(stamps, event_t + cfg.settle_s)
-    return first, max(first, bisect.bisect_right(stamps, event_t + cfg.deadline_s))
+    return first, max(first, bisect.bisect_right(stamps, cfg.deadline_at(event_t)))
 
 
 def frames_so_far(stamps: Sequence[float], event_t: float, cfg: PolicyConfig

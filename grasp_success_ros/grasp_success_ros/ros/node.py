@@ -136,6 +136,13 @@ class Goal:
     frames_reported: int = -1
 
 
+def backstop_at(event: GraspEvent, policy: PolicyConfig) -> float:
+    """``time.monotonic()`` after which an event is judged without waiting, whatever the
+    frames' clock says (a simulated clock that stopped): its deadline plus ``BACKSTOP_S``
+    after it was received."""
+    return event.received_monotonic + policy.deadline_s + BACKSTOP_S
+
+
 def card_policy(config: NodeConfig, classifier: GraspClassifier) -> PolicyConfig:
     """The parameters' policy with the model card's threshold pair where they defer to it."""
     return config.policy(classifier.card.threshold, classifier.card.threshold_failure)
@@ -403,9 +410,9 @@ class GraspSuccessNode(LifecycleNode):
         now, mono, delays = self._now(), time.monotonic(), []
         for camera in self._cameras:
             for event in camera.pending.snapshot():
-                deadline_s = serving.policy_for(event).deadline_s
-                delays += [event.stamp + deadline_s - now,
-                           event.received_monotonic + deadline_s + BACKSTOP_S - mono]
+                policy = serving.policy_for(event)
+                delays += [policy.deadline_at(event.stamp) - now,
+                           backstop_at(event, policy) - mono]
         if not delays:
             return None
         return min(min(delays) + DEADLINE_MARGIN_S, MAX_DEADLINE_SLEEP_S)
@@ -438,7 +445,7 @@ class GraspSuccessNode(LifecycleNode):
         ready = []
         for event in events:
             policy = serving.policy_for(event)
-            overdue = time.monotonic() - event.received_monotonic > policy.deadline_s + BACKSTOP_S
+            overdue = time.monotonic() > backstop_at(event, policy)
             selection = select_frames(stamps, event.stamp, policy, now=None if overdue else now)
             if selection.status != "wait":
                 ready.append((camera, Judgement(event, frames, selection, policy, known)))
