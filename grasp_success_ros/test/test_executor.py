@@ -36,6 +36,13 @@ def wait_until(condition, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def spin_in_thread(executor: NodeExecutor, node) -> threading.Thread:
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    return spinner
+
+
 def busy_work() -> None:
     """About 100 ms of numpy (releases the GIL, like inference)."""
     a = np.random.default_rng(0).random((400, 400))
@@ -69,9 +76,7 @@ def test_every_callback_runs_once_and_none_is_queued_twice_while_a_group_is_busy
 
     wake = node.create_guard_condition(keep_busy, MutuallyExclusiveCallbackGroup())
     pub = talker.create_publisher(Int32, "counts", QoSProfile(depth=MESSAGES))
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    spinner = spin_in_thread(executor, node)
     try:
         wait_until(pub.get_subscription_count)
         wake.trigger()  # the worker keeps itself busy from now on
@@ -98,9 +103,7 @@ def test_an_inline_groups_callbacks_run_on_the_spinning_thread_each_message_once
                              lambda m: received.append((m.data, threading.current_thread())),
                              QoSProfile(depth=MESSAGES), callback_group=InlineCallbackGroup())
     pub = talker.create_publisher(Int32, "frames", QoSProfile(depth=MESSAGES))
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    spinner = spin_in_thread(executor, node)
     try:
         wait_until(pub.get_subscription_count)
         for i in range(50):
