@@ -76,7 +76,7 @@ def test_every_callback_runs_once_and_none_is_queued_twice_while_a_group_is_busy
 
     wake = node.create_guard_condition(keep_busy, MutuallyExclusiveCallbackGroup())
     pub = talker.create_publisher(Int32, "counts", QoSProfile(depth=MESSAGES))
-    spinner = spin_in_thread(executor, node)
+    spin_in_thread(executor, node)
     try:
         wait_until(pub.get_subscription_count)
         wake.trigger()  # the worker keeps itself busy from now on
