@@ -52,8 +52,10 @@ def test_quick_bench_reports_positive_numbers_load_time_predict_memory_and_other
     beside = row["forward_beside_camera_ms"]  # timed between the events, in the same minutes
     assert beside["n"] == 3 and beside["p50"] > 0
     assert targets["forward_beside_camera_ms_p50"] == beside["p50"]
-    assert row["forward_quiet_ms"]["n"] == 10  # camera off, just before: the same minutes
+    assert row["forward_quiet_ms"]["n"] == 3  # camera paused just before each event
     assert targets["forward_quiet_ms_p50"] == row["forward_quiet_ms"]["p50"]
+    assert row["node_stage_ms_p50"]["forward"] > 0  # the node's own, from its /diagnostics
+    assert targets["node_forward_ms_p50"] == row["node_stage_ms_p50"]["forward"]
     assert "| keras |" in proc.stdout and "node targets" in proc.stdout
 
 

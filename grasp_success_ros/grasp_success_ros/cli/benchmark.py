@@ -380,7 +380,8 @@ def _vm_hwm_mb(pid: int) -> float | None:
 
 
 class _Camera:
-    """Publishes pre-rendered frames (stamped now) at a steady rate from its own thread."""
+    """Publishes pre-rendered frames (stamped now) at a steady rate from its own thread;
+    ``pause`` / ``resume`` let a quiet yardstick be timed between the events."""
 
     def __init__(self, player, frames, fps: float) -> None:
         from sensor_msgs.msg import Image
@@ -391,39 +392,65 @@ class _Camera:
         self.msgs = [Image(**rgb_to_image_fields(f, "rgb8")) for f in frames]
         self.period = 1.0 / fps
         self.sent = 0
-        self._stop = threading.Event()
+        self._active_s, self._resumed_at = 0.0, time.monotonic()
+        self._stop, self._running = threading.Event(), threading.Event()
+        self._running.set()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        start = time.monotonic()
-        while not self._stop.is_set():
-            self.player.publish_image(self.msgs[self.sent % len(self.msgs)])
-            self.sent += 1
-            delay = start + self.sent * self.period - time.monotonic()
-            if delay > 0:
-                self._stop.wait(delay)
+        while self._running.wait() and not self._stop.is_set():
+            start, here = time.monotonic(), 0
+            while self._running.is_set() and not self._stop.is_set():
+                self.player.publish_image(self.msgs[self.sent % len(self.msgs)])
+                self.sent, here = self.sent + 1, here + 1
+                delay = start + here * self.period - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+
+    def pause(self) -> None:
+        self._running.clear()
+        self._active_s += time.monotonic() - self._resumed_at
+
+    def resume(self) -> None:
+        self._resumed_at = time.monotonic()
+        self._running.set()
+
+    def fps(self) -> float:
+        """Frames per second while streaming (pauses left out)."""
+        active = self._active_s + (time.monotonic() - self._resumed_at
+                                   if self._running.is_set() else 0.0)
+        return self.sent / active
 
     def stop(self) -> None:
         self._stop.set()
+        self._running.set()
         self._thread.join()
 
 
-def _events(player, n: int, timeout: float, rng,
-            reference: Callable[[], object] | None = None) -> tuple[list[dict], list[float]]:
+def _events(player, n: int, timeout: float, rng, reference: Callable[[], object] | None = None,
+            camera: _Camera | None = None) -> tuple[list[dict], list[float], list[float]]:
     """Send one event at a time (at a random phase of the frame clock), wait for its answer.
-    ``reference``: a forward pass of the same model in this process, timed after each answer
-    (before the pause, so it never overlaps the node's): the forward pass beside the same
-    camera stream in the same minutes, which the node's overhead is measured against."""
+    ``reference``, a forward pass of the same model in this process, is timed twice around
+    each event, never overlapping the node's work: quiet just before it (``camera`` paused,
+    the node idle) and beside the camera just after the answer. Interleaved so, both
+    yardsticks of the node's overhead share the event's minutes on a machine whose speed
+    drifts (ten quiet passes before the phase once read 25 % below the passes beside it)."""
     player.clear()
+    quiet: list[float] = []
     beside: list[float] = []
     for i in range(n):
+        if reference is not None:
+            camera.pause()
+            time.sleep(0.1)  # the frames on their way are handled; the node is idle
+            quiet.append(_once_ms(reference))
+            camera.resume()
         time.sleep(0.15 + rng.random() * 0.1)
         player.publish_event()
         player.wait_for_results(i + 1, timeout)
         if reference is not None:
             beside.append(_once_ms(reference))
-    return player.wait_for_results(n, 1.0), beside
+    return player.wait_for_results(n, 1.0), quiet, beside
 
 
 def _summarise_records(records: list[dict]) -> dict:
@@ -473,7 +500,8 @@ def bench_node(model: Path, policy: str, cfg: BenchConfig, workdir: Path, player
         if ready_s is None:
             result["error"] = f"node did not log ready (exit {proc.poll()}); see {log_path}"
             return result
-        player = StreamPlayer(name=f"bench_player_{policy}", namespace=player_ns)
+        player = StreamPlayer(name=f"bench_player_{policy}", namespace=player_ns,
+                              diagnostics=True)
         if not player.wait_for_node(60.0, alive=lambda: proc.poll() is None):
             result["error"] = "node did not subscribe"
             return result
@@ -497,27 +525,22 @@ def bench_node(model: Path, policy: str, cfg: BenchConfig, workdir: Path, player
 def _camera_phase(player, node_pid: int, imgs, cfg: BenchConfig, rng,
                   reference: Callable[[], object] | None) -> dict:
     """One resolution: the camera streams while ``cfg.events`` events are sent one at a
-    time. With a ``reference`` forward pass, it is also timed quietly just before (the
-    camera off, the node idle: the same minutes, for a machine whose speed drifts) and
-    beside the camera between the events (``_events``)."""
-    quiet = []
-    for _ in range(10 if reference is not None else 0):
-        time.sleep(0.15 + rng.random() * 0.1)
-        quiet.append(_once_ms(reference))
+    time, each with its quiet and beside-the-camera timings of ``reference`` (``_events``).
+    The node's own stage times (its /diagnostics) say where its milliseconds went."""
     camera = _Camera(player, imgs, cfg.fps)
-    t_cam = time.monotonic()
     try:
         time.sleep(0.5)  # fill the node's buffer
         others = _OtherLoad(node_pid)
-        records, beside = _events(player, cfg.events, timeout=10.0, rng=rng,
-                                  reference=reference)
+        records, quiet, beside = _events(player, cfg.events, timeout=10.0, rng=rng,
+                                         reference=reference, camera=camera)
         other_share = others.share()
     finally:
         camera.stop()
     row = _summarise_records(records)
     if reference is not None:
         row["forward_quiet_ms"], row["forward_beside_camera_ms"] = stats(quiet), stats(beside)
-    row["camera_fps"] = camera.sent / (time.monotonic() - t_cam)
+    row["node_stage_ms_p50"] = player.stage_times(timeout=3.0)
+    row["camera_fps"] = camera.fps()
     row["other_cpu_share"] = other_share
     return row
 
@@ -766,9 +789,10 @@ def node_targets(report: dict, runtime: str, res: str) -> dict:
     bound = None if arrival is None else arrival + STREAM_FORWARDS * fwd
     streamed = stream.get("e2v_ms", {}).get("p50")
     p50, p95 = net.get("p50"), net.get("p95")
+    node_fwd = one.get("node_stage_ms_p50", {}).get("forward")
     return {
         "forward_ms_p50": fwd, "forward_quiet_ms_p50": quiet,
-        "forward_beside_camera_ms_p50": beside,
+        "forward_beside_camera_ms_p50": beside, "node_forward_ms_p50": node_fwd,
         "overhead_e2v_minus_wait_ms_p50": p50, "overhead_e2v_minus_wait_ms_p95": p95,
         "overhead_ok": None if p50 is None else p50 <= ref + OVERHEAD_MS,
         "overhead_ok_quiet": None if p50 is None else p50 <= quiet_ref + OVERHEAD_MS,
@@ -788,14 +812,14 @@ def format_targets(report: dict) -> list[str]:
     lines = [f"\nnode targets (e2v - wait <= forward + {OVERHEAD_MS:.0f} ms, beside the camera "
              f"and quiet; p95 <= {TAIL_FACTOR} x p50; streaming n_after <= n-th frame + "
              f"{STREAM_FORWARDS} x forward):",
-             "| runtime | forward p50 at start / quiet / beside camera | e2v-wait p50 / p95 | "
-             "overhead (beside camera / quiet) | tail | n_after streaming / batched e2v p50 | "
-             "n-th frame + 1.2 fwd | streaming |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| runtime | forward p50 at start / quiet / beside camera | node's own forward p50 "
+             "| e2v-wait p50 / p95 | overhead (beside camera / quiet) | tail | n_after streaming "
+             "/ batched e2v p50 | n-th frame + 1.2 fwd | streaming |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r, t in report.get("node_targets", {}).items():
         lines.append(
             f"| {r} | {_fmt(t['forward_ms_p50'])} / {_fmt(t['forward_quiet_ms_p50'])} / "
-            f"{_fmt(t['forward_beside_camera_ms_p50'])}"
+            f"{_fmt(t['forward_beside_camera_ms_p50'])} | {_fmt(t['node_forward_ms_p50'])}"
             f" | {_fmt(t['overhead_e2v_minus_wait_ms_p50'])}"
             f" / {_fmt(t['overhead_e2v_minus_wait_ms_p95'])} | {_pass(t['overhead_ok'])} / "
             f"{_pass(t['overhead_ok_quiet'])} | "

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterable
 
+from diagnostic_msgs.msg import DiagnosticArray
 from grasp_success_msgs.msg import GraspVerdict
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -29,10 +30,13 @@ class StreamPlayer(Node):
     ``trigger_type`` is the node's: ``empty``, ``bool`` (true), ``header`` (stamped now) or
     ``string``. ``camera``: one camera NAME of a node's ``cameras`` parameter with its
     default topics (NAME/camera/image_raw, NAME/grasp_completed, NAME/grasp_success...).
+    ``diagnostics``: also listen to /diagnostics for the node's stage times
+    (:meth:`stage_times`).
     """
 
     def __init__(self, name: str = "grasp_stream_player", namespace: str = "",
-                 encoding: str = "rgb8", trigger_type: str = "empty", camera: str = "") -> None:
+                 encoding: str = "rgb8", trigger_type: str = "empty", camera: str = "",
+                 diagnostics: bool = False) -> None:
         super().__init__(name, namespace=namespace)
         self.encoding = encoding
         self.trigger_type = trigger_type
@@ -48,10 +52,33 @@ class StreamPlayer(Node):
                                  self._on_result, 100)
         self.create_subscription(Bool, self._prefix + "grasp_success",
                                  lambda m: self.verdicts.append(m.data), 100)
+        self._stages: dict[str, float] | None = None
+        if diagnostics:
+            self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
         self._thread.start()
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        """The stage times (``<stage>_ms_p50``) of the grasp node in this namespace."""
+        for status in msg.status:
+            namespace = status.hardware_id.rsplit("/", 1)[0] or "/"
+            if status.name.endswith(": grasp success") and namespace == self.get_namespace():
+                with self._cond:
+                    self._stages = {kv.key[:-len("_ms_p50")]: float(kv.value)
+                                    for kv in status.values if kv.key.endswith("_ms_p50")}
+                    self._cond.notify_all()
+
+    def stage_times(self, timeout: float) -> dict[str, float]:
+        """The node's median stage times (frame delay, preprocessing, forward pass: its
+        /diagnostics), from the first message after this call; empty if none comes."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            self._stages = None
+            while self._stages is None and time.monotonic() < end:
+                self._cond.wait(timeout=max(0.0, end - time.monotonic()))
+            return dict(self._stages or {})
 
     def _on_result(self, msg: GraspVerdict) -> None:
         with self._cond:
