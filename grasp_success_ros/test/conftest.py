@@ -31,8 +31,8 @@ TINY_SIZE = 96
 # >= 97% on held-out scenes in 4 epochs (about 1 min to draw, 2-3 min to train on 2 cores).
 TRAIN_IMAGES = 10000
 # What one whole run writes under the temporary directory (models, exports, bags, scenes):
-# 3.1 GB measured at its end on 2026-11-22, with a margin.
-SUITE_TMP_GB = 4.0
+# 4.2 GB measured at its end on 2026-11-22, with a margin.
+SUITE_TMP_GB = 5.0
 
 
 def pytest_sessionstart(session) -> None:

@@ -241,14 +241,14 @@ class Stream:
     def __init__(self, player) -> None:
         self.player, self.event_times = player, []
         self.frames = {ok: [frame(seed, ok) for seed in range(3)] for ok in (True, False)}
-        self._stop = threading.Event()
+        self._stop, self._events_stopped = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         i = 0
         while not self._stop.is_set():
-            if i % 15 == 0:
+            if i % 15 == 0 and not self._events_stopped.is_set():
                 self.event_times.append(time.monotonic())
                 self.player.publish_event()
             self.player.publish_frame(self.frames[i % 30 < 15][i % 3])
@@ -261,6 +261,10 @@ class Stream:
             time.sleep(0.005)
 
     def stop(self) -> None:
+        """No more events, then frames for 0.5 s more: the last event gets its frames (one
+        sent just before the frames stopped was once rightly answered no_fresh_frame)."""
+        self._events_stopped.set()
+        time.sleep(0.5)
         self._stop.set()
         self._thread.join()
 
