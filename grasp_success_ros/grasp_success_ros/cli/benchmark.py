@@ -435,7 +435,7 @@ def _events(player, n: int, timeout: float, rng, reference: Callable[[], object]
     each event, never overlapping the node's work: quiet just before it (``camera`` paused,
     the node idle) and beside the camera just after the answer. Interleaved so, both
     yardsticks of the node's overhead share the event's minutes on a machine whose speed
-    drifts (ten quiet passes before the phase once read 25 % below the passes beside it)."""
+    drifts (ten quiet passes before the phase once read 20 % below the passes beside it)."""
     player.clear()
     quiet: list[float] = []
     beside: list[float] = []
