@@ -131,6 +131,9 @@ class AnswerStats:
                     "last_latency_ms": self._last_latency_ms}
 
 
+STAGE_MEDIAN_SUFFIX = "_ms_p50"  # a stage's key in /diagnostics: forward -> forward_ms_p50
+
+
 class StageTimes:
     """The recent durations of an answer's stages (frame delay, preprocessing, forward pass),
     for /diagnostics: where an event's milliseconds go, on the robot, not only in a bench."""
@@ -147,5 +150,5 @@ class StageTimes:
     def medians(self) -> dict[str, float]:
         """``<stage>_ms_p50`` over each stage's last ``window`` times."""
         with self._lock:
-            return {f"{stage}_ms_p50": round(float(np.median(times)), 2)
+            return {stage + STAGE_MEDIAN_SUFFIX: round(float(np.median(times)), 2)
                     for stage, times in self._times.items()}

@@ -17,6 +17,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool
 
+from grasp_success_ros.core.pending import STAGE_MEDIAN_SUFFIX
 from grasp_success_ros.data.image_conversion import rgb_to_image_fields
 from grasp_success_ros.data.synth import StreamItem
 from grasp_success_ros.ros.messages import trigger_class
@@ -66,8 +67,9 @@ class StreamPlayer(Node):
             namespace = status.hardware_id.rsplit("/", 1)[0] or "/"
             if status.name.endswith(": grasp success") and namespace == self.get_namespace():
                 with self._cond:
-                    self._stages = {kv.key[:-len("_ms_p50")]: float(kv.value)
-                                    for kv in status.values if kv.key.endswith("_ms_p50")}
+                    self._stages = {kv.key.removesuffix(STAGE_MEDIAN_SUFFIX): float(kv.value)
+                                    for kv in status.values
+                                    if kv.key.endswith(STAGE_MEDIAN_SUFFIX)}
                     self._cond.notify_all()
 
     def stage_times(self, timeout: float) -> dict[str, float]:
