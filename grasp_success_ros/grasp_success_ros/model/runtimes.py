@@ -103,7 +103,6 @@ def session_options(ort, threads: int | None = None):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or usable_cores()
     options.add_session_config_entry("session.intra_op.allow_spinning", "1")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "1")
     options.add_session_config_entry("session.force_spinning_stop", "1")
     return options
 
