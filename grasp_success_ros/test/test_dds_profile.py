@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from grasp_success_ros.ros.dds_profile import (
+    PROFILE_SCOPES,
     PROFILE_VARS,
     profile_path,
+    profile_vars_for_scope,
     profile_vars_to_set,
     use_large_image_profile,
 )
@@ -62,3 +66,22 @@ def test_the_launch_rule_leaves_a_profile_the_user_chose():
 def test_the_launch_rule_points_fast_dds_at_the_given_profile_under_both_names():
     for rmw in ({}, {"RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}):
         assert profile_vars_to_set(rmw, "/p.xml") == {var: "/p.xml" for var in PROFILE_VARS}
+
+
+def test_the_launch_scope_sets_the_profile_for_the_rest_of_the_launch_only_when_asked():
+    everything = {var: "/p.xml" for var in PROFILE_VARS}
+    assert profile_vars_for_scope("launch", {}, "/p.xml") == (everything, {})
+    assert profile_vars_for_scope("node", {}, "/p.xml") == ({}, everything)
+    assert profile_vars_for_scope("none", {}, "/p.xml") == ({}, {})
+
+
+def test_no_scope_applies_an_empty_profile_or_overrides_the_users_choice():
+    for scope in PROFILE_SCOPES:
+        assert profile_vars_for_scope(scope, {}, "") == ({}, {})
+        assert profile_vars_for_scope(
+            scope, {"FASTRTPS_DEFAULT_PROFILES_FILE": "/mine.xml"}, "/p.xml") == ({}, {})
+
+
+def test_an_unknown_scope_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="launch, node, none"):
+        profile_vars_for_scope("global", {}, "/p.xml")

@@ -11,7 +11,7 @@ import rclpy
 import rosnode
 from grasp_success_msgs.msg import GraspVerdict
 from rcl_interfaces.srv import ListParameters
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosnode import event_then_frames, frame, get_parameter, send_verify_goal, set_parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import Empty, Header
@@ -113,10 +113,12 @@ def test_a_verify_goal_waits_for_its_frames_and_reports_them_as_feedback(live):
 
 
 def test_the_debug_image_shows_the_judged_frame_stamped_like_it_while_subscribed(live):
+    """To a reliable subscriber (rviz2's default), which a best-effort publisher never
+    matches."""
     player, _, _ = live
     shown: list[Image] = []
-    sub = player.create_subscription(Image, "grasp_success/debug_image", shown.append,
-                                     qos_profile_sensor_data)
+    reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    sub = player.create_subscription(Image, "grasp_success/debug_image", shown.append, reliable)
     time.sleep(1.0)  # the node's publisher matches our reader
     player.clear()
     original = frame(13, True)

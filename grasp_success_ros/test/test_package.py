@@ -63,7 +63,7 @@ def test_launch_applies_the_installed_fast_dds_profile_by_the_tools_rule(ros_ins
     the user chose): the launch file asks profile_vars_to_set what to set."""
     tree = launch_tree()
     assert "fastdds_large_images.xml" in string_constants(tree)
-    assert {"profile_vars_to_set", "SetEnvironmentVariable"} <= called_names(tree)
+    assert {"profile_vars_for_scope", "SetEnvironmentVariable"} <= called_names(tree)
     share = ros_install / "grasp_success_ros" / "share" / "grasp_success_ros"
     assert (share / "config" / "fastdds_large_images.xml").is_file()
 
@@ -75,8 +75,34 @@ def test_launch_arguments_all_have_descriptions():
     names = [elt.elts[0].value for elt in assign.value.elts]
     descriptions = [elt.elts[2] for elt in assign.value.elts]
     assert set(names) >= {"model_path", "camera_topic", "trigger_topic", "namespace",
-                          "params_file", "use_sim_time"}
+                          "params_file", "use_sim_time", "autostart", "log_level", "respawn",
+                          "respawn_delay", "fastdds_profile", "fastdds_profile_scope"}
     assert all(len(ast.literal_eval(d)) > 20 for d in descriptions)
+
+
+def launch_argument_defaults(tree) -> dict:
+    assign = next(n for n in tree.body if isinstance(n, ast.Assign)
+                  and getattr(n.targets[0], "id", "") == "ARGUMENTS")
+    return {elt.elts[0].value: elt.elts[1] for elt in assign.value.elts}
+
+
+def test_launch_profile_scope_defaults_to_the_node_alone_and_is_one_the_rule_knows():
+    from grasp_success_ros.ros.dds_profile import PROFILE_SCOPES
+
+    default = ast.literal_eval(launch_argument_defaults(launch_tree())["fastdds_profile_scope"])
+    assert default == "node" and default in PROFILE_SCOPES
+
+
+def test_launch_node_takes_log_level_respawn_and_its_own_environment():
+    """The Node action receives what the arguments ask for; autostart stays the params
+    file's unless given (an empty default)."""
+    tree = launch_tree()
+    node = next(n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                and getattr(n.func, "id", "") == "Node")
+    keywords = {k.arg for k in node.keywords}
+    assert {"ros_arguments", "respawn", "respawn_delay", "additional_env"} <= keywords
+    assert "--log-level" in string_constants(node)
+    assert ast.literal_eval(launch_argument_defaults(tree)["autostart"]) == ""
 
 
 def test_every_key_in_the_params_file_is_a_declared_parameter_with_its_default():
@@ -232,3 +258,27 @@ def test_a_listed_camera_defaults_to_topics_and_answers_under_its_own_name():
 def test_repeated_or_invalid_camera_names_are_refused(names):
     with pytest.raises(ConfigError):
         [CameraTopics.named(n, {}) for n in check_camera_names(names)]
+
+
+@pytest.mark.parametrize("package", ["grasp_success_ros", "grasp_success_msgs"])
+def test_each_package_carries_the_license_its_package_xml_names(package):
+    root = ET.parse(REPO / package / "package.xml").getroot()
+    license_tag = root.find("license")
+    assert license_tag.text == "Apache-2.0"
+    text = (REPO / package / license_tag.get("file")).read_text()
+    assert "Apache License" in text and "Version 2.0" in text
+    assert text == (REPO / "LICENSE").read_text()
+
+
+@pytest.mark.parametrize("package", ["grasp_success_ros", "grasp_success_msgs"])
+def test_each_package_has_a_changelog_in_the_ros_format_listing_its_version(package):
+    """What catkin_generate_changelog writes and bloom reads: a title naming the package,
+    then one section per release, ``VERSION (YYYY-MM-DD)`` underlined with dashes."""
+    lines = (REPO / package / "CHANGELOG.rst").read_text().splitlines()
+    version = ET.parse(REPO / package / "package.xml").getroot().findtext("version")
+    assert lines[1] == f"Changelog for package {package}"
+    assert set(lines[0]) == set(lines[2]) == {"^"} and len(lines[0]) == len(lines[1])
+    releases = [(line, below) for line, below in zip(lines, lines[1:], strict=False)
+                if re.fullmatch(r"\d+\.\d+\.\d+ \(\d{4}-\d\d-\d\d\)", line)]
+    assert any(line.startswith(f"{version} ") for line, _ in releases)
+    assert all(set(below) == {"-"} and len(below) == len(line) for line, below in releases)

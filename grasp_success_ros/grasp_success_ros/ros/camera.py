@@ -24,6 +24,10 @@ from grasp_success_ros.ros.messages import trigger_class
 # keep enough answers for a slow reader to catch up.
 TRIGGER_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
 ANSWER_DEPTH = 100
+# Sensor data published reliable (REP 2003), so both a best-effort subscriber and a reliable
+# one (rviz2's displays' default) match it; the newest image only.
+DEBUG_IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                             reliability=ReliabilityPolicy.RELIABLE)
 
 
 class CameraChannel:
@@ -46,7 +50,7 @@ class CameraChannel:
         self.result_pub = node.create_publisher(GraspVerdict, out("grasp_success/result"),
                                                 ANSWER_DEPTH)
         self.debug_pub = node.create_publisher(Image, out("grasp_success/debug_image"),
-                                               qos_profile_sensor_data)
+                                               DEBUG_IMAGE_QOS)
         return [self.verdict_pub, self.result_pub, self.debug_pub]
 
     def create_inputs(self, node, transport: str, trigger_type: str, on_image,

@@ -15,6 +15,9 @@ from pathlib import Path
 
 PROFILE_VARS = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
 FAST_DDS_RMWS = ("", "rmw_fastrtps_cpp", "rmw_fastrtps_dynamic_cpp")
+# Where the launch file applies the profile: every process started after it in the launch
+# (a camera driver included beside it), the node's process alone, or nowhere.
+PROFILE_SCOPES = ("launch", "node", "none")
 
 
 def profile_path() -> Path:
@@ -45,3 +48,16 @@ def use_large_image_profile(env: MutableMapping[str, str] | None = None) -> Path
     changes = profile_vars_to_set(env, path)
     env.update(changes)
     return path if changes else None
+
+
+def profile_vars_for_scope(scope: str, env: Mapping[str, str],
+                           path: Path | str) -> tuple[dict[str, str], dict[str, str]]:
+    """The launch file's rule: (variables for the rest of the launch, variables for the
+    node's process alone) for ``scope``; nothing without a profile ``path``. The segment
+    belongs to the publisher, so ``launch`` is for a camera driver started after the node in
+    the same launch; ``node`` covers only the node's own debug images."""
+    if scope not in PROFILE_SCOPES:
+        raise ValueError(f"fastdds_profile_scope must be one of {', '.join(PROFILE_SCOPES)}, "
+                         f"not {scope!r}")
+    changes = profile_vars_to_set(env, path) if path and scope != "none" else {}
+    return (changes, {}) if scope == "launch" else ({}, changes)
