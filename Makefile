@@ -16,7 +16,8 @@ venv: $(VENV)/.installed
 # ROS 2 as wheels (requirements-ros.txt) plus the other dependencies; then the package itself,
 # editable, so `grasp-success` and `grasp_success_node` are commands in the venv that follow
 # the sources (colcon's install/ keeps lib/grasp_success_ros/ for `ros2 run`).
-$(VENV)/.installed: requirements-ros.txt requirements.txt requirements-dev.txt \
+$(VENV)/.installed: requirements-ros.txt requirements.txt requirements-robot.txt \
+		requirements-dev.txt \
 		grasp_success_ros/setup.py grasp_success_ros/setup.cfg
 	$(PYTHON) -m venv $(VENV)
 	touch $(VENV)/COLCON_IGNORE  # a venv inside the clone holds no package of ours

@@ -13,7 +13,7 @@ from grasp_success_ros.cli.bags import add_bag_commands, synth_bag
 from grasp_success_ros.cli.bench import add_bench_command
 from grasp_success_ros.cli.distill import add_distill_command
 from grasp_success_ros.cli.tools import add_tool_commands
-from grasp_success_ros.core.errors import ConfigError, GraspSuccessError
+from grasp_success_ros.core.errors import ConfigError, GraspSuccessError, missing_dependency
 from grasp_success_ros.core.params import TRIGGER_TYPES
 from grasp_success_ros.data.synth import OBJECT_KINDS
 from grasp_success_ros.model.native_logs import native_notices_filtered
@@ -100,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        return args.func(args)
+        try:
+            return args.func(args)
+        except ModuleNotFoundError as exc:  # the robot runtime leaves TensorFlow out
+            raise missing_dependency(exc, args.command) or exc from None
     except GraspSuccessError as exc:
         if args.debug:
             raise

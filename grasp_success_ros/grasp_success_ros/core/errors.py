@@ -42,6 +42,28 @@ class BagError(GraspSuccessError):
     """A rosbag2 recording is missing, unreadable or lacks what a bag tool needs."""
 
 
+class MissingDependencyError(GraspSuccessError):
+    """A command or model format needs a package this install leaves out."""
+
+
+# What the full install (requirements.txt) adds to the robot runtime
+# (requirements-robot.txt), by import name.
+FULL_INSTALL_ONLY = ("tensorflow", "keras", "tf_keras", "h5py", "matplotlib", "tensorboard",
+                     "onnx", "tf2onnx")
+
+
+def missing_dependency(exc: ImportError, what: str) -> MissingDependencyError | None:
+    """``exc`` as a one-line MissingDependencyError when it is a package that the robot
+    runtime leaves out (None for any other import error, which is a real fault)."""
+    name = (getattr(exc, "name", None) or "").split(".")[0]
+    if name not in FULL_INSTALL_ONLY:
+        return None
+    return MissingDependencyError(
+        f"{what} needs {name}, which is not installed here: the robot runtime "
+        "(requirements-robot.txt) serves exported .onnx / .tflite models without TensorFlow, "
+        "Keras or matplotlib; install requirements.txt for this")
+
+
 def require(checks: list[tuple[bool, str]]) -> None:
     """Raise ConfigError with the message of the first failed (ok, message) check."""
     for ok, message in checks:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grasp_success_ros.core.errors import missing_dependency
 from grasp_success_ros.data.preprocessing import prepare_batch
 from grasp_success_ros.model.card import ModelCard
 from grasp_success_ros.model.forward import compiled_forward
@@ -43,7 +44,10 @@ class GraspClassifier:
 
         kind = runtime_for(path)
         if kind == "keras":
-            loaded = load_model(path, allow_custom_code=allow_custom_code)
+            try:
+                loaded = load_model(path, allow_custom_code=allow_custom_code)
+            except ModuleNotFoundError as exc:  # the robot runtime: exported models only
+                raise missing_dependency(exc, f"a {Path(path).suffix} model") or exc from None
         else:
             loaded = load_exported(path, providers=providers)
         notes = list(loaded.notes)
