@@ -43,6 +43,7 @@ import numpy as np
 
 from grasp_success_ros.core.errors import ConfigError, DatasetError, require
 from grasp_success_ros.core.policy import is_success
+from grasp_success_ros.data.atomic import atomic_open
 from grasp_success_ros.data.folders import (
     ImageList,
     class_counts,
@@ -473,7 +474,7 @@ class _Recorder:
             self.model.set_weights(self.best_weights)
 
     def write_csv(self, path: Path) -> Path:
-        with path.open("w", newline="") as fh:
+        with atomic_open(path, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(self.rows[0]))
             writer.writeheader()
             writer.writerows(self.rows)
