@@ -106,6 +106,11 @@ def _run(args: argparse.Namespace) -> int:
             raise
         print(f"grasp-success {args.command}: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # every file is written atomically: nothing is half done
+        if args.debug:
+            raise
+        print(f"grasp-success {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
