@@ -655,8 +655,9 @@ def _interrupted(run: _Run, exc: BaseException, signum: int | None) -> BaseExcep
     run.fitting.recorder.restore_best()
     model = _float32_copy(run.model, run.cfg) if run.mixed else run.model
     card = _interrupted_card(run, reason)
-    try:
-        _save_outputs(model, card, run.paths, run.fitting.recorder, run.cfg, run.log)
+    try:  # no plots: a user who pressed Ctrl-C wants the prompt back
+        _save_outputs(model, card, run.paths, run.fitting.recorder, run.cfg, run.log,
+                      plots=False)
     except OSError as failed:
         return TrainingInterrupted(
             f"training interrupted at epoch {at} ({reason}); writing its best weights failed "
@@ -1003,11 +1004,11 @@ def _training_facts(f: _Fitting, classes, **facts: Any) -> dict[str, Any]:
 
 
 def _save_outputs(model, card: ModelCard, paths: dict[str, Path], recorder: _Recorder,
-                  cfg: TrainConfig, log: Callable[[str], None]) -> None:
+                  cfg: TrainConfig, log: Callable[[str], None], plots: bool = True) -> None:
     """Model and card, the history CSV and, unless switched off, the history plots."""
     save_model(model, paths["model"], card)
     recorder.write_csv(paths["history"])
-    if cfg.plots:
+    if cfg.plots and plots:
         from grasp_success_ros.evaluation.plots import history_plots
 
         history_plots(recorder.rows, paths["accuracy_plot"], paths["loss_plot"])
