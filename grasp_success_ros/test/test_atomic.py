@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tool_helpers import colour_folders, red_minus_blue, solid, write_rgb
 
@@ -142,3 +143,53 @@ def test_a_training_cut_off_by_sigint_exits_130_and_leaves_a_model_predict_serve
     code = cli.main(["predict", str(tmp_path / "valid"), str(tmp_path / "m.keras"), "--json"])
     rows = json.loads(capsys.readouterr().out)
     assert code == 0 and len(rows) == 8 and all(r["verdict"] is not None for r in rows)
+
+
+# --------------------------------------------------------------------------- over real DDS
+
+
+def _colour_model(sign: float, size: int = 32):
+    """P(success) = sigmoid(sign * 4 * (mean R - mean B)): the two signs tell apart which
+    of two models judged a red frame (0.96 or 0.04)."""
+    import keras
+
+    inputs = keras.Input((size, size, 3), name="image")
+    x = keras.layers.Conv2D(1, 1, use_bias=False, name="rb")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Activation("sigmoid", name="p_success")(x))
+    model.get_layer("rb").set_weights([sign * np.array([4.0, 0.0, -4.0]).reshape(1, 1, 3, 1)])
+    return model
+
+
+@pytest.mark.ros
+def test_a_model_rewritten_in_place_while_the_node_reloads_it_always_serves_a_whole_model(
+        ros, ros_install, tmp_path):
+    """Each of 20 rewrites (two models in turn) starts as the node is asked to reload the
+    same path: every reload succeeds and every event after it is judged by one of them."""
+    import threading
+
+    import rosnode
+
+    path, card = tmp_path / "m.keras", ModelCard(backbone="test", input_size=32)
+    models = [_colour_model(+1.0), _colour_model(-1.0)]
+    save_model(models[0], path, card)
+    red = solid((220, 30, 30), (120, 160))
+    refused, p_values = [], []
+    with rosnode.node_and_player(ros_install, path, tmp_path / "node.log", "/atomic") as (
+            player, _):
+        for i in range(20):
+            writer = threading.Thread(target=save_model, args=(models[(i + 1) % 2], path, card))
+            writer.start()
+            result = rosnode.set_parameter(player, "/atomic/grasp_success_node", "model_path",
+                                           str(path))
+            writer.join()
+            if not result.successful:
+                refused.append(result.reason)
+            player.clear()
+            rosnode.event_then_frames(player, [red] * 3)
+            p_values += [r["p_success"] for r in player.wait_for_results(1, timeout=10.0)]
+    assert not refused, refused
+    assert len(p_values) == 20 and all(p is not None for p in p_values), p_values
+    one, other = 1 / (1 + np.exp(-4 * 190 / 255)), 1 / (1 + np.exp(4 * 190 / 255))
+    assert all(min(abs(p - one), abs(p - other)) < 1e-3 for p in p_values), p_values
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -18,7 +18,9 @@ the card (``model/calibration.py`` says why temperature scaling).
 
 Everything is written beside the model: ``m.keras``, ``m.card.json``, ``m.history.csv``,
 ``m.accuracy.png``, ``m.loss.png`` and ``m.logs/`` (TensorBoard logs and the best
-checkpoint).
+checkpoint).  Model and card are written atomically as a pair (``data/atomic.py``); a
+training cut off by SIGINT, SIGTERM or an OSError (a full disk) writes its best weights so
+far with an uncalibrated card that says where it stopped, and raises ``TrainingInterrupted``.
 """
 
 from __future__ import annotations
