@@ -145,6 +145,26 @@ def test_a_training_cut_off_by_sigint_exits_130_and_leaves_a_model_predict_serve
     assert code == 0 and len(rows) == 8 and all(r["verdict"] is not None for r in rows)
 
 
+def test_a_training_whose_checkpoint_cannot_be_written_keeps_its_best_weights(tmp_path):
+    """An OSError while fitting (here the checkpoint's path is taken by a folder, as a full
+    disk would refuse it) stops the training with the best weights so far written."""
+    from grasp_success_ros.core.errors import TrainingInterrupted
+    from grasp_success_ros.training.train import TrainConfig, train
+
+    colour_folders(tmp_path / "train", n=4, seed=1)
+    colour_folders(tmp_path / "valid", n=2, seed=2)
+    (tmp_path / "m.logs" / "best.weights.h5" / "taken").mkdir(parents=True)
+    cfg = TrainConfig(backbone="mobilenet_v3_small", input_size=32, weights=None, epochs=3,
+                      batch_size=4, dense_units=8, tensorboard=False, plots=False)
+    with pytest.raises(TrainingInterrupted, match="interrupted at epoch 1") as caught:
+        train(tmp_path / "train", tmp_path / "valid", tmp_path / "m.keras", cfg,
+              log=lambda s: None)
+    assert caught.value.signal is None and caught.value.saved == str(tmp_path / "m.keras")
+    loaded = load_model(tmp_path / "m.keras")
+    assert loaded.card.training["interrupted"]["at_epoch"] == 1
+    assert "Error" in loaded.card.training["interrupted"]["reason"]
+
+
 # --------------------------------------------------------------------------- over real DDS
 
 
