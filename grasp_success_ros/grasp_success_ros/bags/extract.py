@@ -23,6 +23,7 @@ from grasp_success_ros.bags.labels import labelled_session
 from grasp_success_ros.bags.reader import frame_decoder, load_frames
 from grasp_success_ros.bags.topics import BagTopics
 from grasp_success_ros.core.errors import BagError, GraspSuccessError
+from grasp_success_ros.data.atomic import atomic_path, write_text
 
 CLASSES = ("success", "failure")
 
@@ -107,8 +108,9 @@ def extract_bag(path: str | Path, out_dir: str | Path, topics: BagTopics | None 
                     continue
                 last = thumb
                 name = out / cls / f"{bag.name}_{int(round(ref.stamp * 1e6))}.{opts.image_format}"
-                if not cv2.imwrite(str(name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-                    raise BagError(f"cannot write {name}")
+                with atomic_path(name) as tmp:  # an interrupted run leaves no half image
+                    if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+                        raise BagError(f"cannot write {name}")
                 written.add(ref.index)
                 counts[cls] += 1
     return counts
@@ -163,5 +165,4 @@ def format_summary(per_bag: dict[str, dict]) -> str:
 
 def write_summary(out_dir: Path, per_bag: dict[str, dict]) -> Path:
     path = Path(out_dir) / "extract_summary.json"
-    path.write_text(json.dumps(per_bag, indent=2) + "\n")
-    return path
+    return write_text(path, json.dumps(per_bag, indent=2) + "\n")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from grasp_success_ros.bags.evaluate import EventResult
+from grasp_success_ros.data.atomic import atomic_open
 
 
 def _fmt(x: float | None) -> str:
@@ -84,7 +85,7 @@ def _csv_row(e: EventResult) -> dict:
 
 def write_csv(path: Path, results: Sequence[EventResult]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
+    with atomic_open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
         w.writeheader()
         for r in results:

@@ -18,6 +18,7 @@ from grasp_success_ros.bags.topics import (
 from grasp_success_ros.cli.tools import add_providers_option
 from grasp_success_ros.core.errors import BagError
 from grasp_success_ros.core.params import PARAMS, NodeConfig
+from grasp_success_ros.data.atomic import write_text
 
 NODE_DEFAULTS = {p.name: p for p in PARAMS}
 
@@ -130,7 +131,7 @@ def _bag_eval(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         write_csv(out / "events.csv", results)
-        (out / "report.json").write_text(to_json(summary, results, errors) + "\n")
+        write_text(out / "report.json", to_json(summary, results, errors) + "\n")
         plots = write_plots(out, summary, results, policy.threshold)
         if not args.json:
             print(f"wrote {out / 'events.csv'}, {out / 'report.json'}"

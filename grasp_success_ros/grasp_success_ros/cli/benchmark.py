@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from grasp_success_ros.data.atomic import write_text
+
 # The forward pass costs 32.1 GFLOP (multiply and add counted separately) per 350 px image of
 # the InceptionResNetV2 (mixed_7a) classifier.
 IRV2_350_GFLOP = 32.1
@@ -912,4 +914,4 @@ def format_table(report: dict) -> str:
 
 
 def write_json(report: dict, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_text(path, json.dumps(report, indent=2, default=str) + "\n")

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from grasp_success_ros.core.errors import ConfigError
+from grasp_success_ros.data.atomic import write_text
 
 FORWARD_BATCH = 8  # besides batch 1, the batch whose forward time the report holds too
 
@@ -74,7 +75,7 @@ def _distill(args: argparse.Namespace) -> int:
                      args.alpha, args.unlabelled, args.allow_custom_code)
     report = distill_report(result, args.teacher, args.student_out, args.valid_dir, args.runs)
     path = report_path(args.student_out)
-    path.write_text(_dump(report) + "\n")
+    write_text(path, _dump(report) + "\n")
     print(format_report(report))
     print(f"wrote {path}")
     return 0

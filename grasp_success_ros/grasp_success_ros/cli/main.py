@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; errors of the package end it with one line and exit code 2."""
+    """Run one command; errors of the package end it with one line and exit code 2, Ctrl-C
+    with one line and 130 (an interrupted ``train`` says what it wrote: README)."""
     args = build_parser().parse_args(argv)
     if args.command in IMAGE_PUBLISHERS:
         use_large_image_profile()
@@ -109,6 +110,11 @@ def _run(args: argparse.Namespace) -> int:
             raise
         print(f"grasp-success {args.command}: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # every file is written atomically: nothing is half done
+        if args.debug:
+            raise
+        print(f"grasp-success {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import math
 import sys
 from pathlib import Path
 
-from grasp_success_ros.core.errors import ConfigError
+from grasp_success_ros.core.errors import ConfigError, TrainingInterrupted
 from grasp_success_ros.model.export import FORMATS, QUANTIZATIONS
 
 
@@ -61,7 +61,11 @@ def _train(args: argparse.Namespace) -> int:
     # Options left unset (None) take the preset's value, or TrainConfig's default.
     cfg = TrainConfig.preset_config(args.preset, **kwargs) if args.preset \
         else TrainConfig(**kwargs).validate()
-    train(args.train_dir, args.valid_dir, args.model_out, cfg, extra_train=args.extra_train)
+    try:
+        train(args.train_dir, args.valid_dir, args.model_out, cfg, extra_train=args.extra_train)
+    except TrainingInterrupted as exc:
+        print(f"grasp-success train: {exc}", file=sys.stderr)
+        return 128 + exc.signal if exc.signal else 2  # 130 SIGINT, 143 SIGTERM, as a shell
     return 0
 
 

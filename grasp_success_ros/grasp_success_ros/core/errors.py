@@ -64,6 +64,17 @@ def missing_dependency(exc: ImportError, what: str) -> MissingDependencyError | 
         "Keras or matplotlib; install requirements.txt for this")
 
 
+class TrainingInterrupted(GraspSuccessError):
+    """Training stopped before its end: a signal (``signal``: its number) or an OSError
+    such as a full disk (``signal`` None).  ``saved``: the model written with the best
+    weights so far, with its card (None: no epoch had ended, or that write failed too)."""
+
+    def __init__(self, message: str, signal: int | None = None, saved: str | None = None):
+        super().__init__(message)
+        self.signal = signal
+        self.saved = saved
+
+
 def require(checks: list[tuple[bool, str]]) -> None:
     """Raise ConfigError with the message of the first failed (ok, message) check."""
     for ok, message in checks:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from grasp_success_ros.core.errors import DatasetError, ImageConversionError
+from grasp_success_ros.data.atomic import is_temporary
 from grasp_success_ros.data.preprocessing import Preprocessing, load_image_rgb, resize_frame
 
 SUCCESS_NAMES = ("succ", "success", "successful", "grasped", "pos", "positive")
@@ -54,9 +55,10 @@ def class_folders(root: str | Path, success_class: str | None = None) -> ClassFo
 
 
 def image_files(folder: Path) -> list[Path]:
-    """Image files under ``folder``, recursively, in a stable order."""
+    """Image files under ``folder``, recursively, in a stable order; never the temporary
+    file of a write that was cut off (``atomic.is_temporary``)."""
     return sorted(p for p in Path(folder).rglob("*")
-                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not is_temporary(p))
 
 
 def skip_entry(path: str | Path, reason: str) -> str:

@@ -25,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from grasp_success_ros.data.atomic import atomic_path
+
 __all__ = ["OBJECT_KINDS", "StreamItem", "grasp_stream", "render_scene", "write_dataset"]
 
 Color = tuple[float, float, float]
@@ -707,7 +709,8 @@ def write_dataset(out_dir: str | os.PathLike, n_images: int, seed: int = 0, heig
         success = i % 2 == 0
         img = render_scene(rng, success, height, width, objects)
         name = dirs[success] / f"{counts[success]:05d}.png"
-        cv2.imwrite(str(name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        with atomic_path(name, durable=False) as tmp:  # made again on demand
+            cv2.imwrite(str(tmp), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
         counts[success] += 1
     return {"success": counts[True], "failure": counts[False]}
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from grasp_success_ros.data.atomic import atomic_path
+
 
 def _figure(figsize: tuple[float, float]):
     """A stand-alone figure and its axes (rendered by Agg when saved as PNG)."""
@@ -23,7 +25,8 @@ def _figure(figsize: tuple[float, float]):
 def _save(fig, path: str | Path, bbox_inches: str | None = "tight") -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches=bbox_inches)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches=bbox_inches)
     return path
 
 

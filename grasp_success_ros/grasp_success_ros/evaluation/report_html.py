@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from grasp_success_ros.data.atomic import atomic_path, write_text
+
 THUMB_PX = 96
 FILES = "report_files"
 
@@ -66,7 +68,8 @@ def _thumbnail(rgb: np.ndarray, path: Path) -> str:
     scale = THUMB_PX / max(rgb.shape[:2])
     size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
     small = cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA)
-    cv2.imwrite(str(path), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    with atomic_path(path) as tmp:
+        cv2.imwrite(str(tmp), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
     return f"{FILES}/{path.name}"
 
 
@@ -107,5 +110,4 @@ def write_report(out_dir: str | Path, title: str, text: str, figures: Sequence[P
             f"<script>{CHECK_IMAGES}</script></head>\n<body>\n" + "\n".join(body)
             + "\n</body></html>\n")
     path = out_dir / "report.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    return write_text(path, page)

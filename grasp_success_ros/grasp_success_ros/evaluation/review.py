@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from grasp_success_ros.core.errors import DatasetError, ImageConversionError
+from grasp_success_ros.data.atomic import atomic_open, atomic_path
 from grasp_success_ros.data.preprocessing import load_image_rgb
 
 KINDS = ("false_success", "false_failure", "uncertain")  # what a person must check
@@ -182,8 +183,9 @@ def _empty_cell() -> np.ndarray:
 
 def _write_png(rgb: np.ndarray, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise DatasetError(f"cannot write {path}")
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise DatasetError(f"cannot write {path}")
     return path
 
 
@@ -225,14 +227,15 @@ def export_review(cases: Sequence[ReviewCase], review_dir: str | Path, threshold
         if case.frame is not None:
             _write_png(case.frame, target)
         else:
-            shutil.copyfile(case.path, target)
+            with atomic_path(target) as tmp:
+                shutil.copyfile(case.path, tmp)
         rows.append({"file": str(target.relative_to(root)), "kind": case.kind,
                      "label": classes[0] if case.truth else classes[1],
                      "verdict": "" if case.verdict is None else
                      classes[0] if case.verdict else classes[1],
                      "p_success": "" if case.p_success is None else f"{case.p_success:.6f}",
                      "source": case.source})
-    with open(root / REVIEW_CSV, "w", newline="") as fh:
+    with atomic_open(root / REVIEW_CSV, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["file", "kind", "label", "verdict",
                                                 "p_success", "source"])
         writer.writeheader()

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from grasp_success_ros.core.errors import ModelCardError
+from grasp_success_ros.data.atomic import write_text
 from grasp_success_ros.data.preprocessing import Preprocessing
 from grasp_success_ros.model.calibration import Calibration
 
@@ -81,10 +82,12 @@ class ModelCard:
         except TypeError as exc:
             raise ModelCardError(f"malformed model card: {exc}") from None
 
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
-        return path
+        """Write the card atomically: a node reloading the model never reads half a card."""
+        return write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> ModelCard:

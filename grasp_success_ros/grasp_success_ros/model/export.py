@@ -11,6 +11,7 @@ and written into the card.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -18,7 +19,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,11 +27,12 @@ import numpy as np
 
 from grasp_success_ros.core.errors import ConfigError, DatasetError, GraspSuccessError
 from grasp_success_ros.core.policy import is_success
+from grasp_success_ros.data.atomic import atomic_pair, atomic_path
 from grasp_success_ros.data.folders import image_files, read_resized
 from grasp_success_ros.data.preprocessing import to_model_input
 from grasp_success_ros.model.card import ModelCard, card_path_for
 from grasp_success_ros.model.forward import compiled_forward
-from grasp_success_ros.model.loading import load_model, save_model
+from grasp_success_ros.model.loading import load_model
 from grasp_success_ros.model.memory import check_export_memory
 from grasp_success_ros.model.onnx_convert import convert_to_onnx
 from grasp_success_ros.model.runtimes import open_exported
@@ -298,7 +300,8 @@ def _export_tflite(source: Path, path: Path, quantize: str | None,
     return card
 
 
-def _export_keras_bf16(source: Path, path: Path, allow_custom_code: bool,
+def _export_keras_bf16(source: Path, path: Path, card_path: Path | None,
+                       allow_custom_code: bool,
                        log: Callable[[str], None]) -> ModelCard:
     """The model rebuilt with every float32 layer but its outputs on the ``mixed_bfloat16``
     policy (bf16 compute, float32 weights; the outputs stay float32, as Keras' mixed
@@ -310,7 +313,9 @@ def _export_keras_bf16(source: Path, path: Path, allow_custom_code: bool,
     outputs = {outputs[0]} if isinstance(outputs[0], str) else {o[0] for o in outputs}
     model = type(loaded.model).from_config(_on_bf16(config, outputs))
     model.set_weights(loaded.model.get_weights())
-    save_model(model, path, loaded.card)
+    model.save(path)
+    if card_path is not None:  # for the parity check's load; the export's card replaces it
+        loaded.card.save(card_path)
     return loaded.card
 
 
@@ -385,22 +390,38 @@ def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
     def calibration(card: ModelCard) -> np.ndarray | None:
         return sample_batch(calibration_dir, card) if quantize == "int8" else None
 
-    if fmt == "tflite":
-        card = _export_tflite(source, path, quantize, calibration, allow_custom_code, log)
-    elif fmt == "keras":
-        card = _export_keras_bf16(source, path, allow_custom_code, log)
-    else:
-        loaded = load_model(source, allow_custom_code=allow_custom_code)
-        card, box = loaded.card, [loaded.model]  # the converter takes the model and lets it go
-        del loaded
-        log(f"exporting {source} to onnx{f' ({quantize})' if quantize else ''} ...")
-        _export_onnx(box, path, quantize, calibration(card))
-    gc.collect()
-    result = _parity(path, source, fmt, quantize, card,
-                     sample_batch(samples_dir or calibration_dir, card, limit=64),
-                     allow_custom_code)
-    _write_card(result, card, source, log)
+    with _staged(path, source) as (written, card_tmp):
+        if fmt == "tflite":
+            card = _export_tflite(source, written, quantize, calibration, allow_custom_code,
+                                  log)
+        elif fmt == "keras":
+            card = _export_keras_bf16(source, written, card_tmp, allow_custom_code, log)
+        else:
+            loaded = load_model(source, allow_custom_code=allow_custom_code)
+            card, box = loaded.card, [loaded.model]  # the converter takes the model, lets it go
+            del loaded
+            log(f"exporting {source} to onnx{f' ({quantize})' if quantize else ''} ...")
+            _export_onnx(box, written, quantize, calibration(card))
+        gc.collect()
+        result = _parity(path, written, source, fmt, quantize, card,
+                         sample_batch(samples_dir or calibration_dir, card, limit=64),
+                         allow_custom_code)
+        _write_card(result, card, source, log, card_tmp)
     return result
+
+
+@contextlib.contextmanager
+def _staged(path: Path, source: Path) -> Iterator[tuple[Path, Path | None]]:
+    """Where the export is written before it is renamed into place (``data/atomic.py``):
+    the model and its card as a pair (card last), or the model alone where it shares the
+    source's card (``m.keras`` -> ``m.onnx``); yields (model temp, card temp or None)."""
+    card_path = card_path_for(path)
+    if card_path == card_path_for(source) and card_path.is_file():
+        with atomic_path(path) as written:
+            yield written, None
+    else:
+        with atomic_pair(path, card_path_for) as pair:
+            yield pair
 
 
 def _in_batches(forward: Callable[[np.ndarray], np.ndarray], samples: np.ndarray,
@@ -410,12 +431,13 @@ def _in_batches(forward: Callable[[np.ndarray], np.ndarray], samples: np.ndarray
     return np.concatenate([forward(samples[i:i + size]) for i in range(0, len(samples), size)])
 
 
-def _parity(path: Path, source: Path, fmt: str, quantize: str | None, card: ModelCard,
-            samples: np.ndarray, allow_custom_code: bool) -> ExportResult:
-    """Compare the exported model with the Keras model (loaded again) on ``samples``; the
-    exported model is let go before the Keras model is loaded."""
-    exported = (compiled_forward(load_model(path, allow_custom_code).model, card.input_size)
-                if fmt == "keras" else open_exported(path))
+def _parity(path: Path, written: Path, source: Path, fmt: str, quantize: str | None,
+            card: ModelCard, samples: np.ndarray, allow_custom_code: bool) -> ExportResult:
+    """Compare the exported model (``written``, the temporary file that becomes ``path``)
+    with the Keras model (loaded again) on ``samples``; the exported model is let go
+    before the Keras model is loaded."""
+    exported = (compiled_forward(load_model(written, allow_custom_code).model, card.input_size)
+                if fmt == "keras" else open_exported(written))
     got = card.p_success(_in_batches(exported, samples))
     exported_ms = _median_ms(exported, samples[:1])
     del exported
@@ -426,18 +448,19 @@ def _parity(path: Path, source: Path, fmt: str, quantize: str | None, card: Mode
     agree = int(np.sum(is_success(got, card.threshold) == is_success(reference, card.threshold)))
     return ExportResult(
         path=str(path), card_path=str(card_path_for(path)), format=fmt, quantize=quantize,
-        size_bytes=os.path.getsize(path), keras_size_bytes=os.path.getsize(source),
+        size_bytes=os.path.getsize(written), keras_size_bytes=os.path.getsize(source),
         samples=len(samples), max_abs_diff=diff, verdicts_agree=agree,
         keras_ms=_median_ms(keras_fn, samples[:1]), exported_ms=exported_ms)
 
 
 def _write_card(result: ExportResult, card: ModelCard, source: Path,
-                log: Callable[[str], None]) -> None:
-    """The exported model's card beside it; says so when that is also the source's card."""
+                log: Callable[[str], None], card_tmp: Path | None) -> None:
+    """The exported model's card (to ``card_tmp``, renamed beside it with the model); says
+    so when that is also the source's card (``card_tmp`` None: nothing to write)."""
     path, fmt, quantize = Path(result.path), result.format, result.quantize
     info = {k: v for k, v in asdict(result).items() if k not in ("path", "card_path")}
     card_path = card_path_for(path)
-    if card_path == card_path_for(source) and card_path.is_file():
+    if card_tmp is None:
         # m.keras and m.onnx share m.card.json: a float export means the same thing, and a
         # threshold chosen for one holds for the other.  Leave the Keras model's card as is.
         log(f"{path.name} shares the card {card_path.name} with {source.name}")
@@ -448,7 +471,7 @@ def _write_card(result: ExportResult, card: ModelCard, source: Path,
         f"Exported from {source.name} to {fmt}{f' ({quantize})' if quantize else ''}; "
         f"largest |P(success) difference| to Keras {result.max_abs_diff:.2e} on "
         f"{result.samples} inputs.")
-    exported_card.save(card_path)
+    exported_card.save(card_tmp)
     if card_path == card_path_for(source):
         log(f"wrote {card_path}: it is also the card of {source.name} from now on (it was "
             "read with the seed's assumed conventions; they are written down in it)")

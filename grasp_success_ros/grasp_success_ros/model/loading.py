@@ -11,6 +11,7 @@ from grasp_success_ros.core.errors import (
     ModelShapeError,
     UnsafeModelError,
 )
+from grasp_success_ros.data.atomic import atomic_pair
 from grasp_success_ros.model.card import ModelCard, card_path_for, seed_card
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -27,13 +28,17 @@ class LoadedModel:
 
 
 def save_model(model, path: str | Path, card: ModelCard) -> Path:
-    """Write ``path`` (.keras) and its card beside it; returns the card's path."""
+    """Write ``path`` (.keras) and its card beside it as a pair (``data/atomic.py``: the
+    card renamed into place last), so a node reloading the path never reads a partial
+    model or a card of another one; returns the card's path."""
     path = Path(path)
     if path.suffix != ".keras":
         raise ModelLoadError(f"models are saved as .keras files, not {path.suffix or path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
-    return card.validate().save(card_path_for(path))
+    card.validate()
+    with atomic_pair(path, card_path_for) as (model_tmp, card_tmp):
+        model.save(model_tmp)
+        card.save(card_tmp)
+    return card_path_for(path)
 
 
 def _load_keras_file(path: Path, allow_custom_code: bool):

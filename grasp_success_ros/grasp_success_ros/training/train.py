@@ -18,7 +18,9 @@ the card (``model/calibration.py`` says why temperature scaling).
 
 Everything is written beside the model: ``m.keras``, ``m.card.json``, ``m.history.csv``,
 ``m.accuracy.png``, ``m.loss.png`` and ``m.logs/`` (TensorBoard logs and the best
-checkpoint).
+checkpoint).  Model and card are written atomically as a pair (``data/atomic.py``); a
+training cut off by SIGINT, SIGTERM or an OSError (a full disk) writes its best weights so
+far with an uncalibrated card that says where it stopped, and raises ``TrainingInterrupted``.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,8 +45,14 @@ from typing import Any
 
 import numpy as np
 
-from grasp_success_ros.core.errors import ConfigError, DatasetError, require
+from grasp_success_ros.core.errors import (
+    ConfigError,
+    DatasetError,
+    TrainingInterrupted,
+    require,
+)
 from grasp_success_ros.core.policy import is_success
+from grasp_success_ros.data.atomic import atomic_open
 from grasp_success_ros.data.folders import (
     ImageList,
     class_counts,
@@ -456,10 +466,9 @@ class _Recorder:
                "seconds": round(seconds, 2)}
         self.rows.append(row)
         improved = row["val_loss"] is not None and row["val_loss"] < self.best_loss
-        if improved:
-            self.best_loss = row["val_loss"]
-            self.best_weights = self.model.get_weights()
-            self.best_row = row
+        if improved:  # one assignment: a signal between two would pair a loss and other weights
+            weights = self.model.get_weights()
+            self.best_loss, self.best_weights, self.best_row = row["val_loss"], weights, row
             if self.checkpoint is not None:
                 self.model.save_weights(self.checkpoint)
         self.log(
@@ -473,7 +482,7 @@ class _Recorder:
             self.model.set_weights(self.best_weights)
 
     def write_csv(self, path: Path) -> Path:
-        with path.open("w", newline="") as fh:
+        with atomic_open(path, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(self.rows[0]))
             writer.writeheader()
             writer.writerows(self.rows)
@@ -578,6 +587,108 @@ def _written_by(dist: Distribution, model_out: Path) -> Iterator[Path]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+# --------------------------------------------------------------------------- interruption
+
+
+class _Signalled(BaseException):
+    """SIGINT or SIGTERM while training: a BaseException, as KeyboardInterrupt is, so that
+    no ``except Exception`` inside Keras or TensorFlow swallows it."""
+
+
+class _Signals:
+    """SIGINT and SIGTERM raised as ``_Signalled`` while a training runs, or held back
+    (``pending``) while its outputs are written.  Signal handlers are process-wide: they
+    are installed for the training only and the previous ones put back; outside the main
+    thread (where Python allows none) nothing changes."""
+
+    WATCHED = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.received: int | None = None
+        self.pending: int | None = None
+
+    def _handle(self, signum: int, frame) -> None:
+        self.received = signum
+        if self.holding:
+            self.pending = signum
+            return
+        raise _Signalled(signum)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_Signals]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self._handle) for s in self.WATCHED}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, signal.SIG_DFL if handler is None else handler)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+
+
+def _signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
+
+
+def _interrupted(run: _Run, exc: BaseException, signum: int | None) -> BaseException:
+    """Write the best weights so far with a card that says the training was cut off; the
+    exception to raise: ``TrainingInterrupted`` (or an OSError before any epoch ended,
+    as it came)."""
+    signum = signum if isinstance(exc, _Signalled) else None
+    reason = _signal_name(signum) if signum else f"{type(exc).__name__}: {exc}"
+    rows = run.fitting.recorder.rows if run.fitting is not None else []
+    if not rows:
+        if signum is None:
+            return exc
+        return TrainingInterrupted(f"training interrupted by {reason} before its first epoch "
+                                   "ended: nothing written", signum)
+    model_path, at = run.paths["model"], len(rows)
+    checkpoint = run.fitting.recorder.checkpoint
+    run.fitting.recorder.restore_best()
+    model = _float32_copy(run.model, run.cfg) if run.mixed else run.model
+    card = _interrupted_card(run, reason)
+    try:  # no plots: a user who pressed Ctrl-C wants the prompt back
+        _save_outputs(model, card, run.paths, run.fitting.recorder, run.cfg, run.log,
+                      plots=False)
+    except OSError as failed:
+        return TrainingInterrupted(
+            f"training interrupted at epoch {at} ({reason}); writing its best weights failed "
+            f"too ({failed}): {model_path} is left as it was; {checkpoint} holds the best "
+            "weights without a card", signum)
+    return TrainingInterrupted(
+        f"training interrupted at epoch {at} ({reason}): {model_path} holds the best weights "
+        f"so far (epoch {card.training['best_epoch']}) with an uncalibrated card that says "
+        "so", signum, str(model_path))
+
+
+def _interrupted_card(run: _Run, reason: str) -> ModelCard:
+    """The card of a training cut off at epoch k: uncalibrated (no time to fit it on a
+    validation set that may be large), the cut-off in ``training`` and the notes."""
+    f, at = run.fitting, len(run.fitting.recorder.rows)
+    facts = _training_facts(f, run.classes, train_dirs=run.per_dir,
+                            mixed_precision=run.mixed, interrupted={
+                                "at_epoch": at, "of_epochs": f.recorder.total,
+                                "reason": reason},
+                            train_seconds=round(time.monotonic() - run.started, 1))
+    note = (f"Training interrupted at epoch {at} of {f.recorder.total} ({reason}): the "
+            f"weights are the best of those epochs (epoch {facts['best_epoch']}), not "
+            "calibrated.")
+    return run.card.replace(
+        success_class=run.classes.success, failure_class=run.classes.failure,
+        threshold=run.cfg.threshold, calibration=None, training=facts,
+        notes=(run.card.notes + " " if run.card.notes else "") + note)
+
+
 # --------------------------------------------------------------------------- training
 
 
@@ -677,6 +788,10 @@ def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
            cfg: TrainConfig, log: Callable[[str], None],
            extra_train: tuple[str | Path, ...] = (),
            dist: Distribution = Distribution()) -> ModelCard:
+    """``train``'s work.  SIGINT, SIGTERM or an OSError (a full disk) while it fits stops it
+    there: the best weights so far are written with an uncalibrated card that says so, and
+    ``TrainingInterrupted`` is raised; the outputs themselves are written with signals held
+    back, model and card as a pair (``save_model``)."""
     import keras
 
     paths = output_paths(model_out)
@@ -684,6 +799,42 @@ def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
         raise ConfigError(f"the model is saved as a .keras file, not {paths['model'].name}")
     keras.utils.set_random_seed(cfg.seed)
     _split_batch(dist, cfg, log)
+    run = _Run(cfg, paths, log)
+    with _Signals().installed() as signals:
+        try:
+            model, card = _fitted(run, train_dir, valid_dir, extra_train, dist)
+        except (_Signalled, OSError) as exc:
+            with signals.held():
+                raise _interrupted(run, exc, signals.received) from None
+        with signals.held():
+            _save_outputs(model, card, paths, run.fitting.recorder, cfg, log)
+        if signals.pending is not None:
+            log(f"{_signal_name(signals.pending)} came while the trained model was being "
+                "written: it was written first")
+    return card
+
+
+@dataclass
+class _Run:
+    """What a training has built so far, for writing the best weights if it is cut off."""
+
+    cfg: TrainConfig
+    paths: dict[str, Path]
+    log: Callable[[str], None]
+    model: Any = None
+    card: ModelCard | None = None
+    fitting: _Fitting | None = None
+    classes: Any = None
+    mixed: bool = False
+    started: float = 0.0
+    per_dir: dict[str, Any] = field(default_factory=dict)
+
+
+def _fitted(run: _Run, train_dir: str | Path, valid_dir: str | Path,
+            extra_train: tuple[str | Path, ...], dist: Distribution) -> tuple[Any, ModelCard]:
+    """Data, model, the fit phases with the best epoch restored, and the calibrated card;
+    ``run`` holds each piece as soon as it exists."""
+    cfg, log = run.cfg, run.log
     classes, tr_list, va_list, per_dir = _list_data(train_dir, valid_dir, cfg, extra_train)
     if extra_train:
         log("train folders: " + "; ".join(f"{d} {c}" for d, c in per_dir.items()))
@@ -695,8 +846,10 @@ def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
         more = " ..." if len(data.skipped) > 3 else ""
         skipped = f" (skipped: {', '.join(data.skipped[:3])}{more})" if data.skipped else ""
         log(f"{name}: {data.counts()}{skipped}")
-    fitting = _fitting(model, cfg, tr, va, pre, paths, classes, dist, log)
-    started = time.monotonic()
+    fitting = _fitting(model, cfg, tr, va, pre, run.paths, classes, dist, log)
+    run.model, run.card, run.fitting, run.classes, run.mixed = model, card, fitting, classes, mixed
+    run.per_dir = per_dir
+    run.started = time.monotonic()
     use_features, unfrozen = _fit_phases(model, fitting, log)
     fitting.recorder.restore_best()
     if not fitting.recorder.rows:
@@ -706,9 +859,8 @@ def _train(train_dir: str | Path, valid_dir: str | Path, model_out: str | Path,
     card = _trained_card(model, card, fitting, classes, valid_dir, log, train_dirs=per_dir,
                          cached_features=use_features, fine_tuned_layers=unfrozen,
                          mixed_precision=mixed,
-                         train_seconds=round(time.monotonic() - started, 1))
-    _save_outputs(model, card, paths, fitting.recorder, cfg, log)
-    return card
+                         train_seconds=round(time.monotonic() - run.started, 1))
+    return model, card
 
 
 def _build(cfg: TrainConfig, dist: Distribution) -> tuple[Any, ModelCard, bool]:
@@ -820,41 +972,45 @@ def _trained_card(model, card: ModelCard, f: _Fitting, classes, valid_dir: str |
                   log: Callable[[str], None], **facts: Any) -> ModelCard:
     """The card of the trained model: classes, threshold, the temperature fitted on the
     validation set, and what the training did (``facts`` adds to it)."""
-    cfg, best = f.cfg, f.recorder.best_row or f.recorder.rows[-1]
     truth, p_valid = f.va.labels > 0.5, validation_outputs(model, f.va, f.pre)
     calibration = _calibration(truth, p_valid, f"{valid_dir} (validation set)", log)
     warnings = outputs_report(truth, p_valid if calibration is None
-                              else calibration.apply(p_valid), cfg.threshold, log)
+                              else calibration.apply(p_valid), f.cfg.threshold, log)
     return card.replace(
-        success_class=classes.success, failure_class=classes.failure, threshold=cfg.threshold,
-        calibration=calibration,
-        training={
-            "train_counts": f.tr.counts(), "valid_counts": f.va.counts(),
-            "skipped_files": f.tr.skipped[:20] + f.va.skipped[:20],
-            "epochs_run": len(f.recorder.rows), "best_epoch": best["epoch"],
-            "best_val_loss": float(best["val_loss"]),
-            "val_accuracy": float(best["val_accuracy"]),
-            "val_accuracy_success": float(best["val_accuracy_success"]),
-            "val_accuracy_failure": float(best["val_accuracy_failure"]),
-            "preset": cfg.preset, "weights": str(cfg.weights), "frozen_backbone": cfg.frozen,
-            "fine_tune_epochs": cfg.fine_tune_epochs if cfg.frozen else 0,
-            "optimizer": cfg.optimizer,
-            "learning_rate": cfg.learning_rate, "batch_size": cfg.batch_size,
-            "balance": cfg.balance,
-            "class_weights": named_weights(f.weights, classes) if f.weights else None,
-            "validation_warnings": warnings,
-            "augmentation": dataclasses.asdict(cfg.augmentation) if cfg.augmenting else None,
-            "seed": cfg.seed, **facts,
-            **({"distribute": f.dist.summary()} if f.dist.strategy is not None else {}),
-        })
+        success_class=classes.success, failure_class=classes.failure,
+        threshold=f.cfg.threshold, calibration=calibration,
+        training=_training_facts(f, classes, validation_warnings=warnings, **facts))
+
+
+def _training_facts(f: _Fitting, classes, **facts: Any) -> dict[str, Any]:
+    """What the training did, for the card's ``training`` field (``facts`` added)."""
+    cfg, best = f.cfg, f.recorder.best_row or f.recorder.rows[-1]
+    return {
+        "train_counts": f.tr.counts(), "valid_counts": f.va.counts(),
+        "skipped_files": f.tr.skipped[:20] + f.va.skipped[:20],
+        "epochs_run": len(f.recorder.rows), "best_epoch": best["epoch"],
+        "best_val_loss": float(best["val_loss"]),
+        "val_accuracy": float(best["val_accuracy"]),
+        "val_accuracy_success": float(best["val_accuracy_success"]),
+        "val_accuracy_failure": float(best["val_accuracy_failure"]),
+        "preset": cfg.preset, "weights": str(cfg.weights), "frozen_backbone": cfg.frozen,
+        "fine_tune_epochs": cfg.fine_tune_epochs if cfg.frozen else 0,
+        "optimizer": cfg.optimizer,
+        "learning_rate": cfg.learning_rate, "batch_size": cfg.batch_size,
+        "balance": cfg.balance,
+        "class_weights": named_weights(f.weights, classes) if f.weights else None,
+        "augmentation": dataclasses.asdict(cfg.augmentation) if cfg.augmenting else None,
+        "seed": cfg.seed, **facts,
+        **({"distribute": f.dist.summary()} if f.dist.strategy is not None else {}),
+    }
 
 
 def _save_outputs(model, card: ModelCard, paths: dict[str, Path], recorder: _Recorder,
-                  cfg: TrainConfig, log: Callable[[str], None]) -> None:
+                  cfg: TrainConfig, log: Callable[[str], None], plots: bool = True) -> None:
     """Model and card, the history CSV and, unless switched off, the history plots."""
     save_model(model, paths["model"], card)
     recorder.write_csv(paths["history"])
-    if cfg.plots:
+    if cfg.plots and plots:
         from grasp_success_ros.evaluation.plots import history_plots
 
         history_plots(recorder.rows, paths["accuracy_plot"], paths["loss_plot"])
