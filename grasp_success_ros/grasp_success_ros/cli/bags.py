@@ -102,7 +102,7 @@ def _bag_eval(args: argparse.Namespace) -> int:
 
     values = {name: getattr(args, name) for name in (
         "frame_selection", "n_frames", "combine", "settle_s", "deadline_s", "max_frame_age_s",
-        "threshold", "threshold_failure", "trigger_type")}
+        "threshold", "threshold_failure", "trigger_type", "frame_stamp", "clock_tolerance_s")}
     config = NodeConfig.from_values({**values, "model_path": args.model})
     topics, labels = _topics(args), _labels(args)
     if args.review_dir:
@@ -214,6 +214,13 @@ def _add_bag_eval(sub) -> None:
                    default=_default("deadline_s"))
     g.add_argument("--max-frame-age-s", dest="max_frame_age_s", type=float,
                    default=_default("max_frame_age_s"))
+    g.add_argument("--frame-stamp", dest="frame_stamp", default=_default("frame_stamp"),
+                   choices=NODE_DEFAULTS["frame_stamp"].choices,
+                   help="header: frames timed by their stamps, and an event judged with a "
+                   "frame stamped after it was logged by more than --clock-tolerance-s gets "
+                   "clock_skew; arrival: by their log times")
+    g.add_argument("--clock-tolerance-s", dest="clock_tolerance_s", type=float,
+                   default=_default("clock_tolerance_s"))
     g.add_argument("--threshold", type=float, default=_default("threshold"),
                    help="negative: the model card's threshold (and threshold_failure)")
     g.add_argument("--threshold-failure", dest="threshold_failure", type=float,
