@@ -113,6 +113,23 @@ def test_bag_eval_with_arrival_timing_chooses_frames_by_their_log_times(camera_a
         assert r.record.event_stamp <= r.record.frame_stamps[0] < r.record.event_stamp + 1 / 30
 
 
+def test_the_frames_shown_for_review_are_the_ones_arrival_timing_judged(camera_ahead):
+    from grasp_success_ros.bags.reader import frame_decoder, load_frames, open_bag, read_session
+    from grasp_success_ros.bags.review import judged_frames
+    from grasp_success_ros.bags.topics import BagTopics
+
+    results, _ = evaluate_bag(camera_ahead, lambda images: [0.9] * len(images),
+                              PolicyConfig(frame_stamp="arrival"))
+    shown = judged_frames(results, [camera_ahead], frame_stamp="arrival")
+    with open_bag(camera_ahead) as bag:
+        session = read_session(bag, BagTopics())
+        by_log_time = {f.log_ns * 1e-9: f.index for f in session.frames}
+        decode = frame_decoder(session, load_frames(session, by_log_time.values()))
+        for r in results:
+            expected = decode(by_log_time[r.record.frame_stamps[-1]])
+            assert (shown[(bag.name, r.record.event_id)] == expected).all()
+
+
 def test_bag_eval_cli_never_gives_a_verdict_on_skewed_frames_and_arrival_judges_right(
         camera_ahead, trained_model, capsys):
     def bag_eval(*options):
