@@ -3,6 +3,7 @@ events published from this process, answers checked as a grasp manager would see
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -323,33 +324,127 @@ def test_diagnostics_report_model_camera_and_counts(live):
     assert float(values["forward_ms_p50"]) > 0.0
 
 
-def test_use_sim_time_stamps_events_on_the_bag_clock(ros, ros_install, trained_model, tmp_path):
-    from rosgraph_msgs.msg import Clock
+def node_status(seen: list, node: str):
+    """The newest /diagnostics status of ``node`` among the arrays received (None: none)."""
+    mine = [s for a in list(seen) for s in a.status if s.hardware_id == node]
+    return mine[-1] if mine else None
 
-    log = tmp_path / "node.log"
+
+CLOCK_AHEAD = {"seed": 3, "n_grasps": 3, "approach_s": 0.8, "hold_s": 0.8}  # 2 successes
+
+
+def test_a_camera_clock_half_a_second_ahead_gives_clock_skew_records_and_a_warning(live):
+    """The frame stamped just after each grasp was taken 0.5 s before it (the open hand):
+    never a verdict on it, a clock_skew record instead, and /diagnostics WARN with the offset."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    player, _, log = live
+    seen: list = []
+    sub = player.create_subscription(DiagnosticArray, "/diagnostics", seen.append, 10)
+    player.camera_ahead_s = 0.5
+    try:
+        player.clear()
+        labels = player.play(grasp_stream(**CLOCK_AHEAD))
+        records = player.wait_for_results(len(labels), timeout=15.0)
+        seen.clear()
+        for _ in range(40):  # frames keep coming while the node publishes its diagnostics
+            player.publish_frame(frame(2, True))
+            time.sleep(1 / 30)
+        status = node_status(seen, "/live/grasp_success_node")
+    finally:
+        player.camera_ahead_s = 0.0
+        player.destroy_subscription(sub)
+    assert [r["error_code"] for r in records] == ["clock_skew"] * 3, records
+    assert all(r["verdict"] is None for r in records) and player.verdicts == []
+    ahead = re.search(r"frame stamped ([0-9.]+) s after it was received \(clock_tolerance_s "
+                      r"0.2\)", records[0]["error"])
+    assert ahead and float(ahead.group(1)) == pytest.approx(0.5, abs=0.05), records[0]["error"]
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.level == DiagnosticStatus.WARN, status.message
+    assert "frames stamped up to" in status.message and "clock_skew" in status.message
+    assert float(values["frame_ahead_ms_max"]) == pytest.approx(500.0, abs=50.0)
+    assert re.search(r"camera frame stamped 0\.[45]\d* s after", log.read_text())  # logged
+
+
+def test_with_arrival_timing_a_camera_clock_ahead_gets_the_right_verdicts(live):
+    player, _, _ = live
+    node = "/live/grasp_success_node"
+    assert set_parameter(player, node, "frame_stamp", "arrival").successful
+    player.camera_ahead_s = 0.5
+    try:
+        player.clear()
+        labels = player.play(grasp_stream(**CLOCK_AHEAD))
+        records = player.wait_for_results(len(labels), timeout=15.0)
+    finally:
+        player.camera_ahead_s = 0.0
+        assert set_parameter(player, node, "frame_stamp", "header").successful
+    assert [r["verdict"] for r in records] == labels, records
+
+
+@pytest.fixture(scope="module")
+def sim(ros, ros_install, trained_model, tmp_path_factory):
+    """A node under use_sim_time; nothing publishes /clock until a test does."""
+    log = tmp_path_factory.mktemp("node") / "node.log"
     proc = rosnode.start(ros_install, trained_model, log, "-r", "__ns:=/sim",
                          "-p", "use_sim_time:=true")
     player = StreamPlayer(namespace="/sim")
-    clock_pub = player.create_publisher(Clock, "/clock", 10)
     try:
         assert player.wait_for_node(120.0, alive=lambda: proc.poll() is None), log.read_text()
-        sim = 1000.0
-        for i in range(30):
-            sim += 1 / 30
-            clock_pub.publish(Clock(clock=rclpy.time.Time(seconds=sim).to_msg()))
-            msg = Image(**rgb_to_image_fields(frame(i, True)))
-            msg.header.stamp = rclpy.time.Time(seconds=sim).to_msg()
-            player.image_pub.publish(msg)
-            if i == 10:
-                player.event_pub.publish(Empty())
-            time.sleep(1 / 30)
-        (record,) = player.wait_for_results(1, timeout=10.0)
-        assert 1000.0 < record["event_stamp"] < 1001.0
-        assert record["verdict"] is not None
-        assert record["event_stamp"] <= record["frame_stamps"][0] < record["event_stamp"] + 0.2
+        yield player, proc, log
     finally:
         player.close()
         rosnode.stop(proc)
+
+
+def test_use_sim_time_without_clock_names_the_cause_in_records_and_diagnostics(sim):
+    """A bag played without --clock: the node's clock stands at 0 while frames carry wall
+    time. Runs before any test of this module publishes /clock."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    player, _, _ = sim
+    seen: list = []
+    sub = player.create_subscription(DiagnosticArray, "/diagnostics", seen.append, 10)
+    status, end = None, time.monotonic() + 20.0
+    while time.monotonic() < end and (status is None or status.level != DiagnosticStatus.ERROR):
+        player.publish_frame(frame(3, True))  # stamped with the player's wall clock
+        time.sleep(0.1)
+        status = node_status(seen, "/sim/grasp_success_node")
+    player.destroy_subscription(sub)
+    assert status is not None and status.level == DiagnosticStatus.ERROR
+    assert "use_sim_time is true and no /clock received" in status.message
+    assert {kv.key: kv.value for kv in status.values}["node_clock_s"] == "0.0"
+    records = []
+    for _ in range(3):  # the first event may precede the trigger subscription's match
+        player.event_pub.publish(Empty())
+        records = player.wait_for_results(1, timeout=3.0)
+        if records:
+            break
+    assert records and records[0]["error_code"] == "no_clock" and records[0]["verdict"] is None
+    assert "no /clock message has been received" in records[0]["error"]
+    assert "clock stands at 0 while frames carry stamps near 1" in records[0]["error"]
+    player.clear()
+
+
+def test_use_sim_time_stamps_events_on_the_bag_clock(sim):
+    from rosgraph_msgs.msg import Clock
+
+    player, _, _ = sim
+    clock_pub = player.create_publisher(Clock, "/clock", 10)
+    player.clear()
+    sim_t = 1000.0
+    for i in range(30):
+        sim_t += 1 / 30
+        clock_pub.publish(Clock(clock=rclpy.time.Time(seconds=sim_t).to_msg()))
+        msg = Image(**rgb_to_image_fields(frame(i, True)))
+        msg.header.stamp = rclpy.time.Time(seconds=sim_t).to_msg()
+        player.image_pub.publish(msg)
+        if i == 10:
+            player.event_pub.publish(Empty())
+        time.sleep(1 / 30)
+    (record,) = player.wait_for_results(1, timeout=10.0)
+    assert 1000.0 < record["event_stamp"] < 1001.0
+    assert record["verdict"] is not None
+    assert record["event_stamp"] <= record["frame_stamps"][0] < record["event_stamp"] + 0.2
 
 
 def test_a_two_camera_node_answers_every_event_of_each_camera_once_on_its_own_namespace(

@@ -44,8 +44,13 @@ class EventResult:
         return None if self.truth is None else self.record.verdict is self.truth
 
 
-def session_frames(session: Session) -> list[Frame]:
-    return [Frame(f.stamp, f.index) for f in session.frames]
+def session_frames(session: Session, frame_stamp: str = "header") -> list[Frame]:
+    """The bag's frames as the node buffers them: arrival is the log (receive) time, so a
+    frame stamped after it was logged is judged ``clock_skew`` as the node would; with
+    ``frame_stamp`` arrival, timed by the log time alone (sorted by it)."""
+    frames = [Frame(f.log_ns * 1e-9 if frame_stamp == "arrival" else f.stamp, f.index,
+                    f.log_ns * 1e-9) for f in session.frames]
+    return sorted(frames, key=lambda f: f.stamp) if frame_stamp == "arrival" else frames
 
 
 def judge_session(session: Session, predict: Callable, policy: PolicyConfig, model: str = ""
@@ -53,7 +58,7 @@ def judge_session(session: Session, predict: Callable, policy: PolicyConfig, mod
     """Every event of a session through the node's decision path: the frames are selected
     once per event, only the selected ones are loaded, and ``judge_selected`` (the node's
     call) decodes them, runs the model and decides. ``model`` names it in the records."""
-    frames = session_frames(session)
+    frames = session_frames(session, policy.frame_stamp)
     stamps = [f.stamp for f in frames]
     selections: list[Selection | None] = [
         None if ev.rejection is not None else select_frames(stamps, ev.stamp, policy, now=None)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grasp_success_ros.bags.evaluate import EventResult
+from grasp_success_ros.bags.evaluate import EventResult, session_frames
 from grasp_success_ros.bags.reader import frame_decoder, load_frames, open_bag, read_session
 from grasp_success_ros.bags.topics import BagTopics
 from grasp_success_ros.core.errors import BagError, GraspSuccessError
@@ -36,12 +36,12 @@ def _wanted(results: Sequence[EventResult], include_correct: bool
     return by_bag, frameless
 
 
-def _bag_cases(path: Path, topics: BagTopics, items: list[tuple[EventResult, str]]
-               ) -> tuple[list[ReviewCase], int]:
+def _bag_cases(path: Path, topics: BagTopics, items: list[tuple[EventResult, str]],
+               frame_stamp: str) -> tuple[list[ReviewCase], int]:
     """The judged frames of these events, decoded from the bag; and how many could not be."""
     with open_bag(path) as bag:
         session = read_session(bag, topics)
-        by_stamp = {f.stamp: f.index for f in session.frames}
+        by_stamp = {f.stamp: f.msg for f in session_frames(session, frame_stamp)}
         plan = []
         for r, kind in items:
             probs = list(r.record.frame_p_success)
@@ -65,10 +65,11 @@ def _bag_cases(path: Path, topics: BagTopics, items: list[tuple[EventResult, str
 
 
 def bag_cases(results: Sequence[EventResult], bag_paths: Sequence[str | Path],
-              topics: BagTopics | None = None, include_correct: bool = False
-              ) -> tuple[list[ReviewCase], dict[str, int]]:
+              topics: BagTopics | None = None, include_correct: bool = False,
+              frame_stamp: str = "header") -> tuple[list[ReviewCase], dict[str, int]]:
     """The review cases of ``bag-eval``'s results (read again from the bags that have any)
-    and what could not be shown: {"no_frame": events, "bad_frame": frames}."""
+    and what could not be shown: {"no_frame": events, "bad_frame": frames}. ``frame_stamp``:
+    the policy's, which timed the frames the records name."""
     topics = topics or BagTopics()
     by_bag, frameless = _wanted(results, include_correct)
     paths: dict[str, Path] = {}
@@ -80,14 +81,15 @@ def bag_cases(results: Sequence[EventResult], bag_paths: Sequence[str | Path],
     cases: list[ReviewCase] = []
     bad = 0
     for name, items in by_bag.items():
-        found, unreadable = _bag_cases(paths[name], topics, items)
+        found, unreadable = _bag_cases(paths[name], topics, items, frame_stamp)
         cases += found
         bad += unreadable
     return cases, {"no_frame": frameless, "bad_frame": bad}
 
 
 def judged_frames(results: Sequence[EventResult], bag_paths: Sequence[str | Path],
-                  topics: BagTopics | None = None) -> dict[tuple[str, int], np.ndarray]:
+                  topics: BagTopics | None = None, frame_stamp: str = "header"
+                  ) -> dict[tuple[str, int], np.ndarray]:
     """The last frame each event was judged on, decoded (for report.html's thumbnails):
     {(bag name, event_id): RGB}. Bags that cannot be read again, and frames that cannot be
     decoded, are left out (their rows say so)."""
@@ -102,17 +104,18 @@ def judged_frames(results: Sequence[EventResult], bag_paths: Sequence[str | Path
         name = Path(p).stem if Path(p).is_file() else Path(p).name
         if name in wanted:
             try:
-                frames.update(_decoded(Path(p), name, topics, wanted[name]))
+                frames.update(_decoded(Path(p), name, topics, wanted[name], frame_stamp))
             except GraspSuccessError:
                 continue
     return frames
 
 
-def _decoded(path: Path, name: str, topics: BagTopics, events: dict[float, list[int]]
-             ) -> dict[tuple[str, int], np.ndarray]:
+def _decoded(path: Path, name: str, topics: BagTopics, events: dict[float, list[int]],
+             frame_stamp: str) -> dict[tuple[str, int], np.ndarray]:
     with open_bag(path) as bag:
         session = read_session(bag, topics)
-        index = {f.stamp: f.index for f in session.frames if f.stamp in events}
+        index = {f.stamp: f.msg for f in session_frames(session, frame_stamp)
+                 if f.stamp in events}
         decode = frame_decoder(session, load_frames(session, set(index.values())))
         out = {}
         for stamp, i in index.items():

@@ -89,8 +89,9 @@ def write_session(out: str | Path, n_grasps: int = 10, seed: int = 0, *, fps: fl
                   image_topic: str = DEFAULT_IMAGE_TOPIC,
                   trigger_topic: str = DEFAULT_TRIGGER_TOPIC,
                   label_topic: str = DEFAULT_LABEL_TOPIC, compression: str = "none",
-                  **stream_options) -> SessionSummary:
-    """Write a synthetic grasp session (``synth.grasp_stream``) as a rosbag2 at ``out``."""
+                  camera_ahead_s: float = 0.0, **stream_options) -> SessionSummary:
+    """Write a synthetic grasp session (``synth.grasp_stream``) as a rosbag2 at ``out``;
+    ``camera_ahead_s``: the camera's clock runs this far ahead of the recorder's."""
     from grasp_success_ros.data.synth import grasp_stream
 
     if storage not in STORAGES:
@@ -101,7 +102,8 @@ def write_session(out: str | Path, n_grasps: int = 10, seed: int = 0, *, fps: fl
     return write_items(out, items, fps=fps, storage=storage, trigger_type=trigger_type,
                        version=version, start_ns=start_ns, labels=labels,
                        image_topic=image_topic, trigger_topic=trigger_topic,
-                       label_topic=label_topic, compression=compression)
+                       label_topic=label_topic, compression=compression,
+                       camera_ahead_s=camera_ahead_s)
 
 
 def write_items(out: str | Path, items: Iterable, *, fps: float = 30.0,
@@ -109,10 +111,12 @@ def write_items(out: str | Path, items: Iterable, *, fps: float = 30.0,
                 start_ns: int = DEFAULT_START_NS, labels: bool = True,
                 image_topic: str = DEFAULT_IMAGE_TOPIC,
                 trigger_topic: str = DEFAULT_TRIGGER_TOPIC,
-                label_topic: str = DEFAULT_LABEL_TOPIC, compression: str = "none"
-                ) -> SessionSummary:
+                label_topic: str = DEFAULT_LABEL_TOPIC, compression: str = "none",
+                camera_ahead_s: float = 0.0) -> SessionSummary:
     """Write stream items (frames and labelled events) as a rosbag2; ``compression``
-    "message" or "file" compresses with zstd as ``ros2 bag record --compression-mode`` does."""
+    "message" or "file" compresses with zstd as ``ros2 bag record --compression-mode`` does;
+    frames are stamped ``camera_ahead_s`` after their log (receive) time (a camera clock
+    ahead of the recorder's; 0: stamp = log time)."""
     from rosbags.rosbag2 import (
         CompressionFormat,
         CompressionMode,
@@ -144,7 +148,8 @@ def write_items(out: str | Path, items: Iterable, *, fps: float = 30.0,
         for item in items:
             t_ns = start_ns + int(round(item.t * 1e9))
             if item.kind == "frame":
-                writer.write(cam, t_ns, image_cdr(ts, item.image, t_ns))
+                ahead_ns = int(round(camera_ahead_s * 1e9))
+                writer.write(cam, t_ns, image_cdr(ts, item.image, t_ns + ahead_ns))
                 frames += 1
             else:
                 t_ns = max(start_ns, t_ns - half_frame_ns)

@@ -103,7 +103,7 @@ def _bag_eval(args: argparse.Namespace) -> int:
 
     values = {name: getattr(args, name) for name in (
         "frame_selection", "n_frames", "combine", "settle_s", "deadline_s", "max_frame_age_s",
-        "threshold", "threshold_failure", "trigger_type")}
+        "threshold", "threshold_failure", "trigger_type", "frame_stamp", "clock_tolerance_s")}
     config = NodeConfig.from_values({**values, "model_path": args.model})
     topics, labels = _topics(args), _labels(args)
     if args.review_dir:
@@ -138,15 +138,17 @@ def _bag_eval(args: argparse.Namespace) -> int:
                   + "".join(f", {p}" for p in plots)
                   + ("" if plots else " (no plots: matplotlib is not installed)"))
     if args.out or args.review_dir:
-        line = _review(args, results, topics, policy.threshold, classifier.card)
+        line = _review(args, results, topics, policy, classifier.card)
         print(line, file=sys.stderr if args.json else sys.stdout)
     if args.out:
-        report = _html_report(args, results, summary, topics, classifier.card)
+        report = _html_report(args, results, summary, topics, classifier.card,
+                              policy.frame_stamp)
         print(f"report: {report}", file=sys.stderr if args.json else sys.stdout)
     return _report_errors("bag-eval", errors, len(args.bags))
 
 
-def _html_report(args, results, summary: dict, topics: BagTopics, card) -> Path:
+def _html_report(args, results, summary: dict, topics: BagTopics, card,
+                 frame_stamp: str) -> Path:
     """report.html in --out: the report, the plots, the contact sheet and every event with
     the frame it was judged on."""
     from grasp_success_ros.bags.report import format_report
@@ -154,7 +156,7 @@ def _html_report(args, results, summary: dict, topics: BagTopics, card) -> Path:
     from grasp_success_ros.evaluation.report_html import ReportRow, write_report
 
     out = Path(args.out)
-    frames = judged_frames(results, args.bags, topics)
+    frames = judged_frames(results, args.bags, topics, frame_stamp)
     rows = [ReportRow(f"{r.bag} event {r.record.event_id}", r.truth, r.record.verdict,
                       r.record.p_success, r.record.error or f"t = {r.record.event_stamp:.3f}",
                       frames.get((r.bag, r.record.event_id))) for r in results]
@@ -164,7 +166,7 @@ def _html_report(args, results, summary: dict, topics: BagTopics, card) -> Path:
                         (card.success_class, card.failure_class), unit="event")
 
 
-def _review(args, results, topics: BagTopics, threshold: float, card) -> str:
+def _review(args, results, topics: BagTopics, policy, card) -> str:
     """The contact sheet of the mistakes (in --out) and, with --review-dir, their frames
     exported for a person to correct (``bags/review.py``, ``evaluation/review.py``)."""
     from grasp_success_ros.bags.review import bag_cases
@@ -177,7 +179,9 @@ def _review(args, results, topics: BagTopics, threshold: float, card) -> str:
     )
 
     cases, missing = bag_cases(results, args.bags, topics,
-                               include_correct=args.review_all and bool(args.review_dir))
+                               include_correct=args.review_all and bool(args.review_dir),
+                               frame_stamp=policy.frame_stamp)
+    threshold = policy.threshold
     classes = (card.success_class, card.failure_class)
     written = []
     if args.out:
@@ -215,6 +219,13 @@ def _add_bag_eval(sub) -> None:
                    default=_default("deadline_s"))
     g.add_argument("--max-frame-age-s", dest="max_frame_age_s", type=float,
                    default=_default("max_frame_age_s"))
+    g.add_argument("--frame-stamp", dest="frame_stamp", default=_default("frame_stamp"),
+                   choices=NODE_DEFAULTS["frame_stamp"].choices,
+                   help="header: frames timed by their stamps, and an event judged with a "
+                   "frame stamped after it was logged by more than --clock-tolerance-s gets "
+                   "clock_skew; arrival: by their log times")
+    g.add_argument("--clock-tolerance-s", dest="clock_tolerance_s", type=float,
+                   default=_default("clock_tolerance_s"))
     g.add_argument("--threshold", type=float, default=_default("threshold"),
                    help="negative: the model card's threshold (and threshold_failure)")
     g.add_argument("--threshold-failure", dest="threshold_failure", type=float,

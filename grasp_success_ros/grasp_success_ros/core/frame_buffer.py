@@ -22,6 +22,11 @@ class FrameBuffer:
             self._frames.append(frame)
             self._arrivals.append(time.monotonic())
 
+    def clear(self) -> None:
+        """Forget every frame (their times were taken another way)."""
+        with self._lock:
+            self._frames.clear()
+
     def snapshot(self) -> list[Frame]:
         """The buffered frames sorted by stamp (cameras may deliver out of order)."""
         with self._lock:

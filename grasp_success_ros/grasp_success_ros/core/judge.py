@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from grasp_success_ros.core.clocks import skew_reason
 from grasp_success_ros.core.errors import GraspSuccessError
 from grasp_success_ros.core.policy import PolicyConfig, Selection, decide
 
@@ -30,15 +31,21 @@ ERROR_CODES = {
     "not_completed": "trigger_type bool got false: not a completed grasp",
     "deactivated": "the node was deactivated (lifecycle) before the event's frames arrived",
     "uncertain": "P(success) lies between threshold_failure and threshold: no verdict",
+    "clock_skew": "a chosen frame is stamped after it was received by more than "
+                  "clock_tolerance_s: the camera's clock runs ahead",
+    "no_clock": "use_sim_time is true and no /clock has come: the node's clock stands at 0",
 }
 
 
 @dataclass(frozen=True)
 class Frame:
-    """A camera frame as received: its stamp and the undecoded message."""
+    """A camera frame as received: its time (stamp or arrival, as ``frame_stamp`` says), the
+    undecoded message and its arrival on the receiver's clock (the node's, or the bag's log
+    time; None: unknown), which no real frame's stamp can be later than."""
 
     stamp: float
     msg: Any
+    arrival: float | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,13 @@ def classify(predict: Callable[[list[np.ndarray]], np.ndarray],
     return p
 
 
+def clock_skew(frames: Sequence[Frame], cfg: PolicyConfig) -> str | None:
+    """Why ``frames`` cannot judge an event: one is stamped after it arrived by more than
+    ``cfg.clock_tolerance_s`` (clocks.py); None when their times are possible."""
+    ahead = max((f.stamp - f.arrival for f in frames if f.arrival is not None), default=0.0)
+    return skew_reason(ahead, cfg.clock_tolerance_s)
+
+
 def describe_policy(cfg: PolicyConfig) -> str:
     if cfg.selection == "n_after":
         return f"n_after({cfg.n_frames},{cfg.combine})"
@@ -138,6 +152,9 @@ def judge_selected(event: GraspEvent, frames: Sequence[Frame], selection: Select
                               model=model)
     chosen = [frames[i] for i in selection.indices]
     stamps = [f.stamp for f in chosen]
+    skew = clock_skew(chosen, cfg)
+    if skew is not None:  # judged, it would be a verdict on a frame of another moment
+        return failure_record(event, cfg, "clock_skew", skew, stamps, model)
     known = known or {}
     todo = [f for f in chosen if f.stamp not in known]
     try:
@@ -193,8 +210,10 @@ def judge_batch(jobs: Sequence[Judgement], predict: Callable[[list[np.ndarray]],
     for i, job in enumerate(jobs):
         if not job.selection.ready:
             continue
-        todo = [job.frames[k] for k in job.selection.indices
-                if job.frames[k].stamp not in knowns[i]]
+        chosen = [job.frames[k] for k in job.selection.indices]
+        if clock_skew(chosen, job.cfg) is not None:  # judge_selected records clock_skew
+            continue
+        todo = [f for f in chosen if f.stamp not in knowns[i]]
         try:
             decoded = [decode(f.msg) for f in todo]
         except Exception:  # judge_selected meets it again and records bad_image

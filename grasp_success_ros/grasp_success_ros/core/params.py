@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from grasp_success_ros.core.clocks import FRAME_STAMPS
 from grasp_success_ros.core.errors import ConfigError
 from grasp_success_ros.core.policy import COMBINES, SELECTIONS, PolicyConfig, thresholds_for
 from grasp_success_ros.core.triggers import TRIGGER_MSGTYPES
@@ -63,6 +64,16 @@ PARAMS: tuple[ParamSpec, ...] = (
               " past it the event gets a failure record.", min=0.05, max=30.0, dynamic=True),
     ParamSpec("max_frame_age_s", 0.5, "Oldest frame (s before the event) that latest accepts, "
               "for events and VerifyGrasp goals.", min=0.01, max=10.0, dynamic=True),
+    # --- clocks (core/clocks.py) ---
+    ParamSpec("frame_stamp", "header", "How frames are timed: header (their stamps; the "
+              "camera's clock must agree with this node's) or arrival (their arrival on this "
+              "node's clock, for a camera whose clock cannot be synced). Switching empties "
+              "the frame buffers.", choices=FRAME_STAMPS, dynamic=True),
+    ParamSpec("clock_tolerance_s", 0.2, "How much later than its arrival a frame (or Header "
+              "trigger) may be stamped before its time is impossible: an event judged with "
+              "such a frame gets clock_skew, /diagnostics WARN (ERROR past 5x). At least the "
+              "/clock period times the replay rate under sim time (ros2 bag play --clock: "
+              "40 Hz, so 0.2 covers --rate 8).", min=0.001, max=3600.0, dynamic=True),
     ParamSpec("threshold", -1.0, "Success when P(success) >= threshold. Negative: use the "
               "model card's threshold (and threshold_failure).", min=-1.0, max=1.0,
               dynamic=True),
@@ -112,6 +123,8 @@ class NodeConfig:
     settle_s: float
     deadline_s: float
     max_frame_age_s: float
+    frame_stamp: str
+    clock_tolerance_s: float
     threshold: float
     threshold_failure: float
     buffer_size: int
@@ -158,7 +171,8 @@ class NodeConfig:
             selection=self.frame_selection, n_frames=self.n_frames, combine=self.combine,
             settle_s=self.settle_s, max_frame_age_s=self.max_frame_age_s,
             deadline_s=self.deadline_s, threshold=threshold,
-            threshold_failure=threshold_failure,
+            threshold_failure=threshold_failure, frame_stamp=self.frame_stamp,
+            clock_tolerance_s=self.clock_tolerance_s,
         ).validate()
 
 

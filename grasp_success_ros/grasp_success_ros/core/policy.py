@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grasp_success_ros.core.clocks import FRAME_STAMPS
 from grasp_success_ros.core.errors import ConfigError, require
 
 SELECTIONS = ("first_after", "latest", "n_after")
@@ -38,6 +39,11 @@ class PolicyConfig:
     # None: one threshold (failure below ``threshold``); else failure at or below it, and no
     # verdict (``uncertain``) between the two
     threshold_failure: float | None = None
+    # How frames are timed (clocks.py): "header" stamps, or "arrival" for a camera whose clock
+    # cannot be synced; a chosen frame stamped after its arrival by more than the tolerance
+    # makes a clock_skew record instead of a verdict.
+    frame_stamp: str = "header"
+    clock_tolerance_s: float = 0.2
 
     def validate(self) -> PolicyConfig:
         checks = [
@@ -50,6 +56,8 @@ class PolicyConfig:
             (0.0 <= self.threshold <= 1.0, "threshold must be in [0, 1]"),
             (self.threshold_failure is None or 0.0 <= self.threshold_failure <= self.threshold,
              "threshold_failure must be in [0, threshold]"),
+            (self.frame_stamp in FRAME_STAMPS, f"frame_stamp must be one of {FRAME_STAMPS}"),
+            (self.clock_tolerance_s > 0.0, "clock_tolerance_s must be > 0"),
         ]
         require(checks)
         return self

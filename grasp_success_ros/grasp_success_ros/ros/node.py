@@ -44,6 +44,13 @@ from rclpy.task import Future
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Header
 
+from grasp_success_ros.core.clocks import (
+    ClockWatch,
+    clock_unset,
+    no_clock_reason,
+    skew_reason,
+    trigger_note,
+)
 from grasp_success_ros.core.errors import GraspSuccessError, ModelLoadError
 from grasp_success_ros.core.judge import (
     Frame,
@@ -64,7 +71,7 @@ from grasp_success_ros.core.params import (
     check_camera_names,
 )
 from grasp_success_ros.core.pending import AnswerStats, StageTimes
-from grasp_success_ros.core.policy import PolicyConfig, frames_so_far, select_frames
+from grasp_success_ros.core.policy import PolicyConfig, Selection, frames_so_far, select_frames
 from grasp_success_ros.core.triggers import frame_stamp, stamp_seconds, trigger_info
 from grasp_success_ros.core.wakeups import WorkerWakeups
 from grasp_success_ros.data.image_conversion import rgb_to_image_fields, to_rgb
@@ -177,6 +184,7 @@ class GraspSuccessNode(LifecycleNode):
         self._event_ids = count(1)
         self._stats = AnswerStats()
         self._times = StageTimes()  # /diagnostics: frame delay, preprocessing, forward
+        self._clocks = ClockWatch()  # /diagnostics: frames and triggers stamped ahead
         self._publish_lock = threading.Lock()
         self._answer_lock = threading.Lock()  # the worker vs deactivate: one answer per event
         self._intake_lock = threading.Lock()  # the trigger vs deactivate
@@ -351,18 +359,45 @@ class GraspSuccessNode(LifecycleNode):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _clock_unset(self, now: float) -> bool:
+        """use_sim_time with no /clock received yet: the clock stands at 0."""
+        return clock_unset(self.get_clock().ros_time_is_active, now)
+
     def _on_image(self, camera: CameraChannel, msg) -> None:
         """Hot path: stamp and store; decoding waits until an event uses the frame."""
         now, header_s = self._now(), stamp_seconds(msg.header.stamp)
+        unset = self._clock_unset(now)
         if header_s == 0.0:
             self.get_logger().warning("camera frames carry no stamp; using arrival time",
                                       throttle_duration_sec=LOG_THROTTLE_S)
+        elif unset:
+            self._clocks.frame_without_clock()
         else:  # transport, and any offset between the camera's clock and this one
             self._times.add("frame_delay", (now - header_s) * 1e3)
-        camera.buffer.append(Frame(frame_stamp(msg, now), msg))
+            self._watch_frame(header_s - now)
+        stamp = now if self.config.frame_stamp == "arrival" else frame_stamp(msg, now)
+        camera.buffer.append(Frame(stamp, msg, None if unset else now))
         camera.frame_id = msg.header.frame_id
         if camera.pending:
             self._wakeups.request()
+
+    def _watch_frame(self, ahead_s: float) -> None:
+        """A frame's stamp minus its arrival, for /diagnostics; logged when impossible."""
+        self._clocks.frame(ahead_s)
+        reason = skew_reason(ahead_s, self.config.clock_tolerance_s)
+        if reason is not None and self.config.frame_stamp == "header":
+            self.get_logger().warning(f"camera {reason}", throttle_duration_sec=LOG_THROTTLE_S)
+
+    def _watch_trigger(self, stamp_ns: int | None, now_ns: int) -> None:
+        """A Header trigger's or goal's own stamp minus its arrival, for /diagnostics;
+        logged when stamped ahead, or far behind."""
+        if stamp_ns is None or self._clock_unset(now_ns * 1e-9):
+            return
+        ahead_s = (stamp_ns - now_ns) * 1e-9
+        self._clocks.trigger(ahead_s)
+        note = trigger_note(ahead_s, self.config.clock_tolerance_s)
+        if note is not None:
+            self.get_logger().warning(note[1], throttle_duration_sec=LOG_THROTTLE_S)
 
     def _on_trigger(self, camera: CameraChannel, msg) -> None:
         # The same rule as the bag tools (triggers.py): event time = receipt time, or the
@@ -371,6 +406,7 @@ class GraspSuccessNode(LifecycleNode):
         info = trigger_info(self.config.trigger_type, msg, now.nanoseconds * 1e-9)
         event = GraspEvent(next(self._event_ids), info.stamp, time.monotonic(), info.trigger,
                            stamp_ns=now.nanoseconds if info.stamp_ns is None else info.stamp_ns)
+        self._watch_trigger(info.stamp_ns, now.nanoseconds)
         serving = self._serving
         if serving is None:  # unreachable: cleanup comes after deactivate took the inputs
             self.get_logger().error(f"event {event.event_id} dropped: no model loaded")
@@ -442,11 +478,13 @@ class GraspSuccessNode(LifecycleNode):
         frames = camera.buffer.snapshot()
         stamps = [f.stamp for f in frames]
         now, known = self._now(), camera.scores.known(serving.classifier)
+        unset = self._clock_unset(now)
         ready = []
         for event in events:
             policy = serving.policy_for(event)
             overdue = time.monotonic() > backstop_at(event, policy)
-            selection = select_frames(stamps, event.stamp, policy, now=None if overdue else now)
+            selection = self._no_clock(frames) if unset else \
+                select_frames(stamps, event.stamp, policy, now=None if overdue else now)
             if selection.status != "wait":
                 ready.append((camera, Judgement(event, frames, selection, policy, known)))
             elif final:
@@ -459,6 +497,12 @@ class GraspSuccessNode(LifecycleNode):
                 self._report_progress(event, stamps, policy)
         camera.scores.retain(stamps)
         return ready
+
+    @staticmethod
+    def _no_clock(frames) -> Selection:
+        """No time to choose frames by: a ``no_clock`` failure, naming what frames carry."""
+        newest = stamp_seconds(frames[-1].msg.header.stamp) if frames else None
+        return Selection("fail", code="no_clock", reason=no_clock_reason(newest))
 
     def _stream(self, camera: CameraChannel, event, frames, stamps, policy: PolicyConfig,
                 serving: Serving) -> None:
@@ -574,7 +618,9 @@ class GraspSuccessNode(LifecycleNode):
         """The goal becomes an event like a trigger's, judged by the same worker; the
         coroutine waits without holding an executor thread."""
         request, now = goal_handle.request, self.get_clock().now()
-        ns = request.stamp.sec * 1_000_000_000 + request.stamp.nanosec or now.nanoseconds
+        own = request.stamp.sec * 1_000_000_000 + request.stamp.nanosec
+        self._watch_trigger(own or None, now.nanoseconds)
+        ns = own or now.nanoseconds
         event = GraspEvent(next(self._event_ids), ns * 1e-9, time.monotonic(), "action",
                            stamp_ns=ns, overrides=goal_overrides(request))
         goal = self._goals[event.event_id] = Goal(goal_handle, Future())
@@ -656,6 +702,9 @@ class GraspSuccessNode(LifecycleNode):
         staged, self._staged = self._staged, None
         if config is None:
             return
+        if config.frame_stamp != self.config.frame_stamp:  # the two kinds of time don't mix
+            for camera in self._cameras:
+                camera.buffer.clear()
         self.config, old = config, self._serving
         if old is None:
             return
@@ -672,14 +721,34 @@ class GraspSuccessNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         serving, newest = self._serving, self._cameras[0].buffer.newest()
-        age = self._now() - newest.stamp if newest else float("inf")
+        now = self._now()
+        age = now - newest.stamp if newest else float("inf")
         state = self._lifecycle_state()
         level, message = DiagnosticStatus.OK, "ready"
         if state != "active":
             level, message = DiagnosticStatus.WARN, state
         elif newest is None or age > serving.policy.deadline_s:
             level, message = DiagnosticStatus.WARN, "no fresh camera frames"
-        values = {
+        config = self.config
+        clock = self._clocks.reading(self.get_clock().ros_time_is_active, now,
+                                     config.frame_stamp, config.clock_tolerance_s,
+                                     config.deadline_s)
+        if clock.level > level[0]:  # the clock's trouble is the headline
+            level, message = bytes([clock.level]), clock.message
+        elif clock.message:
+            message = f"{message}; {clock.message}"
+        values = {**self._diagnostic_values(serving, age, state), "node_clock_s": round(now, 3),
+                  **clock.values}
+        status = DiagnosticStatus(
+            level=level, name=f"{self.get_name()}: grasp success", message=message,
+            hardware_id=self.get_fully_qualified_name(),
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
+
+    def _diagnostic_values(self, serving: Serving | None, age: float, state: str) -> dict:
+        return {
             "state": state, "model_loaded": serving is not None,
             "model": serving.classifier.source if serving else "",
             "device": serving.classifier.device if serving else "",
@@ -695,13 +764,6 @@ class GraspSuccessNode(LifecycleNode):
             **self._stats.as_dict(),
             **self._times.medians(),
         }
-        status = DiagnosticStatus(
-            level=level, name=f"{self.get_name()}: grasp success", message=message,
-            hardware_id=self.get_fully_qualified_name(),
-            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diag_pub.publish(array)
 
 
 def main(args=None) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from diagnostic_msgs.msg import DiagnosticArray
 from grasp_success_msgs.msg import GraspVerdict
+from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
@@ -32,7 +33,8 @@ class StreamPlayer(Node):
     ``string``. ``camera``: one camera NAME of a node's ``cameras`` parameter with its
     default topics (NAME/camera/image_raw, NAME/grasp_completed, NAME/grasp_success...).
     ``diagnostics``: also listen to /diagnostics for the node's stage times
-    (:meth:`stage_times`).
+    (:meth:`stage_times`). ``camera_ahead_s``: frames are stamped this far ahead of the
+    player's clock (a camera whose clock runs ahead of the node's).
     """
 
     def __init__(self, name: str = "grasp_stream_player", namespace: str = "",
@@ -41,6 +43,7 @@ class StreamPlayer(Node):
         super().__init__(name, namespace=namespace)
         self.encoding = encoding
         self.trigger_type = trigger_type
+        self.camera_ahead_s = 0.0
         self._prefix = f"{camera}/" if camera else ""
         self.image_pub = self.create_publisher(Image, self._prefix + "camera/image_raw", 5)
         self._trigger_cls = trigger_class(trigger_type)
@@ -98,11 +101,12 @@ class StreamPlayer(Node):
         return False
 
     def publish_frame(self, rgb) -> float:
-        """Publish one RGB frame stamped now; returns the stamp in seconds."""
+        """Publish one RGB frame stamped now (plus ``camera_ahead_s``); returns the stamp in
+        seconds."""
         return self.publish_image(Image(**rgb_to_image_fields(rgb, self.encoding)))
 
     def publish_image(self, msg: Image) -> float:
-        now = self.get_clock().now()
+        now = self.get_clock().now() + Duration(nanoseconds=round(self.camera_ahead_s * 1e9))
         msg.header.stamp = now.to_msg()
         msg.header.frame_id = msg.header.frame_id or "hand_camera"
         self.image_pub.publish(msg)
