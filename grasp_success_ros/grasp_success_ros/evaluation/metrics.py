@@ -234,10 +234,11 @@ ROC_AUC_UNDEFINED = "needs both classes in the set"
 
 
 def usefulness_warnings(truth: Sequence[bool], p_success: Sequence[float],
-                        threshold: float) -> list[str]:
+                        threshold: float, noun: str = "image") -> list[str]:
     """Why a model whose accuracy looks fine may have learned nothing: its outputs barely
     vary over the set, a class is never predicted, or it does no better than always
-    answering the set's majority class.  Empty when none of these holds."""
+    answering the set's majority class.  Empty when none of these holds.  ``noun`` names
+    what was judged (evaluate's image, bag-eval's event): both warn from here."""
     truth, p = np.asarray(truth, bool), np.asarray(p_success, np.float64)
     if p.size == 0:
         return []
@@ -245,18 +246,18 @@ def usefulness_warnings(truth: Sequence[bool], p_success: Sequence[float],
     share = float(truth.mean())
     majority, name = (share, "success") if share >= 0.5 else (1.0 - share, "failure")
     if truth.all() or not truth.any():
-        return [f"the set holds {name} images only: it cannot show whether the model tells "
+        return [f"the set holds {name} {noun}s only: it cannot show whether the model tells "
                 "the classes apart"]
     warnings = []
     low, high = np.percentile(p, [5, 95])
     if high - low < MIN_SPREAD:
         warnings.append(
-            f"P(success) barely varies: 90% of the {p.size} images lie within "
+            f"P(success) barely varies: 90% of the {p.size} {noun}s lie within "
             f"{low:.4f}-{high:.4f}; the model answers nearly the same whatever it sees")
     for cls, called in (("success", verdicts), ("failure", ~verdicts)):
         if not called.any():
-            warnings.append(f"no image is judged {cls} (threshold {threshold:.4g}): the model "
-                            "never predicts this class on this set")
+            warnings.append(f"no {noun} is judged {cls} (threshold "
+                            f"{threshold:.4g}): the model never predicts this class on this set")
     acc = float(np.mean(verdicts == truth))
     if acc <= majority:
         warnings.append(f"accuracy {acc:.3f} is no better than always answering {name} "
