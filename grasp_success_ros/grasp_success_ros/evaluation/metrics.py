@@ -233,6 +233,22 @@ def undefined_reasons(cls: str) -> dict[str, str]:
 ROC_AUC_UNDEFINED = "needs both classes in the set"
 
 
+def one_class(truth: Sequence[bool]) -> str | None:
+    """The class a set holds alone ("success" or "failure"), or None when it holds both."""
+    truth = np.asarray(truth, bool)
+    if truth.size and truth.all():
+        return "success"
+    return "failure" if truth.size and not truth.any() else None
+
+
+def one_class_reasons(present: str) -> dict[str, str]:
+    """Why precision and F1 are not given for a set of one class: a success-only set makes
+    every success verdict right (precision 1) and every failure verdict wrong (precision 0)
+    whatever the model does, so neither number says anything about it."""
+    why = f"needs both classes; the set holds {present} images only"
+    return {"precision": why, "f1": why}
+
+
 def usefulness_warnings(truth: Sequence[bool], p_success: Sequence[float],
                         threshold: float, noun: str = "image") -> list[str]:
     """Why a model whose accuracy looks fine may have learned nothing: its outputs barely
