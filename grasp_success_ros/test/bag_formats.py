@@ -180,6 +180,26 @@ def overstate_count(bag: Path, topic: str, extra: int) -> Path:
     return _edit_metadata(bag, edit)
 
 
+def short_form_types(bag: Path) -> Path:
+    """A Humble-layout sqlite3 bag (no message definitions) whose types are named in the
+    short form ``pkg/Type``, as older recorders wrote them (rosbag2's ``test_bag_for_seek``):
+    in the storage's topics table and in metadata.yaml alike."""
+    def short(msgtype: str) -> str:
+        pkg, _, name = msgtype.split("/")
+        return f"{pkg}/{name}"
+
+    db = sqlite3.connect(next(bag.glob("*.db3")))
+    for topic_id, msgtype in db.execute("SELECT id, type FROM topics").fetchall():
+        db.execute("UPDATE topics SET type = ? WHERE id = ?", (short(msgtype), topic_id))
+    db.commit()
+    db.close()
+
+    def edit(info: dict) -> None:
+        for t in info["topics_with_message_count"]:
+            t["topic_metadata"]["type"] = short(t["topic_metadata"]["type"])
+    return _edit_metadata(bag, edit)
+
+
 def split_session(out: Path, n_grasps: int, seed: int, storage: str = "sqlite3", **kw) -> Path:
     """A session split in two storage files, as ``ros2 bag record --max-bag-duration`` leaves
     it: one metadata.yaml listing both files in order, counts summed."""

@@ -3,6 +3,7 @@ and clear errors for bad bags."""
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 from pathlib import Path
@@ -167,11 +168,35 @@ def test_bag_eval_leaves_events_inside_the_band_uncertain_and_reports_the_covera
                               PolicyConfig(threshold=0.7, threshold_failure=0.3))
     assert {r.record.error_code for r in results} == {"uncertain"}
     assert all(r.record.p_success == 0.5 and r.record.verdict is None for r in results)
-    summary = summarize(results)
+    summary = summarize(results, 0.7)
     assert summary["no_verdict"] == {"uncertain": 6} and summary["coverage"] == 0.0
     assert summary["error_rate"] is None
     text = format_report(summary, results, per_event=False)
     assert "no verdict: uncertain 6" in text and "coverage 0.00 (labelled events" in text
+
+
+def test_bag_eval_warns_about_a_model_that_learned_nothing_as_evaluate_does(
+        bag, tmp_path, capsys):
+    """Every P(success) 0.0003: accuracy is the share of failures, and bag-eval says why it
+    means nothing, from evaluate's own warnings, in the console, the JSON and report.html."""
+    from tool_helpers import constant_model
+
+    model = constant_model(tmp_path / "constant.keras", 0.0003)
+    assert run_cli("bag-eval", bag, "--model", model, "--out", tmp_path / "out",
+                   "--no-progress") == 0
+    console = capsys.readouterr().out
+    warnings = json.loads((tmp_path / "out" / "report.json").read_text())["summary"]["warnings"]
+    assert len(warnings) == 3 and "barely varies: 90% of the 6 events" in warnings[0]
+    assert "no event is judged success" in warnings[1]
+    assert "is no better than always answering" in warnings[2]
+    page = (tmp_path / "out" / "report.html").read_text()
+    for warning in warnings:
+        assert f"warning: {warning}" in console.splitlines()
+        assert html.escape(f"warning: {warning}") in page
+    assert run_cli("bag-eval", bag, "--model", model, "--json", "--no-progress") == 0
+    streams = capsys.readouterr()
+    assert json.loads(streams.out)["summary"]["warnings"] == warnings
+    assert {f"warning: {w}" for w in warnings} <= set(streams.err.splitlines())
 
 
 def test_bag_eval_refuses_a_failure_threshold_without_the_threshold(bag, capsys):
@@ -197,7 +222,7 @@ def test_bag_eval_on_a_synthetic_bag_reaches_95_percent(tmp_path, trained_model)
 
     clf, _ = GraspClassifier.from_path(trained_model)
     results, _ = evaluate_bag(path, clf.predict, PolicyConfig(threshold=clf.card.threshold))
-    summary = summarize(results)
+    summary = summarize(results, clf.card.threshold)
     assert summary["labelled"] == 30
     assert summary["accuracy"] >= 0.95, summary["seed_line"]
 
@@ -234,7 +259,7 @@ def test_bag_eval_plots_leave_the_matplotlib_backend_as_it_was(bag, tmp_path, sv
     import matplotlib
 
     results, _ = evaluate_bag(bag, lambda imgs: [0.9] * len(imgs), PolicyConfig())
-    written = write_plots(tmp_path / "plots", summarize(results), results, 0.5)
+    written = write_plots(tmp_path / "plots", summarize(results, 0.5), results, 0.5)
     assert matplotlib.get_backend() == svg_backend
     assert [p.name for p in written] == ["p_success.png", "confusion.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in written)
@@ -311,6 +336,26 @@ def test_a_message_type_that_cannot_be_registered_is_explained_with_the_reason(t
     message = str(err.value)
     assert "my_msgs/msg/Grasp on /grasp_detail could not be registered" in message
     assert "std_msgs/msg/Header" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+@pytest.mark.parametrize("target", ["folder", "storage file"])
+def test_a_bag_in_another_serialization_format_is_named_as_such(tmp_path, capsys, storage,
+                                                                target):
+    """Not "the recording may be truncated": the bag is whole, in a format (here JSON)
+    the tools do not read."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    path = tmp_path / "json"
+    with Writer(path, version=9, storage_plugin=StoragePlugin[storage.upper()]) as w:
+        c = w.add_connection("/camera/image_raw", "sensor_msgs/msg/Image",
+                             typestore=typestore(), serialization_format="json")
+        w.write(c, 1, b'{"height": 0, "width": 0}')
+    bag = path if target == "folder" else next(p for p in path.iterdir()
+                                               if p.suffix in (".db3", ".mcap"))
+    err = expect_cli_error(capsys, "extract", bag, tmp_path / "out")
+    assert f"bag {bag}: unknown serialization format on /camera/image_raw ('json')" in err
+    assert "only 'cdr'" in err and "truncated" not in err
 
 
 @pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
@@ -430,6 +475,7 @@ ROSBAG2_COUNTS = {  # the table of test/data/rosbag2/README.md
     "talker": {"/topic": 10, "/rosout": 10, "/parameter_events": 0},
     "convert_a": {"a_empty": 100, "b_basictypes": 50},
     "cdr_test": {"/array_topic": 4, "/test_topic": 3},
+    "test_bag_for_seek": {"topic1": 5},
 }
 RECORDED = [ROSBAG2_DATA / storage / name for storage in ("sqlite3", "mcap")
             for name in ROSBAG2_COUNTS]
@@ -460,6 +506,45 @@ def test_messages_of_types_unknown_here_are_decoded_by_the_definitions_the_bag_c
         decoded = [b.deserialize(raw, msgtype) for _, msgtype, _, raw in b.messages(b.topics)]
         assert len(decoded) == sum(ROSBAG2_COUNTS[path.name].values())
         assert all(type(m).__name__.startswith("test_msgs__msg__") for m in decoded)
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_a_type_named_in_the_short_form_is_resolved_as_rosbag2_does(storage):
+    """test_bag_for_seek names test_msgs/BasicTypes: every tool sees test_msgs/msg/BasicTypes."""
+    with open_bag(ROSBAG2_DATA / storage / "test_bag_for_seek") as b:
+        assert b.topics["topic1"].msgtype == "test_msgs/msg/BasicTypes"
+        assert {msgtype for _, msgtype, _, _ in b.messages({"topic1"})} == \
+            {"test_msgs/msg/BasicTypes"}
+
+
+def short_form_session(tmp_path: Path, n_grasps: int = 3, seed: int = 2) -> Path:
+    """A labelled session as an older recorder wrote it: Humble's sqlite3 layout (no message
+    definitions) with every type named in the short form."""
+    path = bag_formats.session(tmp_path / "short" / "session", "humble-sqlite3",
+                               n_grasps=n_grasps, seed=seed, **SMALL)
+    return bag_formats.short_form_types(path)
+
+
+def test_extract_reads_a_session_whose_types_are_named_in_the_short_form(tmp_path, capsys):
+    """The same frames as from the same session with the full type names."""
+    bag = short_form_session(tmp_path)
+    full = bag_formats.session(tmp_path / "full" / "session", "humble-sqlite3", n_grasps=3,
+                               seed=2, **SMALL)
+    with open_bag(bag) as b:
+        assert b.topics["/camera/image_raw"].msgtype == "sensor_msgs/msg/Image"
+    assert run_cli("extract", bag, tmp_path / "out") == 0, capsys.readouterr().err
+    assert run_cli("extract", full, tmp_path / "expected") == 0
+    for cls in ("success", "failure"):
+        got = sorted(p.name for p in (tmp_path / "out" / cls).iterdir())
+        assert got and got == sorted(p.name for p in (tmp_path / "expected" / cls).iterdir())
+
+
+def test_bag_eval_judges_a_session_whose_types_are_named_in_the_short_form(tmp_path):
+    bag = short_form_session(tmp_path)
+    results, source = evaluate_bag(bag, lambda imgs: [0.9] * len(imgs), PolicyConfig())
+    assert source is not None and len(results) == 3
+    assert [r.truth for r in results] == [e.label for e in grasp_events(2, 3)]
+    assert all(r.record.verdict is True for r in results)
 
 
 def test_decoding_a_type_the_bag_does_not_define_names_it():

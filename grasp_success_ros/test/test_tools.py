@@ -1,6 +1,8 @@
 """predict, evaluate and export: on the seed's sample photos, synthetic scenes and videos."""
 
+import html
 import json
+import shutil
 import threading
 import time
 
@@ -17,7 +19,7 @@ from tool_helpers import (
 )
 
 from grasp_success_ros.cli import main as cli
-from grasp_success_ros.core.errors import ConfigError
+from grasp_success_ros.core.errors import ConfigError, DatasetError
 from grasp_success_ros.core.params import NodeConfig
 from grasp_success_ros.core.policy import PolicyConfig, decide
 from grasp_success_ros.evaluation.evaluate import (
@@ -348,6 +350,60 @@ def test_evaluate_refuses_ambiguous_folders_in_one_line(capsys, tmp_path, rb_mod
     colour_folders(tmp_path / "test", "apples", "pears", n=1)
     code, _, err = run_cli(capsys, "evaluate", tmp_path / "test", rb_model)
     assert code == 2 and "--success-class" in err and err.count("\n") == 1
+
+
+def test_a_set_of_one_class_gives_no_precision_f1_or_roc_auc_and_says_why():
+    """Successes only: success precision would be 1 and failure precision 0 whatever the
+    model did; recall is still the share of successes called success."""
+    m = evaluation([0.9, 0.8, 0.3, 0.7], [1, 1, 1, 1]).metrics()
+    assert m["success"]["recall"] == 0.75 and m["confusion"]["fn"] == 1
+    why = "needs both classes; the set holds success images only"
+    assert m["undefined"] == {"success.precision": why, "success.f1": why,
+                              "failure.precision": why, "failure.f1": why,
+                              "failure.recall": "no failure images in the set",
+                              "failure.accuracy": "no failure images in the set",
+                              "roc_auc": "needs both classes in the set"}
+    assert all(np.isnan(m[cls][key]) for cls, key in
+               (k.split(".") for k in m["undefined"] if k != "roc_auc"))
+
+
+def test_a_set_of_one_class_chooses_no_threshold_by_precision():
+    with pytest.raises(DatasetError, match="holds success images only"):
+        threshold_for_precision(evaluation([0.9, 0.8, 0.3], [1, 1, 1]), 0.9)
+
+
+def test_evaluate_reports_recall_and_the_errors_of_a_folder_of_successes_only(
+        capsys, tmp_path, rb_model):
+    colour_folders(tmp_path / "test", "pos", "neg", n=5)
+    shutil.rmtree(tmp_path / "test" / "neg")
+    write_rgb(tmp_path / "test" / "pos" / "blue.png", solid((40, 40, 200)))  # judged failure
+    code, out, _ = run_cli(capsys, "evaluate", tmp_path / "test", rb_model, "--out-dir",
+                           tmp_path / "eval")
+    why = "n/a (needs both classes; the set holds success images only)"
+    assert code == 0 and out.splitlines()[0].startswith("5 (5 successful + 0 unsuccessful) "
+                                                        "out of 6 tests")
+    assert f"success  (pos): 5/6 correct (accuracy 0.833); precision {why} recall 0.833 " \
+           f"F1 {why}" in out
+    assert "ROC AUC n/a (needs both classes in the set)" in out and "nan" not in out
+    assert "review: 1 false failure" in out
+    assert not (tmp_path / "eval" / "roc.png").exists()
+    page = (tmp_path / "eval" / "report.html").read_text()
+    assert html.escape(f"precision {why}") in page and "blue.png" in page
+    _, out, _ = run_cli(capsys, "evaluate", tmp_path / "test", rb_model, "--json",
+                        "--out-dir", tmp_path / "eval")
+    data = json.loads(out)
+    assert data["success"]["recall"] == pytest.approx(5 / 6) and data["confusion"]["fn"] == 1
+    assert data["success"]["precision"] is None and data["roc_auc"] is None
+    assert data["undefined"]["success.precision"] == why[5:-1]
+
+
+def test_evaluate_refuses_a_lone_folder_whose_class_its_name_does_not_say(
+        capsys, tmp_path, rb_model):
+    colour_folders(tmp_path / "test", "apples", "pears", n=1)
+    shutil.rmtree(tmp_path / "test" / "pears")
+    code, _, err = run_cli(capsys, "evaluate", tmp_path / "test", rb_model)
+    assert code == 2 and err.count("\n") == 1
+    assert "one class folder, 'apples'" in err and "--success-class apples" in err
 
 
 # --------------------------------------------------------------------------- export

@@ -38,6 +38,20 @@ def red_minus_blue(path: Path, size: int = 32, **card_fields) -> Path:
     return path
 
 
+def constant_model(path: Path, p_success: float, size: int = 32) -> Path:
+    """A saved model that answers ``p_success`` whatever it sees (a model that learned
+    nothing, as a collapsed training leaves it)."""
+    inputs = keras.Input((size, size, 3), name="image")
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    x = keras.layers.Dense(1, name="logit")(x)
+    outputs = keras.layers.Activation("sigmoid", name="p_success")(x)
+    model = keras.Model(inputs, outputs)
+    logit = float(np.log(p_success / (1.0 - p_success)))
+    model.get_layer("logit").set_weights([np.zeros((3, 1)), np.array([logit])])
+    save_model(model, path, ModelCard(backbone="test", input_size=size))
+    return path
+
+
 def solid(rgb, shape=(40, 60)) -> np.ndarray:
     return np.full(shape + (3,), rgb, np.uint8)
 

@@ -27,7 +27,7 @@ from grasp_success_ros.core.judge import (
     judge_selected,
 )
 from grasp_success_ros.core.policy import PolicyConfig, Selection, select_frames
-from grasp_success_ros.evaluation.metrics import Confusion, seed_line
+from grasp_success_ros.evaluation.metrics import Confusion, seed_line, usefulness_warnings
 
 
 @dataclass
@@ -169,9 +169,18 @@ def _rounded(x: float) -> float | None:
     return None if math.isnan(x) else round(x, 4)
 
 
-def summarize(results: Sequence[EventResult]) -> dict:
-    """Counts, the seed's line, confusion, precision/recall, coverage (the share with a
-    verdict) and the error rate among verdicts (labelled events only)."""
+def model_warnings(results: Sequence[EventResult], threshold: float) -> list[str]:
+    """``evaluate``'s warnings that a model learned nothing (``metrics``), over the labelled
+    events the model gave a P(success) (the others never reached it)."""
+    scored = [r for r in results if r.truth is not None and r.record.p_success is not None]
+    return usefulness_warnings([bool(r.truth) for r in scored],
+                               [r.record.p_success for r in scored], threshold, noun="event")
+
+
+def summarize(results: Sequence[EventResult], threshold: float) -> dict:
+    """Counts, the seed's line, the warnings that the model learned nothing (judged at the
+    success ``threshold``, as ``evaluate`` judges them), confusion, precision/recall, coverage
+    (the share with a verdict) and the error rate among verdicts (labelled events only)."""
     labelled = [r for r in results if r.truth is not None]
     truth = [bool(r.truth) for r in labelled]
     verdicts = [r.record.verdict for r in labelled]
@@ -196,6 +205,7 @@ def summarize(results: Sequence[EventResult]) -> dict:
         "accuracy": _rounded(counted.accuracy()),
         "coverage": _rounded(counted.coverage()), "error_rate": _rounded(counted.error_rate()),
         "seed_line": seed_line(truth, verdicts, noun="grasps") if labelled else None,
+        "warnings": model_warnings(results, threshold),
         "confusion": counted.table,
         **{cls: {"precision": _rounded(s["precision"]), "recall": _rounded(s["recall"])}
            for cls, s in scores.items()},

@@ -13,12 +13,17 @@ Messages are read by the connections the storage files themselves hold, not by t
 metadata.yaml describes: rosbag2 often writes QoS profiles into metadata.yaml that differ from
 the storage's (its own test bags do), and rosbags' directory reader then matches no connection
 and yields nothing. A full read that yields fewer messages than the bag lists is a BagError.
+
+Type names are taken as rosbag2 takes them: the short form ``pkg/Type`` that older recorders
+wrote (rosbag2's own ``test_bag_for_seek``) is ``pkg/msg/Type`` (:func:`full_msgtype`, the
+one place every tool gets a bag's type names from). Only CDR, rosbag2's default serialization
+format, is read: a bag that names another is refused as such, not as a damaged recording.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,7 @@ from grasp_success_ros.core.triggers import (
 IMAGE_MSGTYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 LABEL_MSGTYPE = "std_msgs/msg/Bool"
 STORAGE_SUFFIXES = (".db3", ".mcap")
+SERIALIZATION_FORMAT = "cdr"
 REPAIR_HINT = ("the recording may be truncated or corrupt (a recording that was cut off can "
                "often be repaired with `ros2 bag reindex`)")
 
@@ -46,7 +52,41 @@ class TopicInfo:
     count: int
 
 
+def full_msgtype(msgtype: str) -> str:
+    """A type name as rosbag2 resolves it: ``pkg/Type`` (the short form older recorders
+    wrote) is ``pkg/msg/Type``; full names (``pkg/msg/T``, ``pkg/srv/T_Event``) stay."""
+    pkg, sep, name = msgtype.partition("/")
+    return f"{pkg}/msg/{name}" if sep and pkg and name and "/" not in name else msgtype
+
+
+def _foreign_formats(topics: Iterable[tuple[str, str]]) -> list[str]:
+    """"topic ('format')" for every topic not serialized as CDR."""
+    return [f"{topic} ({fmt!r})" for topic, fmt in topics if fmt != SERIALIZATION_FORMAT]
+
+
+def _format_error(path: Path, foreign: list[str]) -> BagError:
+    return BagError(f"bag {path}: unknown serialization format on {', '.join(foreign)}; the "
+                    f"bag tools read only {SERIALIZATION_FORMAT!r}, the format "
+                    f"`ros2 bag record` writes by default (the recording is not damaged)")
+
+
+def _listed_formats(path: Path) -> list[str]:
+    """The non-CDR topics metadata.yaml lists (rosbags refuses such a folder while opening
+    it; this names them). Empty when the metadata cannot be read: the opening error stands."""
+    from ruamel.yaml import YAML, YAMLError  # rosbags' own YAML reader (its dependency)
+
+    try:
+        info = YAML(typ="safe").load((path / "metadata.yaml").read_text())
+        listed = info["rosbag2_bagfile_information"]["topics_with_message_count"]
+        return _foreign_formats((t["topic_metadata"]["name"],
+                                 t["topic_metadata"]["serialization_format"]) for t in listed)
+    except (OSError, YAMLError, KeyError, TypeError):  # the reader's own message says so
+        return []
+
+
 def _unreadable(path: Path, exc: BaseException) -> BagError:
+    if path.is_dir() and (foreign := _listed_formats(path)):
+        return _format_error(path, foreign)
     detail = str(exc).strip() or type(exc).__name__
     return BagError(f"cannot read bag {path}: {detail}; {REPAIR_HINT}")
 
@@ -69,8 +109,12 @@ class Bag:
             raise _unreadable(self.path, exc) from None
         self.typestore = typestore()
         self.unregistered: dict[str, str] = {}  # msgtype -> why its definition was refused
-        self._register_bag_types()
         self._stored = _stored_connections(self._reader)
+        foreign = _foreign_formats((c.topic, c.ext.serialization_format) for c in self._stored)
+        if foreign:  # a lone storage file: rosbags opens it whatever its format
+            self.close()
+            raise _format_error(self.path, foreign)
+        self._register_bag_types()
 
     @staticmethod
     def _storage_path(path: Path) -> Path:
@@ -104,14 +148,15 @@ class Bag:
         for conn in self._reader.connections:
             fmt = getattr(conn.msgdef.format, "name", "")
             # an empty .msg definition is a message without fields (test_msgs/Empty)
-            if conn.msgtype in self.typestore.types or not (conn.msgdef.data or fmt == "MSG"):
+            msgtype = full_msgtype(conn.msgtype)
+            if msgtype in self.typestore.types or not (conn.msgdef.data or fmt == "MSG"):
                 continue
             try:
                 types = get_types_from_idl(conn.msgdef.data) if fmt == "IDL" else \
-                    get_types_from_msg(conn.msgdef.data, conn.msgtype)
+                    get_types_from_msg(conn.msgdef.data, msgtype)
                 self.typestore.register(types)
             except TypesysError as exc:  # rosbags' error for bad and conflicting definitions
-                self.unregistered[conn.msgtype] = " ".join(str(exc).split()) or "TypesysError"
+                self.unregistered[msgtype] = " ".join(str(exc).split()) or "TypesysError"
 
     def __enter__(self) -> Bag:
         return self
@@ -130,7 +175,7 @@ class Bag:
         for conn in self._reader.connections:
             prev = out.get(conn.topic)
             count = conn.msgcount + (prev.count if prev else 0)
-            out[conn.topic] = TopicInfo(conn.topic, conn.msgtype, count)
+            out[conn.topic] = TopicInfo(conn.topic, full_msgtype(conn.msgtype), count)
         return out
 
     @property
@@ -171,7 +216,7 @@ class Bag:
         try:
             for conn, log_ns, raw in self._reader.messages(connections=conns):
                 read[conn.topic] += 1
-                yield conn.topic, conn.msgtype, log_ns, raw
+                yield conn.topic, full_msgtype(conn.msgtype), log_ns, raw
         except BagError:
             raise
         except Exception as exc:
@@ -214,8 +259,9 @@ def _stored_connections(reader) -> list:
     storages = getattr(reader.storage, "storages", None)
     if storages is None:
         return list(reader.connections)
-    listed = {(c.topic, c.msgtype) for c in reader.connections}
-    return [c for s in storages for c in s.connections if (c.topic, c.msgtype) in listed]
+    listed = {(c.topic, full_msgtype(c.msgtype)) for c in reader.connections}
+    return [c for s in storages for c in s.connections
+            if (c.topic, full_msgtype(c.msgtype)) in listed]
 
 
 def open_bag(path: str | Path) -> Bag:

@@ -41,6 +41,7 @@ def format_report(summary: dict, results: Sequence[EventResult], per_event: bool
         lines.append("no ground truth (no label topic, no labels CSV): verdicts only")
         return "\n".join(lines)
     lines.append(summary["seed_line"])
+    lines += [f"warning: {w}" for w in summary["warnings"]]  # as evaluate's report
     c = summary["confusion"]
     lines += ["confusion (rows: truth, columns: verdict):",
               f"{'':16s}{'SUCCESS':>9s}{'FAILURE':>9s}{'none':>7s}"]

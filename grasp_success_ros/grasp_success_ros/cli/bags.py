@@ -122,9 +122,11 @@ def _bag_eval(args: argparse.Namespace) -> int:
         model=classifier.source, engine=args.engine, address=args.address,
         model_path=args.model, allow_custom_code=args.allow_custom_code,
         providers=args.providers)
-    summary = summarize(results)
+    summary = summarize(results, policy.threshold)
     summary["label_sources"] = sources
     if args.json:
+        for warning in summary["warnings"]:  # as evaluate --json: on stderr too
+            print(f"warning: {warning}", file=sys.stderr)
         print(to_json(summary, results, errors))
     else:
         print(format_report(summary, results, per_event=not args.quiet))

@@ -284,7 +284,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         check_review_dir(args.review_dir)  # before the evaluation, not after it
     classifier = _load(args.model, args.allow_custom_code, args.providers)
     ev = evaluate_folder(args.test_dir, classifier, args.success_class, args.threshold,
-                         threshold_failure=args.threshold_failure)
+                         threshold_failure=args.threshold_failure, one_class=True)
     choice = band = card_written = None
     if args.target_precision is not None:
         card, choice, band = _target_precision_card(args, ev, classifier)
@@ -375,7 +375,8 @@ def _add_evaluate(sub) -> None:
                        "loss before and after the card's), a threshold sweep, and plots "
                        "(per-image outputs, ROC, precision-recall, reliability, "
                        "risk-coverage).")
-    p.add_argument("test_dir", help="folder with a success and a failure folder")
+    p.add_argument("test_dir", help="folder with a success and a failure folder (or one of "
+                   "them alone: the scores that need both classes are n/a)")
     _add_model_argument(p)
     add_providers_option(p)
     p.add_argument("--json", action="store_true", help="one JSON object for machines")

@@ -20,10 +20,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 @dataclass(frozen=True)
 class ClassFolders:
-    """Which sub-folder holds successes and which failures."""
+    """Which sub-folder holds successes and which failures (None: the set has no folder of
+    that class, which only ``class_folders(..., one_class=True)`` allows)."""
 
-    success: str
-    failure: str
+    success: str | None
+    failure: str | None
 
 
 def class_counts(labels: np.ndarray, skipped: list[str]) -> dict[str, int]:
@@ -33,14 +34,20 @@ def class_counts(labels: np.ndarray, skipped: list[str]) -> dict[str, int]:
             "skipped": len(skipped)}
 
 
-def class_folders(root: str | Path, success_class: str | None = None) -> ClassFolders:
-    """Recognise the success and failure folders, or refuse with the reason."""
+def class_folders(root: str | Path, success_class: str | None = None,
+                  one_class: bool = False) -> ClassFolders:
+    """Recognise the success and failure folders, or refuse with the reason. With
+    ``one_class`` a folder of one class alone is accepted (a test set of known-good grasps:
+    recall and errors are still worth knowing); its name must say which class it is."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"folder not found: {root}")
     subdirs = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name[0] not in "._")
+    if one_class and len(subdirs) == 1:
+        return _one_class_folder(root, subdirs[0], success_class)
     if len(subdirs) != 2:
-        raise DatasetError(f"{root} must hold exactly two class folders, found {subdirs}")
+        wanted = "one or two class folders" if one_class else "exactly two class folders"
+        raise DatasetError(f"{root} must hold {wanted}, found {subdirs}")
     if success_class is not None:
         if success_class not in subdirs:
             raise DatasetError(f"--success-class {success_class!r} is not one of {subdirs}")
@@ -52,6 +59,18 @@ def class_folders(root: str | Path, success_class: str | None = None) -> ClassFo
             f"cannot tell which of {subdirs} in {root} is the success class; name them e.g. "
             "success/failure or pass --success-class NAME")
     return ClassFolders(succ[0], fail[0])
+
+
+def _one_class_folder(root: Path, name: str, success_class: str | None) -> ClassFolders:
+    """The class of a lone folder: --success-class names it, or its name says which."""
+    if name == success_class or (success_class is None and name.lower() in SUCCESS_NAMES):
+        return ClassFolders(name, None)
+    if name.lower() in FAILURE_NAMES:
+        return ClassFolders(None, name)
+    hint = f"--success-class {success_class!r} is not it" if success_class else \
+        f"name it e.g. success or failure, or pass --success-class {name} if it holds successes"
+    raise DatasetError(f"{root} holds one class folder, {name!r}, and it is not clear which "
+                       f"class it is; {hint}")
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -88,6 +107,8 @@ def list_folders(root: str | Path, classes: ClassFolders | None = None,
     classes = classes or class_folders(root)
     paths, labels, skipped = [], [], []
     for name, label in ((classes.success, 1), (classes.failure, 0)):
+        if name is None:  # a one-class set (``class_folders(..., one_class=True)``)
+            continue
         folder = root / name
         if not folder.is_dir():
             raise DatasetError(f"class folder not found: {folder}")

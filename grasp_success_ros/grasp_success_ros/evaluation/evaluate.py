@@ -12,6 +12,7 @@ the card's calibration (fitted on another set by ``fit_calibration``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ from grasp_success_ros.evaluation.metrics import (
     Confusion,
     calibration_line,
     calibration_scores,
+    one_class,
+    one_class_reasons,
     pr_curve,
     reliability_bins,
     risk_coverage_curve,
@@ -89,6 +92,31 @@ class Evaluation:
         """Why these scores may flatter a model that learned nothing (``metrics``)."""
         return usefulness_warnings(self.truth, self.p_success, self.threshold)
 
+    def single_class(self) -> str | None:
+        """The class the set holds alone (a folder of one class), or None."""
+        return one_class(self.truth)
+
+    def reasons(self, cls: str) -> dict[str, str]:
+        """Why each of a class's scores may be n/a on this set."""
+        only = self.single_class()
+        return {**undefined_reasons(cls), **(one_class_reasons(only) if only else {})}
+
+    def _scores(self, counted: Confusion, cls: str) -> dict[str, float]:
+        """A class's scores; precision and F1 NaN in a set of one class (they would be
+        1 or 0 whatever the model did)."""
+        scores = counted.scores(cls)
+        if self.single_class():
+            scores.update(precision=float("nan"), f1=float("nan"))
+        return scores
+
+    def _undefined(self, m: dict[str, Any]) -> dict[str, str]:
+        """Every score the metrics give as NaN (null in JSON), with why."""
+        out = {f"{cls}.{key}": why for cls in ("success", "failure")
+               for key, why in self.reasons(cls).items() if not math.isfinite(m[cls][key])}
+        if not math.isfinite(m["roc_auc"]):
+            out["roc_auc"] = ROC_AUC_UNDEFINED
+        return out
+
     def confusion(self) -> dict[str, int]:
         return self._counted().outcomes()
 
@@ -105,7 +133,7 @@ class Evaluation:
     def metrics(self) -> dict[str, Any]:
         counted = self._counted()
         c = counted.outcomes()
-        return {
+        m = {
             "images": len(self.truth), "threshold": self.threshold,
             "threshold_failure": self.threshold_failure,
             "accuracy": counted.accuracy(),
@@ -114,14 +142,15 @@ class Evaluation:
             "coverage": counted.coverage(), "error_rate": counted.error_rate(),
             "success": {"class": self.success_class,
                         "count": sum(counted.table["success"].values()),
-                        "correct": c["tp"], **counted.scores("success")},
+                        "correct": c["tp"], **self._scores(counted, "success")},
             "failure": {"class": self.failure_class,
                         "count": sum(counted.table["failure"].values()),
-                        "correct": c["tn"], **counted.scores("failure")},
+                        "correct": c["tn"], **self._scores(counted, "failure")},
             "roc_auc": roc_auc(self.truth, self.p_success),
             "calibration": self.calibration_metrics(),
             "skipped": len(self.skipped),
         }
+        return {**m, "undefined": self._undefined(m)}
 
 
 def fit_calibration(truth: np.ndarray, p_uncalibrated: np.ndarray, fitted_on: str
@@ -192,8 +221,9 @@ def threshold_for_precision(ev: Evaluation, target: float) -> ThresholdChoice:
     """The lowest threshold whose precision on predicted successes reaches ``target``."""
     if not 0.0 < target <= 1.0:
         raise ConfigError(f"target precision must be in (0, 1], not {target}")
-    if not ev.truth.any():
-        raise DatasetError("the test set holds no successes: precision is undefined")
+    if ev.single_class():
+        raise DatasetError(f"the test set holds {ev.single_class()} images only: precision on "
+                           "predicted successes needs both classes; the card is unchanged")
     precision, recall, thresholds = pr_curve(ev.truth, ev.p_success)
     ok = np.nonzero(precision >= target)[0]
     if ok.size == 0:
@@ -270,10 +300,12 @@ def band_for_precision(ev: Evaluation, target_success: float, target_failure: fl
 def evaluate_folder(test_dir: str | Path, classifier, success_class: str | None = None,
                     threshold: float | None = None,
                     log: Callable[[str], None] | None = None,
-                    threshold_failure: float | None = None) -> Evaluation:
-    """P(success) of every image under TEST_DIR's two class folders, before and after the
-    card's calibration, judged by the card's thresholds unless given."""
-    classes = class_folders(test_dir, success_class)
+                    threshold_failure: float | None = None,
+                    one_class: bool = False) -> Evaluation:
+    """P(success) of every image under TEST_DIR's two class folders (or, with
+    ``one_class``, its one), before and after the card's calibration, judged by the card's
+    thresholds unless given."""
+    classes = class_folders(test_dir, success_class, one_class=one_class)
     listed = list_folders(test_dir, classes)
     card = classifier.card
     paths, truth, probs = [], [], []
@@ -296,19 +328,34 @@ def evaluate_folder(test_dir: str | Path, classifier, success_class: str | None 
     raw = np.concatenate(probs)
     pair = thresholds_for(threshold, threshold_failure, card.threshold, card.threshold_failure)
     return Evaluation(paths, np.asarray(truth, bool), card.calibrated(raw), pair[0],
-                      classes.success, classes.failure, skipped, pair[1], raw, card.calibration)
+                      classes.success or card.success_class,
+                      classes.failure or card.failure_class, skipped, pair[1], raw,
+                      card.calibration)
 
 
 def write_plots(ev: Evaluation, out_dir: str | Path, choice: ThresholdChoice | None = None,
                 band: BandChoice | None = None) -> dict[str, Path]:
-    """The seed-style per-image output plot, the ROC and precision-recall curves, the
-    reliability diagram (before and after calibration) and the risk-coverage curve."""
-    from grasp_success_ros.evaluation.plots import curve_plot, outputs_plot
+    """The seed-style per-image output plot, the ROC and precision-recall curves (not for a
+    set of one class: they need both), the reliability diagram (before and after
+    calibration) and the risk-coverage curve."""
+    from grasp_success_ros.evaluation.plots import outputs_plot
 
     out_dir = Path(out_dir)
-    choice = band.success if band else choice
     paths = {"outputs": outputs_plot(ev.p_success, ev.truth, ev.threshold,
                                      out_dir / "outputs.png")}
+    for name in ("roc", "precision_recall"):
+        (out_dir / f"{name}.png").unlink(missing_ok=True)  # never an earlier run's curve
+    if not ev.single_class():
+        paths.update(_ranking_plots(ev, out_dir, band.success if band else choice))
+    return {**paths, **_selective_plots(ev, out_dir, band)}
+
+
+def _ranking_plots(ev: Evaluation, out_dir: Path, choice: ThresholdChoice | None
+                   ) -> dict[str, Path]:
+    """The ROC and precision-recall curves, the thresholds in use marked."""
+    from grasp_success_ros.evaluation.plots import curve_plot
+
+    paths = {}
     auc = roc_auc(ev.truth, ev.p_success)
     fpr, tpr, _ = roc_curve(ev.truth, ev.p_success)
     m = ev.metrics()
@@ -324,7 +371,7 @@ def write_plots(ev: Evaluation, out_dir: str | Path, choice: ThresholdChoice | N
         recall, precision, out_dir / "precision_recall.png",
         "Precision-recall of predicted successes", "recall", "precision", mark=mark,
         mark_label=f"threshold {(choice.threshold if choice else ev.threshold):.3g}")
-    return {**paths, **_selective_plots(ev, out_dir, band)}
+    return paths
 
 
 def _selective_plots(ev: Evaluation, out_dir: Path, band: BandChoice | None
@@ -350,26 +397,26 @@ def _selective_plots(ev: Evaluation, out_dir: Path, band: BandChoice | None
                                                 at, label)}
 
 
-def _class_line(key: str, k: dict[str, Any]) -> str:
-    why = undefined_reasons(key)
+def _class_line(key: str, k: dict[str, Any], why: dict[str, str]) -> str:
     return (f"{key:8s} ({k['class']}): {k['correct']}/{k['count']} correct "
             f"(accuracy {shown(k['accuracy'], why['accuracy'])}); precision "
             f"{shown(k['precision'], why['precision'])} recall {shown(k['recall'], why['recall'])}"
-            f" F1 {k['f1']:.3f}")
+            f" F1 {shown(k['f1'], why.get('f1', ''))}")
 
 
 def _cell(value: float) -> str:
     return f"{value:.3f}" if np.isfinite(value) else "n/a"
 
 
-def _sweep_lines(sweep: list[dict]) -> list[str]:
+def _sweep_lines(sweep: list[dict], precision_na: str) -> list[str]:
     lines = ["", f"{'threshold':>9s} {'accuracy':>8s} {'precision':>9s} {'recall':>6s} "
                  f"{'predicted successes':>19s}"]
     lines += [f"{r['threshold']:>9.2f} {r['accuracy']:>8.3f} {_cell(r['precision']):>9s} "
               f"{_cell(r['recall']):>6s} {r['predicted_successes']:>19d}" for r in sweep]
     if any(not np.isfinite(r["precision"]) for r in sweep):
-        lines.append(f"precision n/a: {undefined_reasons('success')['precision']} at that "
-                     "threshold")
+        lines.append(f"precision n/a: {precision_na}")
+    if any(not np.isfinite(r["recall"]) for r in sweep):
+        lines.append(f"recall n/a: {undefined_reasons('success')['recall']}")
     return lines
 
 
@@ -395,7 +442,7 @@ def report_text(ev: Evaluation, sweep: list[dict] | None = None) -> str:
     """A human-readable report; the seed's line first, then what makes it untrustworthy."""
     m = ev.metrics()
     lines = [ev.seed_line()] + [f"warning: {w}" for w in ev.warnings()] + [""]
-    lines += [_class_line(key, m[key]) for key in ("success", "failure")]
+    lines += [_class_line(key, m[key], ev.reasons(key)) for key in ("success", "failure")]
     lines += ["", *_confusion_lines(ev, m), "",
               f"ROC AUC {shown(m['roc_auc'], ROC_AUC_UNDEFINED)}; threshold {ev.threshold:.4g}"
               + (f"; {m['skipped']} unreadable files skipped" if m["skipped"] else "")]
@@ -403,5 +450,7 @@ def report_text(ev: Evaluation, sweep: list[dict] | None = None) -> str:
         lines += [f"  skipped: {entry}" for entry in ev.skipped]
     lines += ["", *calibration_lines(ev)]
     if sweep:
-        lines += _sweep_lines(sweep)
+        na = ev.reasons("success")["precision"] if ev.single_class() else \
+            f"{undefined_reasons('success')['precision']} at that threshold"
+        lines += _sweep_lines(sweep, na)
     return "\n".join(lines)

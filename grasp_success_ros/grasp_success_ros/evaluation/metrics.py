@@ -233,11 +233,28 @@ def undefined_reasons(cls: str) -> dict[str, str]:
 ROC_AUC_UNDEFINED = "needs both classes in the set"
 
 
+def one_class(truth: Sequence[bool]) -> str | None:
+    """The class a set holds alone ("success" or "failure"), or None when it holds both."""
+    truth = np.asarray(truth, bool)
+    if truth.size and truth.all():
+        return "success"
+    return "failure" if truth.size and not truth.any() else None
+
+
+def one_class_reasons(present: str) -> dict[str, str]:
+    """Why precision and F1 are not given for a set of one class: a success-only set makes
+    every success verdict right (precision 1) and every failure verdict wrong (precision 0)
+    whatever the model does, so neither number says anything about it."""
+    why = f"needs both classes; the set holds {present} images only"
+    return {"precision": why, "f1": why}
+
+
 def usefulness_warnings(truth: Sequence[bool], p_success: Sequence[float],
-                        threshold: float) -> list[str]:
+                        threshold: float, noun: str = "image") -> list[str]:
     """Why a model whose accuracy looks fine may have learned nothing: its outputs barely
     vary over the set, a class is never predicted, or it does no better than always
-    answering the set's majority class.  Empty when none of these holds."""
+    answering the set's majority class.  Empty when none of these holds.  ``noun`` names
+    what was judged (evaluate's image, bag-eval's event): both warn from here."""
     truth, p = np.asarray(truth, bool), np.asarray(p_success, np.float64)
     if p.size == 0:
         return []
@@ -245,18 +262,18 @@ def usefulness_warnings(truth: Sequence[bool], p_success: Sequence[float],
     share = float(truth.mean())
     majority, name = (share, "success") if share >= 0.5 else (1.0 - share, "failure")
     if truth.all() or not truth.any():
-        return [f"the set holds {name} images only: it cannot show whether the model tells "
+        return [f"the set holds {name} {noun}s only: it cannot show whether the model tells "
                 "the classes apart"]
     warnings = []
     low, high = np.percentile(p, [5, 95])
     if high - low < MIN_SPREAD:
         warnings.append(
-            f"P(success) barely varies: 90% of the {p.size} images lie within "
+            f"P(success) barely varies: 90% of the {p.size} {noun}s lie within "
             f"{low:.4f}-{high:.4f}; the model answers nearly the same whatever it sees")
     for cls, called in (("success", verdicts), ("failure", ~verdicts)):
         if not called.any():
-            warnings.append(f"no image is judged {cls} (threshold {threshold:.4g}): the model "
-                            "never predicts this class on this set")
+            warnings.append(f"no {noun} is judged {cls} (threshold "
+                            f"{threshold:.4g}): the model never predicts this class on this set")
     acc = float(np.mean(verdicts == truth))
     if acc <= majority:
         warnings.append(f"accuracy {acc:.3f} is no better than always answering {name} "
