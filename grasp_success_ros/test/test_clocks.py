@@ -102,7 +102,7 @@ def test_bag_eval_gives_clock_skew_records_for_a_camera_stamping_half_a_second_a
     assert [r.record.error_code for r in results] == ["clock_skew"] * 4
     assert all(r.record.verdict is None for r in results)
     assert "stamped 0.500 s after it was received" in results[0].record.error
-    assert summarize(results)["no_verdict"] == {"clock_skew": 4}
+    assert summarize(results, 0.5)["no_verdict"] == {"clock_skew": 4}
 
 
 def test_bag_eval_with_arrival_timing_chooses_frames_by_their_log_times(camera_ahead):
