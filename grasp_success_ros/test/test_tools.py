@@ -3,6 +3,7 @@
 import json
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -33,6 +34,7 @@ from grasp_success_ros.model.calibration import Calibration
 from grasp_success_ros.model.card import ModelCard, card_path_for
 from grasp_success_ros.model.classifier import GraspClassifier
 from grasp_success_ros.model.export import export_model
+from grasp_success_ros.model.loading import load_model
 
 
 def run_cli(capsys, *argv):
@@ -383,6 +385,29 @@ def test_exported_models_serve_the_classifier_api_the_node_uses(exported, fmt):
     size = clf.input_size
     assert clf.predict_prepared(np.zeros((3, size, size, 3), np.float32)).shape == (3,)
     assert clf.predict([solid((10, 200, 30), (480, 640))]).shape == (1,) and notes
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_an_exported_model_s_own_card_records_its_digest_and_its_source_s(
+        exported, trained_model, fmt):
+    from grasp_success_ros.model.digest import file_digest
+
+    path = Path(exported[fmt].path)
+    card = ModelCard.load(card_path_for(path))
+    assert card.files == {path.name: file_digest(path)}
+    assert card.training["export"]["from_digest"] == file_digest(trained_model)
+
+
+def test_a_float_export_beside_its_source_adds_itself_to_their_shared_card(tmp_path):
+    from grasp_success_ros.model.digest import file_digest
+
+    source = red_minus_blue(tmp_path / "rb.keras")
+    result = export_model(source, "onnx", log=lambda s: None)
+    card = ModelCard.load(card_path_for(source))
+    assert result.card_path == str(card_path_for(source))
+    assert card.files == {"rb.keras": file_digest(source),
+                          "rb.onnx": file_digest(tmp_path / "rb.onnx")}
+    assert load_model(source).notes == [] and GraspClassifier.from_path(result.path)[0]
 
 
 def test_predict_and_evaluate_accept_an_exported_model(capsys, tmp_path, exported, synth_data):
