@@ -174,7 +174,7 @@ def test_calibrate_binds_an_accepted_card_to_the_model_it_calibrated(capsys, tmp
 
 def test_every_command_that_loads_a_model_takes_accept_card_mismatch():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    for name in ("predict", "evaluate", "calibrate", "export", "bag-eval", "distill"):
+    for name in ("predict", "evaluate", "calibrate", "export", "bag-eval", "distill", "bench"):
         options = {o for a in sub.choices[name]._actions for o in a.option_strings}
         assert "--accept-card-mismatch" in options, name
 
@@ -224,3 +224,18 @@ def test_model_dirs_is_a_list_of_directories_in_the_node_config():
     assert config.model_dirs == ["/models"] and config.max_model_mb == 2048
     with pytest.raises(ConfigError, match="model_dirs must be a list"):
         NodeConfig.from_values({"model_path": "m.keras", "model_dirs": "/models"})
+
+
+def test_bench_refuses_a_mismatched_model_up_front_and_benches_an_accepted_one_as_a_copy(
+        tmp_path):
+    from grasp_success_ros.cli.benchmark import BenchConfig, _checked_model
+
+    model = red_minus_blue(tmp_path / "m.keras")
+    shutil.copy(blue_minus_red(tmp_path / "retrained" / "m.keras"), model)
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(ModelCardMismatchError):
+        _checked_model(model, BenchConfig(model=str(model), log=lambda s: None), work)
+    copy = _checked_model(model, BenchConfig(model=str(model), accept_card_mismatch=True,
+                                             log=lambda s: None), work)
+    assert copy == work / "m.keras" and load_model(copy).notes == []

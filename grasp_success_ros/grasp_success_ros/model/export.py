@@ -24,7 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from grasp_success_ros.core.errors import ConfigError, DatasetError, GraspSuccessError
+from grasp_success_ros.core.errors import (
+    ConfigError,
+    DatasetError,
+    GraspSuccessError,
+    ModelCardError,
+)
 from grasp_success_ros.core.policy import is_success
 from grasp_success_ros.data.folders import image_files, read_resized
 from grasp_success_ros.data.preprocessing import to_model_input
@@ -450,6 +455,19 @@ def _parity(path: Path, source: Path, fmt: str, quantize: str | None, card: Mode
         keras_ms=_median_ms(keras_fn, samples[:1]), exported_ms=exported_ms)
 
 
+def _sibling_exports(card_path: Path, source_digest: dict) -> dict:
+    """The files a card already at ``card_path`` describes when it holds exports of the same
+    source (``out/m.onnx`` and ``out/m.tflite`` share ``out/m.card.json``); else none: a card
+    of another model's exports is replaced whole."""
+    try:
+        existing = ModelCard.load(card_path) if card_path.is_file() else None
+    except ModelCardError:
+        return {}
+    same = existing is not None and \
+        existing.training.get("export", {}).get("from_digest") == source_digest
+    return dict(existing.files) if same else {}
+
+
 def _write_card(result: ExportResult, card: ModelCard, source: Path,
                 log: Callable[[str], None]) -> None:
     """The exported model's card beside it, recording its digest and its source's; says so
@@ -464,15 +482,16 @@ def _write_card(result: ExportResult, card: ModelCard, source: Path,
         recorded(card, [source, path], keep=matches(card, source)).save(card_path)
         log(f"{path.name} shares the card {card_path.name} with {source.name}")
         return
-    shared = card_path == card_path_for(source)
+    shared, source_digest = card_path == card_path_for(source), file_digest(source)
     exported_card = card.replace(
+        files=_sibling_exports(card_path, source_digest),
         training={**card.training, "export": {"from": source.name,
-                                              "from_digest": file_digest(source), **info}},
+                                              "from_digest": source_digest, **info}},
         notes=(card.notes + " " if card.notes else "") +
         f"Exported from {source.name} to {fmt}{f' ({quantize})' if quantize else ''}; "
         f"largest |P(success) difference| to Keras {result.max_abs_diff:.2e} on "
         f"{result.samples} inputs.")
-    recorded(exported_card, [source, path] if shared else [path], keep=False).save(card_path)
+    recorded(exported_card, [source, path] if shared else [path]).save(card_path)
     if shared:
         log(f"wrote {card_path}: it is also the card of {source.name} from now on (it was "
             "read with the seed's assumed conventions; they are written down in it)")
