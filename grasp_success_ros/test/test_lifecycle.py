@@ -17,6 +17,8 @@ from rosnode import event_then_frames, frame, get_parameter, set_parameter, warm
 from sensor_msgs.msg import Image
 from std_msgs.msg import Empty
 
+from grasp_success_ros.model.card import ModelCard
+from grasp_success_ros.model.digest import file_digest, recorded
 from grasp_success_ros.ros.stream_player import StreamPlayer
 
 pytestmark = pytest.mark.ros
@@ -170,17 +172,27 @@ def test_shutdown_finalizes_the_node_and_it_still_exits_cleanly(managed):
 
 @pytest.fixture(scope="module")
 def models(trained_model, tmp_path_factory):
-    """The test model, a copy of it under another name, and a corrupt file with a card."""
+    """The test model, a copy of it under another name, a corrupt file with a card of its
+    own, the model beside a card that records another file, and a copy outside model_dirs."""
     root = tmp_path_factory.mktemp("models")
-    card = trained_model.with_name(trained_model.stem + ".card.json")
+    card_path = trained_model.with_name(trained_model.stem + ".card.json")
+    card = ModelCard.load(card_path)
     second = root / "second.keras"
     shutil.copy(trained_model, second)
-    shutil.copy(card, root / "second.card.json")
+    shutil.copy(card_path, root / "second.card.json")
     corrupt = root / "corrupt.keras"
     corrupt.write_bytes(b"not a zip archive" * 100)
-    shutil.copy(card, root / "corrupt.card.json")
+    recorded(card, [corrupt], keep=False).save(root / "corrupt.card.json")
+    mismatched = root / "mismatched.keras"  # another model copied over, the old card kept
+    shutil.copy(trained_model, mismatched)
+    card.replace(files={mismatched.name: file_digest(corrupt)}).save(
+        root / "mismatched.card.json")
+    outside = tmp_path_factory.mktemp("outside") / "outside.keras"
+    shutil.copy(trained_model, outside)
+    shutil.copy(card_path, outside.with_name("outside.card.json"))
     return {"first": str(trained_model), "second": str(second), "corrupt": str(corrupt),
-            "missing": str(root / "missing.keras")}
+            "missing": str(root / "missing.keras"), "mismatched": str(mismatched),
+            "outside": str(outside), "dirs": [str(trained_model.parent), str(root)]}
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +200,8 @@ def swapping(ros, ros_install, models, tmp_path_factory):
     log = tmp_path_factory.mktemp("swap") / "node.log"
     reliable = "qos_overrides./swap/camera/image_raw.subscription.reliability:=reliable"
     with rosnode.node_and_player(ros_install, models["first"], log, "/swap",
-                                 "-p", reliable) as (player, proc):
+                                 "-p", reliable, "-p",
+                                 f"model_dirs:=[{', '.join(models['dirs'])}]") as (player, proc):
         yield player, proc, log
 
 
@@ -222,7 +235,9 @@ def test_a_model_that_cannot_load_is_refused_with_the_reason_and_the_old_one_ser
         swapping, models):
     player, proc, _ = swapping
     serving = get_parameter(player, SWAP, "model_path")
-    for bad, reason in (("missing", "model file not found"), ("corrupt", "cannot load")):
+    for bad, reason in (("missing", "model file not found"), ("corrupt", "cannot load"),
+                        ("mismatched", "does not belong to the card"),
+                        ("outside", "outside model_dirs")):
         result = set_parameter(player, SWAP, "model_path", models[bad])
         assert not result.successful and reason in result.reason, result.reason
         assert get_parameter(player, SWAP, "model_path") == serving
@@ -231,7 +246,7 @@ def test_a_model_that_cannot_load_is_refused_with_the_reason_and_the_old_one_ser
         (record,) = player.wait_for_results(1, timeout=10.0)
         assert record["verdict"] is True and record["model"] == serving
     values = diagnostics(player, SWAP)
-    assert values["model"] == serving and "cannot load" in values["last_load_error"]
+    assert values["model"] == serving and "outside model_dirs" in values["last_load_error"]
     assert proc.poll() is None
 
 

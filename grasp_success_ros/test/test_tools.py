@@ -5,6 +5,7 @@ import json
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -35,6 +36,7 @@ from grasp_success_ros.model.calibration import Calibration
 from grasp_success_ros.model.card import ModelCard, card_path_for
 from grasp_success_ros.model.classifier import GraspClassifier
 from grasp_success_ros.model.export import export_model
+from grasp_success_ros.model.loading import load_model
 
 
 def run_cli(capsys, *argv):
@@ -439,6 +441,27 @@ def test_exported_models_serve_the_classifier_api_the_node_uses(exported, fmt):
     size = clf.input_size
     assert clf.predict_prepared(np.zeros((3, size, size, 3), np.float32)).shape == (3,)
     assert clf.predict([solid((10, 200, 30), (480, 640))]).shape == (1,) and notes
+
+
+def test_two_exports_of_one_model_record_both_digests_and_the_source_s_in_their_card(
+        exported, trained_model):
+    from grasp_success_ros.model.digest import file_digest
+
+    card = ModelCard.load(exported["onnx"].card_path)  # out/tiny.card.json, for both
+    assert card.files == {Path(r.path).name: file_digest(r.path) for r in exported.values()}
+    assert card.training["export"]["from_digest"] == file_digest(trained_model)
+
+
+def test_a_float_export_beside_its_source_adds_itself_to_their_shared_card(tmp_path):
+    from grasp_success_ros.model.digest import file_digest
+
+    source = red_minus_blue(tmp_path / "rb.keras")
+    result = export_model(source, "onnx", log=lambda s: None)
+    card = ModelCard.load(card_path_for(source))
+    assert result.card_path == str(card_path_for(source))
+    assert card.files == {"rb.keras": file_digest(source),
+                          "rb.onnx": file_digest(tmp_path / "rb.onnx")}
+    assert load_model(source).notes == [] and GraspClassifier.from_path(result.path)[0]
 
 
 def test_predict_and_evaluate_accept_an_exported_model(capsys, tmp_path, exported, synth_data):

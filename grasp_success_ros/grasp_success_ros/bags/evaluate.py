@@ -103,6 +103,7 @@ class BagEvalJob:
     predict: Callable | None = None
     providers: tuple[str, ...] = ()  # ONNX Runtime's, for an .onnx model_path
     model_name: str = ""  # the model as the records name it
+    accept_card_mismatch: bool = False
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "predict": None}
@@ -114,7 +115,8 @@ class BagEvalJob:
 
             predict = GraspClassifier.from_path(
                 self.model_path, allow_custom_code=self.allow_custom_code,
-                providers=self.providers)[0].predict
+                providers=self.providers,
+                accept_card_mismatch=self.accept_card_mismatch)[0].predict
         lock = threading.Lock()
 
         def locked_predict(images):  # threads overlap reading; the model runs one batch
@@ -139,7 +141,8 @@ def evaluate_bags(paths: Sequence[str | Path], predict: Callable | None, policy:
                   tolerance_s: float = 0.5, jobs: int = 2,
                   on_bag_done: Callable[[str, str], None] | None = None, model: str = "",
                   engine: str = "local", address: str | None = None, model_path: str = "",
-                  allow_custom_code: bool = False, providers: tuple[str, ...] = ()
+                  allow_custom_code: bool = False, providers: tuple[str, ...] = (),
+                  accept_card_mismatch: bool = False
                   ) -> tuple[list[EventResult], dict[str, str], dict[str, str | None]]:
     """All bags, ``jobs`` at a time, on an engine (``engines.py``: local threads, or Ray,
     which loads the model from ``model_path`` in its workers instead of using ``predict``).
@@ -150,7 +153,8 @@ def evaluate_bags(paths: Sequence[str | Path], predict: Callable | None, policy:
         raise ConfigError("the ray engine loads the model in its workers: give model_path")
     job = BagEvalJob(policy, topics or BagTopics(), _absolute(labels_csv), tolerance_s,
                      str(_absolute(model_path) or ""), allow_custom_code,
-                     predict if engine == "local" else None, tuple(providers), model)
+                     predict if engine == "local" else None, tuple(providers), model,
+                     accept_card_mismatch)
     outcomes = run_bags(paths, job, engine, jobs, address, on_bag_done)
     errors = {o.path: o.error for o in outcomes if o.error is not None}
     done = [o for o in outcomes if o.error is None]

@@ -15,7 +15,7 @@ from grasp_success_ros.bags.topics import (
     DEFAULT_TRIGGER_TOPIC,
     BagTopics,
 )
-from grasp_success_ros.cli.tools import add_providers_option
+from grasp_success_ros.cli.tools import add_card_mismatch_option, add_providers_option
 from grasp_success_ros.core.errors import BagError
 from grasp_success_ros.core.params import PARAMS, NodeConfig
 from grasp_success_ros.data.atomic import write_text
@@ -112,7 +112,8 @@ def _bag_eval(args: argparse.Namespace) -> int:
         check_review_dir(args.review_dir)  # before the evaluation, not after it
     classifier, notes = GraspClassifier.from_path(args.model,
                                                   allow_custom_code=args.allow_custom_code,
-                                                  providers=args.providers)
+                                                  providers=args.providers,
+                                                  accept_card_mismatch=args.accept_card_mismatch)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     policy = config.policy(classifier.card.threshold, classifier.card.threshold_failure)
@@ -121,7 +122,7 @@ def _bag_eval(args: argparse.Namespace) -> int:
         jobs=args.jobs, on_bag_done=_progress(args, len(args.bags), "bag-eval"),
         model=classifier.source, engine=args.engine, address=args.address,
         model_path=args.model, allow_custom_code=args.allow_custom_code,
-        providers=args.providers)
+        providers=args.providers, accept_card_mismatch=args.accept_card_mismatch)
     summary = summarize(results, policy.threshold)
     summary["label_sources"] = sources
     if args.json:
@@ -207,6 +208,7 @@ def _add_bag_eval(sub) -> None:
     p.add_argument("bags", nargs="+", metavar="BAG", help="bag folders (or .db3/.mcap files)")
     p.add_argument("--model", required=True, help=".keras model (card beside it) or seed .h5")
     p.add_argument("--allow-custom-code", action="store_true")
+    add_card_mismatch_option(p)
     add_providers_option(p)
     _add_topic_options(p)
     g = p.add_argument_group("decision policy (the node's parameters and defaults)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from grasp_success_ros.cli.tools import add_providers_option
+from grasp_success_ros.cli.tools import add_card_mismatch_option, add_providers_option
 from grasp_success_ros.core.errors import ConfigError
 from grasp_success_ros.model.export import QUANTIZATIONS
 from grasp_success_ros.model.runtimes import RUNTIMES
@@ -39,7 +39,8 @@ def _bench(args: argparse.Namespace) -> int:
     options = dict(model=args.model, runtimes=args.runtime, runs=args.runs, events=args.events,
                    dds=not args.no_dds, quantize=args.quantize,
                    accuracy_data=args.accuracy_data, calibration=args.calibration,
-                   providers=args.providers, cameras=args.cameras)
+                   providers=args.providers, cameras=args.cameras,
+                   accept_card_mismatch=args.accept_card_mismatch)
     if args.quick:
         cfg = quick_config(**options)
     else:
@@ -62,6 +63,7 @@ def add_bench_command(subparsers) -> None:
     p.add_argument("--runtime", type=_comma_list(RUNTIMES, "runtimes"), default=("keras",),
                    help="keras, onnx, tflite or a comma-separated list; the first is the one "
                    "the headline numbers are for (default keras)")
+    add_card_mismatch_option(p)
     add_providers_option(p)
     p.add_argument("--runs", type=int, help="timed forward runs after warm-up (default 20)")
     p.add_argument("--events", type=int, help="grasp events per node configuration (default 15)")

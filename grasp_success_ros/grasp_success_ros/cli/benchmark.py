@@ -75,6 +75,7 @@ class BenchConfig:
     calibration: str | None = None  # int8 calibration images (default: synthetic scenes)
     providers: tuple[str, ...] = ()  # ONNX Runtime providers (default: best available)
     cameras: int = 1  # > 1: also the node's peak RSS with this many cameras vs one
+    accept_card_mismatch: bool = False  # bench a --model whose card records another file
     log: Callable[[str], None] = print
 
 
@@ -140,7 +141,7 @@ def prepare_models(cfg: BenchConfig, workdir: Path,
 
     exports = {} if exports is None else exports
     if cfg.model:
-        path = Path(cfg.model).expanduser()
+        path = _checked_model(Path(cfg.model).expanduser(), cfg, workdir)
         kind = runtime_for(path)
         if kind != "keras":
             return {kind: path}
@@ -165,6 +166,30 @@ def prepare_models(cfg: BenchConfig, workdir: Path,
             exports[f"{fmt}-{q}"] = _export_process(path, fmt, q, paths[f"{fmt}-{q}"], cfg,
                                                     workdir)
     return paths
+
+
+def _checked_model(path: Path, cfg: BenchConfig, workdir: Path) -> Path:
+    """``--model`` with its card checked before minutes of benchmarking; a mismatch the
+    user accepted is benched from a copy in ``workdir`` whose card records it, so every later
+    load (exports, the node, predict in its own process) serves the same file."""
+    import shutil
+
+    from grasp_success_ros.model.card import ModelCard, card_path_for
+    from grasp_success_ros.model.digest import check_card, matches, recorded
+
+    card_path = card_path_for(path)
+    if not path.is_file() or not card_path.is_file():
+        return path  # the loaders say what is missing
+    card = ModelCard.load(card_path)
+    for note in check_card(card, card_path, [path], cfg.accept_card_mismatch):
+        cfg.log(f"note: {note}")
+    if not card.files or matches(card, path):
+        return path
+    copy = workdir / path.name
+    shutil.copy(path, copy)
+    recorded(card, [copy], keep=False).save(card_path_for(copy))
+    cfg.log(f"benching a copy of {path} with its card bound to it: {copy}")
+    return copy
 
 
 def _export_process(path: Path, fmt: str, quantize: str | None, out: Path, cfg: BenchConfig,

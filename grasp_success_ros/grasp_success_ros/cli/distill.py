@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from grasp_success_ros.cli.tools import add_card_mismatch_option
 from grasp_success_ros.core.errors import ConfigError
 from grasp_success_ros.data.atomic import write_text
 
@@ -72,7 +73,8 @@ def _distill(args: argparse.Namespace) -> int:
     cfg = TrainConfig(**{**STUDENT_DEFAULTS, **{k: v for k, v in given.items()
                                                 if v is not None or k == "weights"}})
     result = distill(args.teacher, args.train_dir, args.valid_dir, args.student_out, cfg,
-                     args.alpha, args.unlabelled, args.allow_custom_code)
+                     args.alpha, args.unlabelled, args.allow_custom_code,
+                     accept_card_mismatch=args.accept_card_mismatch)
     report = distill_report(result, args.teacher, args.student_out, args.valid_dir, args.runs)
     path = report_path(args.student_out)
     write_text(path, _dump(report) + "\n")
@@ -119,5 +121,6 @@ def add_distill_command(sub) -> None:
     p.add_argument("--allow-custom-code", action="store_true",
                    help="load a teacher that carries Python code (Lambda layers): trusted "
                    "files only")
+    add_card_mismatch_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar, one line per epoch")
     p.set_defaults(func=_distill)

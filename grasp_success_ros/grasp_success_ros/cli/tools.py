@@ -139,11 +139,12 @@ def _add_train(sub) -> None:
 # --------------------------------------------------------------------------- predict
 
 
-def _load(model: str, allow_custom_code: bool, providers: tuple[str, ...] = ()):
+def _load(args: argparse.Namespace, providers: tuple[str, ...] = ()):
     from grasp_success_ros.model.classifier import GraspClassifier
 
-    classifier, notes = GraspClassifier.from_path(model, allow_custom_code=allow_custom_code,
-                                                  providers=providers)
+    classifier, notes = GraspClassifier.from_path(
+        args.model, allow_custom_code=args.allow_custom_code, providers=providers,
+        accept_card_mismatch=args.accept_card_mismatch)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return classifier
@@ -162,7 +163,7 @@ def _predict(args: argparse.Namespace) -> int:
         video_plot,
     )
 
-    classifier = _load(args.model, args.allow_custom_code, args.providers)
+    classifier = _load(args, args.providers)
     if args.video:
         pred = predict_video(args.path, classifier, args.threshold, args.window, args.fraction,
                              args.threshold_failure)
@@ -188,6 +189,25 @@ def _add_model_argument(p: argparse.ArgumentParser,
     p.add_argument("model", help=f"{formats} model (card beside it)")
     p.add_argument("--allow-custom-code", action="store_true",
                    help="load a model that carries Python code (Lambda layers): trusted files only")
+    add_card_mismatch_option(p)
+
+
+def add_card_mismatch_option(p: argparse.ArgumentParser) -> None:
+    """``--accept-card-mismatch`` (the node's accept_card_mismatch), alike in every command
+    that loads a model."""
+    p.add_argument("--accept-card-mismatch", action="store_true",
+                   help="use a model whose card was written for another file (its recorded "
+                   "SHA-256 or size differs), with a warning: the card's output meaning, "
+                   "calibration and thresholds may not fit it")
+
+
+def _bound(card, source: str):
+    """A card rewritten for ``source`` (calibrate, evaluate --target-precision) records its
+    digest; the other files it described stay only if it described this one (else they
+    are another model's)."""
+    from grasp_success_ros.model.digest import matches, recorded
+
+    return recorded(card, [source], keep=matches(card, source))
 
 
 def _providers(text: str) -> tuple[str, ...]:
@@ -282,13 +302,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         from grasp_success_ros.evaluation.review import check_review_dir
 
         check_review_dir(args.review_dir)  # before the evaluation, not after it
-    classifier = _load(args.model, args.allow_custom_code, args.providers)
+    classifier = _load(args, args.providers)
     ev = evaluate_folder(args.test_dir, classifier, args.success_class, args.threshold,
                          threshold_failure=args.threshold_failure, one_class=True)
     choice = band = card_written = None
     if args.target_precision is not None:
         card, choice, band = _target_precision_card(args, ev, classifier)
-        card_written = card.save(card_path_for(classifier.source))
+        card_written = _bound(card, classifier.source).save(card_path_for(classifier.source))
     out_dir = Path(args.out_dir) if args.out_dir else \
         Path(classifier.source).with_name(Path(classifier.source).stem + ".eval")
     plots = write_plots(ev, out_dir, choice, band)
@@ -408,11 +428,11 @@ def _calibrate(args: argparse.Namespace) -> int:
     from grasp_success_ros.evaluation.metrics import calibration_line
     from grasp_success_ros.model.card import card_path_for
 
-    classifier = _load(args.model, args.allow_custom_code)
+    classifier = _load(args)
     ev = evaluate_folder(args.data_dir, classifier, args.success_class)
     fitted = fit_calibration(ev.truth, ev.p_uncalibrated, str(args.data_dir))
     card = classifier.card.with_calibration(fitted)
-    path = card.save(card_path_for(classifier.source))
+    path = _bound(card, classifier.source).save(card_path_for(classifier.source))
     if args.json:
         print(_dump({"card": str(path), "temperature": fitted.temperature,
                      "images": fitted.images, "at_bound": fitted.at_bound,
@@ -456,7 +476,8 @@ def _export(args: argparse.Namespace) -> int:
         raise ConfigError("--quantize int8 needs --calibration DIR (images like the robot's)")
     result = export_model(args.model, args.format, args.quantize, args.calibration, args.out,
                           args.samples, args.allow_custom_code,
-                          log=lambda s: print(s, file=sys.stderr))
+                          log=lambda s: print(s, file=sys.stderr),
+                          accept_card_mismatch=args.accept_card_mismatch)
     print(_dump(result.__dict__) if args.json else result.summary())
     return 0
 

@@ -26,6 +26,14 @@ class ModelCardError(GraspSuccessError):
     """A model card is missing, malformed or contradicts its model."""
 
 
+class ModelCardMismatchError(ModelCardError):
+    """The card beside a model was written for another file (its digest or size differs)."""
+
+
+class ModelPathRefusedError(ModelLoadError):
+    """A model path the node's fence refuses: outside model_dirs or over max_model_mb."""
+
+
 class ImageConversionError(GraspSuccessError):
     """An image message or file cannot be turned into an RGB frame."""
 

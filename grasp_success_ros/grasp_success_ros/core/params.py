@@ -43,6 +43,15 @@ PARAMS: tuple[ParamSpec, ...] = (
               "at load with the available ones listed."),
     ParamSpec("allow_custom_code", False, "Load models that carry Python code (Lambda "
               "layers). Only for files you trust."),
+    ParamSpec("accept_card_mismatch", False, "Serve a model whose card was written for "
+              "another file (its recorded SHA-256 or size differs), with a warning; false: "
+              "such a model is refused (see README, 'Model card')."),
+    ParamSpec("model_dirs", [], "Directories a model (and its card) may be loaded from, "
+              "checked on the real path with symlinks resolved, at configure and for every "
+              "model_path set. Empty: anywhere."),
+    ParamSpec("max_model_mb", 2048, "Largest model file loaded, in MB (10^6 bytes), any "
+              "format, checked before loading, at configure and for every model_path set. "
+              "0: no limit.", min=0, max=1_000_000),
     ParamSpec("image_transport", "raw", "raw: sensor_msgs/Image on camera/image_raw; "
               "compressed: sensor_msgs/CompressedImage on camera/image_raw/compressed.",
               choices=IMAGE_TRANSPORTS),
@@ -114,6 +123,9 @@ class NodeConfig:
     model_path: str
     onnx_providers: str | tuple[str, ...]
     allow_custom_code: bool
+    accept_card_mismatch: bool
+    model_dirs: Sequence[str]
+    max_model_mb: int
     image_transport: str
     trigger_type: str
     frame_selection: str
@@ -151,6 +163,10 @@ class NodeConfig:
             raise ConfigError("model_path is empty: set it to a .keras, .h5, .onnx or .tflite "
                               "model file")
         self.providers  # noqa: B018 (validates the list)
+        if isinstance(self.model_dirs, str) or not all(
+                isinstance(d, str) and d for d in self.model_dirs):
+            raise ConfigError(f"model_dirs must be a list of directories, not "
+                              f"{self.model_dirs!r}")
         if self.frame_selection == "n_after" and self.buffer_size < 2 * self.n_frames:
             raise ConfigError("buffer_size must be at least 2 x n_frames")
         self.policy(0.5)

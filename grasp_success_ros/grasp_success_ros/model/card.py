@@ -44,6 +44,9 @@ class ModelCard:
     # None: one threshold; else failure at or below it, no verdict between it and threshold
     threshold_failure: float | None = None
     calibration: Calibration | None = None  # None: outputs are used as they are
+    # file name (beside the card) -> {"sha256": hex, "size": bytes} of each file this card
+    # describes (model/digest.py); empty: an older or hand-written card, not checked
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def validate(self) -> ModelCard:
         self.preprocessing.validate()
@@ -61,6 +64,7 @@ class ModelCard:
                                  f"{self.threshold_failure}")
         if self.input_size < 32:
             raise ModelCardError(f"input_size {self.input_size} is too small")
+        _check_files(self.files)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +133,20 @@ class ModelCard:
 
         return self.replace(calibration=calibration, threshold=carried(self.threshold),
                             threshold_failure=carried(self.threshold_failure))
+
+
+def _check_files(files: Any) -> None:
+    """``files`` as the digest writers leave it: name -> 64 hex digits and a size."""
+    def fits(entry: Any) -> bool:
+        return isinstance(entry, dict) and set(entry) == {"sha256", "size"} \
+            and isinstance(entry["sha256"], str) and len(entry["sha256"]) == 64 \
+            and all(c in "0123456789abcdef" for c in entry["sha256"]) \
+            and isinstance(entry["size"], int) and entry["size"] >= 0
+
+    if not isinstance(files, dict) or not all(
+            isinstance(name, str) and name and fits(e) for name, e in files.items()):
+        raise ModelCardError("files must map file names to {\"sha256\": 64 hex digits, "
+                             "\"size\": bytes}")
 
 
 def seed_card(input_size: int = 350, backbone: str = "unknown (seed .h5)") -> ModelCard:

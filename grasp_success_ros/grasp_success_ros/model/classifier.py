@@ -33,8 +33,10 @@ class GraspClassifier:
 
     @classmethod
     def from_path(cls, path: str | Path, allow_custom_code: bool = False,
-                  providers: Sequence[str] | None = None):
-        """Load a model and its card; returns (classifier, loader notes).
+                  providers: Sequence[str] | None = None, accept_card_mismatch: bool = False):
+        """Load a model and its card, checked to belong together (``accept_card_mismatch``:
+        a card written for another file is used anyway, with a note); returns (classifier,
+        loader notes).
 
         ``.keras`` / ``.h5`` run in Keras (on TensorFlow's GPU when it sees one), ``.onnx``
         in ONNX Runtime (on ``providers``, default the best available), ``.tflite`` in
@@ -45,11 +47,13 @@ class GraspClassifier:
         kind = runtime_for(path)
         if kind == "keras":
             try:
-                loaded = load_model(path, allow_custom_code=allow_custom_code)
+                loaded = load_model(path, allow_custom_code=allow_custom_code,
+                                    accept_card_mismatch=accept_card_mismatch)
             except ModuleNotFoundError as exc:  # the robot runtime: exported models only
                 raise missing_dependency(exc, f"a {Path(path).suffix} model") or exc from None
         else:
-            loaded = load_exported(path, providers=providers)
+            loaded = load_exported(path, providers=providers,
+                                   accept_card_mismatch=accept_card_mismatch)
         notes = list(loaded.notes)
         if providers and kind != "onnx":
             notes.append(f"ONNX Runtime providers ({', '.join(providers)}) apply to .onnx "

@@ -25,12 +25,18 @@ from pathlib import Path
 
 import numpy as np
 
-from grasp_success_ros.core.errors import ConfigError, DatasetError, GraspSuccessError
+from grasp_success_ros.core.errors import (
+    ConfigError,
+    DatasetError,
+    GraspSuccessError,
+    ModelCardError,
+)
 from grasp_success_ros.core.policy import is_success
 from grasp_success_ros.data.atomic import atomic_pair, atomic_path
 from grasp_success_ros.data.folders import image_files, read_resized
 from grasp_success_ros.data.preprocessing import to_model_input
 from grasp_success_ros.model.card import ModelCard, card_path_for
+from grasp_success_ros.model.digest import check_card, file_digest, matches, recorded
 from grasp_success_ros.model.forward import compiled_forward
 from grasp_success_ros.model.loading import load_model
 from grasp_success_ros.model.memory import check_export_memory
@@ -43,6 +49,21 @@ QUANTIZATIONS = ("fp16", "int8", "bf16")
 QUANTIZATIONS_OF = {"onnx": (None, "fp16", "int8"), "tflite": (None, "fp16", "int8"),
                     "keras": ("bf16",)}
 MAX_CALIBRATION_IMAGES = 200
+
+
+def _load_checked(path: Path, allow_custom_code: bool):
+    """``load_model`` for a file whose card ``export_model`` has checked already (or the
+    card it has just written): the source is judged once, with the caller's choice."""
+    return load_model(path, allow_custom_code=allow_custom_code, accept_card_mismatch=True)
+
+
+def _check_source(source: Path, accept_card_mismatch: bool, log: Callable[[str], None]) -> None:
+    """The source's card against the source (a seed .h5 may have none), before any work."""
+    card_path = card_path_for(source)
+    if source.is_file() and card_path.is_file():
+        for note in check_card(ModelCard.load(card_path), card_path, [source],
+                               accept_card_mismatch):
+            log(f"note: {note}")
 
 
 class ExportError(GraspSuccessError):
@@ -189,7 +210,7 @@ def _write_saved_model(source: Path, allow_custom_code: bool, saved: Path) -> Mo
     process-wide ``sys.stdout``)."""
     import tensorflow as tf
 
-    loaded = load_model(source, allow_custom_code=allow_custom_code)
+    loaded = _load_checked(source, allow_custom_code)
     model, size = loaded.model, loaded.card.input_size
     module = tf.Module()
     module.weights_once = [getattr(v, "value", v) for v in model.variables]
@@ -306,7 +327,7 @@ def _export_keras_bf16(source: Path, path: Path, card_path: Path | None,
     """The model rebuilt with every float32 layer but its outputs on the ``mixed_bfloat16``
     policy (bf16 compute, float32 weights; the outputs stay float32, as Keras' mixed
     precision guide advises, so P(success) keeps its resolution), weights copied over."""
-    loaded = load_model(source, allow_custom_code=allow_custom_code)
+    loaded = _load_checked(source, allow_custom_code)
     log(f"exporting {source} to keras (bf16) ...")
     config = loaded.model.get_config()
     outputs = config["output_layers"]
@@ -364,13 +385,15 @@ def _median_ms(fn, x: np.ndarray, repeats: int = 10) -> float:
 def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
                  calibration_dir: str | Path | None = None, out: str | Path | None = None,
                  samples_dir: str | Path | None = None, allow_custom_code: bool = False,
-                 log: Callable[[str], None] = print) -> ExportResult:
+                 log: Callable[[str], None] = print,
+                 accept_card_mismatch: bool = False) -> ExportResult:
     """Export MODEL to ``fmt`` (onnx | tflite), write its card, check it against Keras.
 
     Refuses (``ExportMemoryError``) before loading anything when the machine has too little
     memory free.  The Keras model is let go during the conversion (for TFLite it is only
     ever loaded in a process of its own) and loaded again for the parity check, so at most
-    one copy of its weights is held beside the converter's."""
+    one copy of its weights is held beside the converter's.  The source's card must belong
+    to it (``model/digest.py``) unless ``accept_card_mismatch``."""
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {FORMATS}, not {fmt!r}")
     if quantize not in QUANTIZATIONS_OF[fmt]:
@@ -382,6 +405,7 @@ def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
                           "of images like the ones the robot will see")
     check_export_memory(model_path, fmt, quantize)
     source = Path(model_path).expanduser()
+    _check_source(source, accept_card_mismatch, log)
     path = Path(out) if out else default_output(source, fmt, quantize)
     if path.suffix != f".{fmt}":
         raise ConfigError(f"a {fmt} model must be written to a .{fmt} file, not {path.name}")
@@ -397,7 +421,7 @@ def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
         elif fmt == "keras":
             card = _export_keras_bf16(source, written, card_tmp, allow_custom_code, log)
         else:
-            loaded = load_model(source, allow_custom_code=allow_custom_code)
+            loaded = _load_checked(source, allow_custom_code)
             card, box = loaded.card, [loaded.model]  # the converter takes the model, lets it go
             del loaded
             log(f"exporting {source} to onnx{f' ({quantize})' if quantize else ''} ...")
@@ -406,7 +430,10 @@ def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
         result = _parity(path, written, source, fmt, quantize, card,
                          sample_batch(samples_dir or calibration_dir, card, limit=64),
                          allow_custom_code)
-        _write_card(result, card, source, log, card_tmp)
+        if card_tmp is not None:
+            _write_card(result, card, source, log, written, card_tmp)
+    if card_tmp is None:  # the source's card, once the export is in place (card last)
+        _share_card(result, card, source, log)
     return result
 
 
@@ -436,13 +463,14 @@ def _parity(path: Path, written: Path, source: Path, fmt: str, quantize: str | N
     """Compare the exported model (``written``, the temporary file that becomes ``path``)
     with the Keras model (loaded again) on ``samples``; the exported model is let go
     before the Keras model is loaded."""
-    exported = (compiled_forward(load_model(written, allow_custom_code).model, card.input_size)
+    exported = (compiled_forward(_load_checked(written, allow_custom_code).model,
+                                 card.input_size)
                 if fmt == "keras" else open_exported(written))
     got = card.p_success(_in_batches(exported, samples))
     exported_ms = _median_ms(exported, samples[:1])
     del exported
     gc.collect()
-    keras_fn = compiled_forward(load_model(source, allow_custom_code).model, card.input_size)
+    keras_fn = compiled_forward(_load_checked(source, allow_custom_code).model, card.input_size)
     reference = card.p_success(_in_batches(keras_fn, samples))
     diff = float(np.max(np.abs(got - reference)))
     agree = int(np.sum(is_success(got, card.threshold) == is_success(reference, card.threshold)))
@@ -453,25 +481,49 @@ def _parity(path: Path, written: Path, source: Path, fmt: str, quantize: str | N
         keras_ms=_median_ms(keras_fn, samples[:1]), exported_ms=exported_ms)
 
 
+def _sibling_exports(card_path: Path, source_digest: dict) -> dict:
+    """The files a card already at ``card_path`` describes when it holds exports of the same
+    source (``out/m.onnx`` and ``out/m.tflite`` share ``out/m.card.json``); else none: a card
+    of another model's exports is replaced whole."""
+    try:
+        existing = ModelCard.load(card_path) if card_path.is_file() else None
+    except ModelCardError:
+        return {}
+    same = existing is not None and \
+        existing.training.get("export", {}).get("from_digest") == source_digest
+    return dict(existing.files) if same else {}
+
+
+def _share_card(result: ExportResult, card: ModelCard, source: Path,
+                log: Callable[[str], None]) -> None:
+    """m.keras and m.onnx share m.card.json: a float export means the same thing, and a
+    threshold chosen for one holds for the other.  The card now records both files (and no
+    others unless it described the source: those may be another model's)."""
+    path = Path(result.path)
+    card_path = card_path_for(path)
+    recorded(card, [source, path], keep=matches(card, source)).save(card_path)
+    log(f"{path.name} shares the card {card_path.name} with {source.name}")
+
+
 def _write_card(result: ExportResult, card: ModelCard, source: Path,
-                log: Callable[[str], None], card_tmp: Path | None) -> None:
-    """The exported model's card (to ``card_tmp``, renamed beside it with the model); says
-    so when that is also the source's card (``card_tmp`` None: nothing to write)."""
+                log: Callable[[str], None], written: Path, card_tmp: Path) -> None:
+    """The exported model's card, to ``card_tmp`` (renamed beside it with the model),
+    recording its digest (taken from ``written``, the file that becomes the export) and its
+    source's; says so when that is also the source's card."""
     path, fmt, quantize = Path(result.path), result.format, result.quantize
     info = {k: v for k, v in asdict(result).items() if k not in ("path", "card_path")}
     card_path = card_path_for(path)
-    if card_tmp is None:
-        # m.keras and m.onnx share m.card.json: a float export means the same thing, and a
-        # threshold chosen for one holds for the other.  Leave the Keras model's card as is.
-        log(f"{path.name} shares the card {card_path.name} with {source.name}")
-        return
+    shared, source_digest = card_path == card_path_for(source), file_digest(source)
     exported_card = card.replace(
-        training={**card.training, "export": {"from": source.name, **info}},
+        files=_sibling_exports(card_path, source_digest),
+        training={**card.training, "export": {"from": source.name,
+                                              "from_digest": source_digest, **info}},
         notes=(card.notes + " " if card.notes else "") +
         f"Exported from {source.name} to {fmt}{f' ({quantize})' if quantize else ''}; "
         f"largest |P(success) difference| to Keras {result.max_abs_diff:.2e} on "
         f"{result.samples} inputs.")
-    exported_card.save(card_tmp)
-    if card_path == card_path_for(source):
+    recorded(exported_card, [source, path] if shared else [path],
+             written_at={path.name: written}).save(card_tmp)
+    if shared:
         log(f"wrote {card_path}: it is also the card of {source.name} from now on (it was "
             "read with the seed's assumed conventions; they are written down in it)")

@@ -13,6 +13,7 @@ from grasp_success_ros.core.errors import (
 )
 from grasp_success_ros.data.atomic import atomic_pair
 from grasp_success_ros.model.card import ModelCard, card_path_for, seed_card
+from grasp_success_ros.model.digest import check_card, recorded
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -30,14 +31,15 @@ class LoadedModel:
 def save_model(model, path: str | Path, card: ModelCard) -> Path:
     """Write ``path`` (.keras) and its card beside it as a pair (``data/atomic.py``: the
     card renamed into place last), so a node reloading the path never reads a partial
-    model or a card of another one; returns the card's path."""
+    model or a card of another one; the card records the model's digest alone (a new model:
+    whatever else it described before is another model's). Returns the card's path."""
     path = Path(path)
     if path.suffix != ".keras":
         raise ModelLoadError(f"models are saved as .keras files, not {path.suffix or path.name}")
     card.validate()
     with atomic_pair(path, card_path_for) as (model_tmp, card_tmp):
         model.save(model_tmp)
-        card.save(card_tmp)
+        recorded(card, [path], keep=False, written_at={path.name: model_tmp}).save(card_tmp)
     return card_path_for(path)
 
 
@@ -73,25 +75,36 @@ def _model_input_size(model, path: Path) -> int:
     return int(shape[1])
 
 
-def _card_for(path: Path, input_size: int, notes: list[str]) -> ModelCard:
+def _card_for(path: Path, accept_card_mismatch: bool, notes: list[str]) -> ModelCard | None:
+    """The card beside ``path``, checked against the file before the model is loaded (a
+    mismatch costs no load); None for a seed .h5 without one (``_seed_card``)."""
     card_path = card_path_for(path)
     if card_path.is_file():
-        return ModelCard.load(card_path)
+        card = ModelCard.load(card_path)
+        notes += check_card(card, card_path, [path], accept_card_mismatch)
+        return card
     if path.suffix in (".h5", ".hdf5"):
-        notes.append(
-            f"no model card beside {path.name} ({card_path.name}): assuming the seed's "
-            f"conventions (RGB scaled by 1/255, output = P(unsuccessful), threshold 0.5, "
-            f"{input_size} px from the model's input)"
-        )
-        return seed_card(input_size=input_size)
+        return None
     raise ModelCardError(
         f"no model card beside {path} (expected {card_path}); train with 'grasp-success "
         "train' or write a card (see README, 'Model card')"
     )
 
 
-def load_model(path: str | Path, allow_custom_code: bool = False) -> LoadedModel:
-    """Load a ``.keras`` or seed-format ``.h5`` model and its card, and check they fit."""
+def _seed_card(path: Path, input_size: int, notes: list[str]) -> ModelCard:
+    notes.append(
+        f"no model card beside {path.name} ({card_path_for(path).name}): assuming the seed's "
+        f"conventions (RGB scaled by 1/255, output = P(unsuccessful), threshold 0.5, "
+        f"{input_size} px from the model's input)"
+    )
+    return seed_card(input_size=input_size)
+
+
+def load_model(path: str | Path, allow_custom_code: bool = False,
+               accept_card_mismatch: bool = False) -> LoadedModel:
+    """Load a ``.keras`` or seed-format ``.h5`` model and its card, and check they fit (the
+    card's digest: ``model/digest.py``; ``accept_card_mismatch`` loads a file the card does
+    not describe, with a note)."""
     path = Path(path).expanduser()
     if not str(path) or not path.is_file():
         raise ModelLoadError(f"model file not found: '{path}'")
@@ -99,6 +112,8 @@ def load_model(path: str | Path, allow_custom_code: bool = False) -> LoadedModel
         raise ModelLoadError(
             f"{path}: unknown model format {path.suffix!r}; expected one of {MODEL_SUFFIXES}"
         )
+    notes: list[str] = []
+    card = _card_for(path, accept_card_mismatch, notes)
     if path.suffix == ".keras":
         model = _load_keras_file(path, allow_custom_code)
     else:
@@ -110,9 +125,8 @@ def load_model(path: str | Path, allow_custom_code: bool = False) -> LoadedModel
             raise
         except Exception as exc:
             raise ModelLoadError(f"cannot load {path}: {type(exc).__name__}: {exc}") from None
-    notes: list[str] = []
     input_size = _model_input_size(model, path)
-    card = _card_for(path, input_size, notes)
+    card = card or _seed_card(path, input_size, notes)
     if card.input_size != input_size:
         raise ModelShapeError(
             f"{path}: the card says {card.input_size} px but the model takes {input_size} px"

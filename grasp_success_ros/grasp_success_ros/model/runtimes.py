@@ -201,8 +201,10 @@ def open_exported(path: str | Path, threads: int | None = None,
 
 
 def load_exported(path: str | Path, threads: int | None = None,
-                  providers: Sequence[str] | None = None):
-    """An exported model and its card, checked against each other (a ``LoadedModel``)."""
+                  providers: Sequence[str] | None = None, accept_card_mismatch: bool = False):
+    """An exported model and its card, checked against each other (a ``LoadedModel``; the
+    card's digest before the runtime opens the file: ``model/digest.py``)."""
+    from grasp_success_ros.model.digest import check_card
     from grasp_success_ros.model.loading import LoadedModel
 
     path = Path(path).expanduser()
@@ -214,11 +216,12 @@ def load_exported(path: str | Path, threads: int | None = None,
             f"no model card beside {path} (expected {card_path}); 'grasp-success export' "
             "writes one")
     card = ModelCard.load(card_path)
+    notes = check_card(card, card_path, [path], accept_card_mismatch)
     model = open_exported(path, threads, providers)
     if card.input_size != model.input_size:
         raise ModelShapeError(
             f"{path}: the card says {card.input_size} px but the model takes "
             f"{model.input_size} px")
     return LoadedModel(model=model, card=card, path=path,
-                       notes=[f"running {path.name} with the {model.runtime} runtime on "
+                       notes=notes + [f"running {path.name} with the {model.runtime} runtime on "
                               f"{model.device}"])

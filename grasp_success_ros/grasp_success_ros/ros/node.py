@@ -77,6 +77,7 @@ from grasp_success_ros.core.wakeups import WorkerWakeups
 from grasp_success_ros.data.image_conversion import rgb_to_image_fields, to_rgb
 from grasp_success_ros.data.overlay import annotate
 from grasp_success_ros.model.classifier import GraspClassifier
+from grasp_success_ros.model.fence import check_model_path
 from grasp_success_ros.model.native_logs import native_notices_filtered
 from grasp_success_ros.ros.camera import CameraChannel
 from grasp_success_ros.ros.executor import NodeExecutor
@@ -156,10 +157,13 @@ def card_policy(config: NodeConfig, classifier: GraspClassifier) -> PolicyConfig
 
 
 def load_classifier(config: NodeConfig, path: str, logger) -> GraspClassifier:
-    """Load ``path`` and warm it up; GraspSuccessError (or whatever the runtime raises for a
+    """Load ``path`` (inside the fence of model_dirs and max_model_mb, its card checked to
+    be its own) and warm it up; GraspSuccessError (or whatever the runtime raises for a
     model that does not run) says why it cannot serve."""
-    classifier, notes = GraspClassifier.from_path(path, allow_custom_code=config.allow_custom_code,
-                                                  providers=config.providers)
+    check_model_path(path, config.model_dirs, config.max_model_mb)
+    classifier, notes = GraspClassifier.from_path(
+        path, allow_custom_code=config.allow_custom_code, providers=config.providers,
+        accept_card_mismatch=config.accept_card_mismatch)
     for note in notes:
         logger.warning(note)
     if config.warmup:
@@ -172,10 +176,13 @@ class GraspSuccessNode(LifecycleNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("grasp_success_node", **kwargs)
-        for spec in PARAMS:
-            self.declare_parameter(spec.name, spec.default, descriptor(spec))
-        self.config = NodeConfig.from_values(
-            {spec.name: self.get_parameter(spec.name).value for spec in PARAMS})
+        values = {}
+        for spec in PARAMS:  # a list's type is named: rclpy takes an empty one for bytes
+            default = Parameter.Type.STRING_ARRAY if isinstance(spec.default, list) \
+                else spec.default
+            value = self.declare_parameter(spec.name, default, descriptor(spec)).value
+            values[spec.name] = spec.default if value is None else value
+        self.config = NodeConfig.from_values(values)
         self._serving: Serving | None = None  # set by configure, read once per judgement
         self._staged: GraspClassifier | None = None  # loaded on-set, swapped in post-set
         self._last_load_error = ""

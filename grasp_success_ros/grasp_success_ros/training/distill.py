@@ -140,7 +140,7 @@ def teacher_targets(teacher: GraspClassifier, paths: Sequence[Path], labels: np.
 def distill(teacher: str | Path, train_dir: str | Path, valid_dir: str | Path,
             student_out: str | Path, cfg: TrainConfig, alpha: float = 0.5,
             unlabelled: Sequence[str | Path] = (), allow_custom_code: bool = False,
-            log: Callable[[str], None] = print) -> Distilled:
+            log: Callable[[str], None] = print, accept_card_mismatch: bool = False) -> Distilled:
     """Train the student STUDENT_OUT (.keras, card beside it) on TEACHER's P(success) for
     TRAIN_DIR's class folders (blended with their labels by ``alpha``) and the
     ``unlabelled`` folders; both models are then evaluated on VALID_DIR."""
@@ -154,7 +154,8 @@ def distill(teacher: str | Path, train_dir: str | Path, valid_dir: str | Path,
         raise ConfigError(f"the student is saved as a .keras file, not {paths['model'].name}")
     classes, tr_list, va_list, _ = _list_data(train_dir, valid_dir, cfg)
     extra = unlabelled_files(unlabelled)
-    clf, notes = GraspClassifier.from_path(teacher, allow_custom_code=allow_custom_code)
+    clf, notes = GraspClassifier.from_path(teacher, allow_custom_code=allow_custom_code,
+                                           accept_card_mismatch=accept_card_mismatch)
     for note in notes:
         log(f"note: {note}")
     keras.utils.set_random_seed(cfg.seed)
