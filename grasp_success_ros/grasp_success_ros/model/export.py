@@ -6,7 +6,9 @@ bfloat16 (oneDNN's bf16 kernels on CPUs with AVX-512 BF16 or AMX, weights kept i
 The exported model takes the same float32 batch as the Keras model (the card's
 preprocessing is applied outside the model), and its outputs
 are compared with the Keras model's on sample inputs: the largest difference is reported
-and written into the card.
+and written into the card.  With ``check_openvino="bf16"`` an ONNX export is also run in
+OpenVINO bf16 against OpenVINO FP32 on the same inputs, and that record goes into its card
+(the openvino runtime serves bf16 only with it).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from grasp_success_ros.model.forward import compiled_forward
 from grasp_success_ros.model.loading import load_model, save_model
 from grasp_success_ros.model.memory import check_export_memory
 from grasp_success_ros.model.onnx_convert import convert_to_onnx
-from grasp_success_ros.model.runtimes import open_exported
+from grasp_success_ros.model.runtimes import PARITY_KEY, open_exported, openvino_parity
 
 FORMATS = ("onnx", "tflite", "keras")
 QUANTIZATIONS = ("fp16", "int8", "bf16")
@@ -62,15 +64,21 @@ class ExportResult:
     verdicts_agree: int
     keras_ms: float
     exported_ms: float
+    openvino_bf16: dict | None = None  # OpenVINO bf16 vs FP32 parity (check_openvino)
 
     def summary(self) -> str:
         q = f" ({self.quantize})" if self.quantize else ""
+        ov = self.openvino_bf16
         return (f"wrote {self.path}{q}, {self.size_bytes / 1e6:.2f} MB (Keras "
                 f"{self.keras_size_bytes / 1e6:.2f} MB) and {self.card_path}\n"
                 f"parity on {self.samples} sample inputs: largest |P(success) difference| "
                 f"{self.max_abs_diff:.2e}, {self.verdicts_agree} of {self.samples} verdicts "
                 f"agree\nper image (batch 1): Keras {self.keras_ms:.1f} ms, {self.format}"
-                f"{q} {self.exported_ms:.1f} ms")
+                f"{q} {self.exported_ms:.1f} ms" + ("" if ov is None else
+                f"\nOpenVINO bf16 vs FP32 on {ov['samples']} inputs: largest |P(success) "
+                f"difference| {ov['max_abs_diff']:.2e}, {ov['verdict_flips']} verdict(s) "
+                f"flipped of {ov['counted']} more than {ov['flip_margin']} from the "
+                f"threshold (written into the card)"))
 
 
 def default_output(model_path: str | Path, fmt: str, quantize: str | None) -> Path:
@@ -359,8 +367,10 @@ def _median_ms(fn, x: np.ndarray, repeats: int = 10) -> float:
 def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
                  calibration_dir: str | Path | None = None, out: str | Path | None = None,
                  samples_dir: str | Path | None = None, allow_custom_code: bool = False,
-                 log: Callable[[str], None] = print) -> ExportResult:
-    """Export MODEL to ``fmt`` (onnx | tflite), write its card, check it against Keras.
+                 log: Callable[[str], None] = print,
+                 check_openvino: str | None = None) -> ExportResult:
+    """Export MODEL to ``fmt`` (onnx | tflite), write its card, check it against Keras
+    (``check_openvino="bf16"``, plain onnx only: and OpenVINO bf16 against FP32).
 
     Refuses (``ExportMemoryError``) before loading anything when the machine has too little
     memory free.  The Keras model is let go during the conversion (for TFLite it is only
@@ -372,6 +382,8 @@ def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
         allowed = " or ".join(q for q in QUANTIZATIONS_OF[fmt] if q)
         raise ConfigError(f"{fmt} export takes quantize {allowed}"
                           + (f", not {quantize}" if quantize else ""))
+    if check_openvino is not None and (fmt != "onnx" or quantize or check_openvino != "bf16"):
+        raise ConfigError("check_openvino takes bf16, for a plain onnx export")
     if quantize == "int8" and calibration_dir is None:
         raise ConfigError("int8 quantization needs a calibration folder (--calibration DIR) "
                           "of images like the ones the robot will see")
@@ -396,10 +408,14 @@ def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
         log(f"exporting {source} to onnx{f' ({quantize})' if quantize else ''} ...")
         _export_onnx(box, path, quantize, calibration(card))
     gc.collect()
-    result = _parity(path, source, fmt, quantize, card,
-                     sample_batch(samples_dir or calibration_dir, card, limit=64),
-                     allow_custom_code)
+    samples = sample_batch(samples_dir or calibration_dir, card, limit=64)
+    result = _parity(path, source, fmt, quantize, card, samples, allow_custom_code)
     _write_card(result, card, source, log)
+    if check_openvino:
+        result.openvino_bf16 = openvino_parity(path, card, samples)
+        written = ModelCard.load(card_path_for(path))
+        written.replace(training={**written.training, PARITY_KEY: result.openvino_bf16}) \
+            .save(card_path_for(path))
     return result
 
 
@@ -435,7 +451,8 @@ def _write_card(result: ExportResult, card: ModelCard, source: Path,
                 log: Callable[[str], None]) -> None:
     """The exported model's card beside it; says so when that is also the source's card."""
     path, fmt, quantize = Path(result.path), result.format, result.quantize
-    info = {k: v for k, v in asdict(result).items() if k not in ("path", "card_path")}
+    info = {k: v for k, v in asdict(result).items()
+            if k not in ("path", "card_path", "openvino_bf16")}
     card_path = card_path_for(path)
     if card_path == card_path_for(source) and card_path.is_file():
         # m.keras and m.onnx share m.card.json: a float export means the same thing, and a
