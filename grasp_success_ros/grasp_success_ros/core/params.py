@@ -47,9 +47,9 @@ PARAMS: tuple[ParamSpec, ...] = (
               "at load with the available ones listed."),
     ParamSpec("onnx_runtime", "onnxruntime", "What runs .onnx models: onnxruntime (ONNX "
               "Runtime, on onnx_providers) or openvino (the optional OpenVINO runtime, on "
-              "openvino_device in openvino_precision). Ignored for .keras / .tflite models. Setting it (or "
-              "the two below) while serving loads the model anew and swaps it in, as "
-              "model_path does.", choices=ONNX_RUNTIMES, dynamic=True),
+              "openvino_device in openvino_precision). Ignored for .keras / .tflite models. "
+              "Setting it (or the two below) while serving loads the model anew and swaps "
+              "it in, as model_path does.", choices=ONNX_RUNTIMES, dynamic=True),
     ParamSpec("openvino_device", "CPU", "onnx_runtime openvino: the OpenVINO device (CPU, an "
               "Intel integrated GPU, NPU, or AUTO to let OpenVINO choose); one not present "
               "is refused at load with the present ones listed.", choices=OPENVINO_DEVICES,

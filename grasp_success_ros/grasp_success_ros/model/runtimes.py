@@ -251,16 +251,22 @@ def openvino_parity(path: Path, card: ModelCard, samples: np.ndarray,
             raise ModelLoadError(f"{path}: no bf16 parity here: {model.fallback}")
         outputs[precision] = card.p_success(
             np.concatenate([model(samples[i:i + 16]) for i in range(0, len(samples), 16)]))
-    fp32, bf16 = outputs["fp32"], outputs["bf16"]
-    clear = np.abs(fp32 - card.threshold) > FLIP_MARGIN
-    flips = int(np.sum(clear & (is_success(fp32, card.threshold)
-                                != is_success(bf16, card.threshold))))
     import openvino
 
-    return {"samples": len(samples), "max_abs_diff": float(np.max(np.abs(bf16 - fp32))),
-            "verdict_flips": flips, "counted": int(np.sum(clear)),
-            "flip_share": flips / max(1, int(np.sum(clear))), "threshold": card.threshold,
-            "flip_margin": FLIP_MARGIN, "openvino": openvino.__version__.split("-")[0]}
+    return {**parity_record(outputs["fp32"], outputs["bf16"], card.threshold),
+            "openvino": openvino.__version__.split("-")[0]}
+
+
+def parity_record(fp32: np.ndarray, bf16: np.ndarray, threshold: float) -> dict:
+    """bf16's P(success) against FP32's: the largest difference and the verdicts that flip,
+    counted only among the inputs whose FP32 P(success) is more than FLIP_MARGIN from
+    ``threshold`` (their share is what ``check_parity`` bounds)."""
+    clear = np.abs(fp32 - threshold) > FLIP_MARGIN
+    flips = int(np.sum(clear & (is_success(fp32, threshold) != is_success(bf16, threshold))))
+    counted = int(np.sum(clear))
+    return {"samples": len(fp32), "max_abs_diff": float(np.max(np.abs(bf16 - fp32))),
+            "verdict_flips": flips, "counted": counted, "flip_share": flips / max(1, counted),
+            "threshold": threshold, "flip_margin": FLIP_MARGIN}
 
 
 def _tflite_interpreter(path: Path, threads: int | None):
