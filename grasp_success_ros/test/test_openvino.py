@@ -216,3 +216,12 @@ def test_the_node_serves_through_openvino_fp32_then_bf16_showing_them_in_diagnos
                                     "openvino:CPU fp32 (bf16 unavailable)"), values
         assert values["last_load_error"] == ""
     assert "model swapped" in log.read_text()
+
+
+def test_bench_times_the_openvino_variants_naming_device_and_precision(trained_onnx):
+    from grasp_success_ros.cli.benchmark import bench_forward
+
+    for name in ("openvino", "openvino-bf16") if CPU_BF16 else ("openvino",):
+        row = bench_forward(Path(trained_onnx.path), runs=2, batch=2, name=name)
+        assert row["device"] == f"openvino:CPU {'bf16' if 'bf16' in name else 'fp32'}"
+        assert row["batch2"]["n"] == 2 and row["batch1"]["p50"] > 0
