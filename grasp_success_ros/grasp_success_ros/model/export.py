@@ -412,11 +412,18 @@ def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
     result = _parity(path, source, fmt, quantize, card, samples, allow_custom_code)
     _write_card(result, card, source, log)
     if check_openvino:
-        result.openvino_bf16 = openvino_parity(path, card, samples)
-        written = ModelCard.load(card_path_for(path))
-        written.replace(training={**written.training, PARITY_KEY: result.openvino_bf16}) \
-            .save(card_path_for(path))
+        result.openvino_bf16 = _record_openvino_parity(path, card, samples)
     return result
+
+
+def _record_openvino_parity(path: Path, card: ModelCard, samples: np.ndarray) -> dict:
+    """OpenVINO bf16 against FP32 on ``samples``, written into the card of ``path`` (the
+    record the openvino runtime needs to serve bf16); also when that card is the Keras
+    model's, which a float ONNX export shares."""
+    record = openvino_parity(path, card, samples)
+    written = ModelCard.load(card_path_for(path))
+    written.replace(training={**written.training, PARITY_KEY: record}).save(card_path_for(path))
+    return record
 
 
 def _in_batches(forward: Callable[[np.ndarray], np.ndarray], samples: np.ndarray,
