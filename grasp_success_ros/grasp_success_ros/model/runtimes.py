@@ -209,8 +209,9 @@ class OpenVinoModel(ExportedModel):
         self.precision, self.fallback = choice.precision, ""
         if self.precision == "bf16" and not bf16_capable(core, choice.device):
             self.precision = "fp32"
-            self.fallback = (f"bf16 asked for, but OpenVINO's {choice.device} has no bf16 "
-                             "(no AVX-512 BF16 / AMX): running fp32")
+            why = " (no AVX-512 BF16 / AMX)" if choice.device == "CPU" else ""
+            self.fallback = (f"bf16 asked for, but OpenVINO's {choice.device} has no bf16"
+                             f"{why}: running fp32")
         config = {"INFERENCE_PRECISION_HINT": ov.Type.bf16 if self.precision == "bf16"
                   else ov.Type.f32, "PERFORMANCE_HINT": "LATENCY"}
         if choice.device == "CPU":  # sized like the other runtimes: one per usable core
