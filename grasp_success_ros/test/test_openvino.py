@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tool_helpers import red_minus_blue
 
 from grasp_success_ros.cli import main as cli
 from grasp_success_ros.core.errors import ConfigError, ModelCardError, ModelLoadError
@@ -37,13 +36,6 @@ BF16 = OnnxRuntimeChoice("openvino", "CPU", "bf16")
 
 
 @pytest.fixture(scope="module")
-def rb_onnx(tmp_path_factory):
-    """A red-minus-blue model (P(success) = sigmoid(4 (R - B)), see tool_helpers) in ONNX."""
-    tmp = tmp_path_factory.mktemp("rb")
-    return export_model(red_minus_blue(tmp / "rb.keras"), "onnx", log=lambda s: None).path
-
-
-@pytest.fixture(scope="module")
 def trained_onnx(trained_model, tmp_path_factory):
     """The trained test model in ONNX, with the bf16 parity record in its card where this
     CPU has bf16 (measured on 40 synthetic scenes it has not seen)."""
@@ -57,17 +49,29 @@ def trained_onnx(trained_model, tmp_path_factory):
     return result
 
 
-def batch(n=6, size=32, seed=1):
+@pytest.fixture
+def unchecked_onnx(trained_onnx, tmp_path):
+    """The same ONNX file with a card that has no bf16 parity record."""
+    path = shutil.copy(trained_onnx.path, tmp_path / "unchecked.onnx")
+    card = ModelCard.load(card_path_for(trained_onnx.path))
+    training = {k: v for k, v in card.training.items() if k != PARITY_KEY}
+    card.replace(training=training).save(card_path_for(path))
+    return path
+
+
+def batch(size: int, n=6, seed=1):
     return np.random.default_rng(seed).random((n, size, size, 3), np.float32)
 
 
-def test_fp32_gives_onnx_runtimes_outputs_within_1e_5(rb_onnx):
-    x = batch()
-    assert np.max(np.abs(OpenVinoModel(rb_onnx, choice=FP32)(x) - OnnxModel(rb_onnx)(x))) < 1e-5
+def test_fp32_gives_onnx_runtimes_outputs_within_1e_5(trained_onnx):
+    openvino, onnxruntime = OpenVinoModel(trained_onnx.path, choice=FP32), \
+        OnnxModel(trained_onnx.path)
+    x = batch(onnxruntime.input_size)
+    assert np.max(np.abs(openvino(x) - onnxruntime(x))) < 1e-5
 
 
-def test_fp32_is_asked_for_explicitly_and_threads_are_one_per_usable_core(rb_onnx):
-    compiled = OpenVinoModel(rb_onnx, choice=FP32).compiled
+def test_fp32_is_asked_for_explicitly_and_threads_are_one_per_usable_core(trained_onnx):
+    compiled = OpenVinoModel(trained_onnx.path, choice=FP32).compiled
     assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
     assert compiled.get_property("INFERENCE_NUM_THREADS") == usable_cores()
 
@@ -84,13 +88,13 @@ def test_bf16_runs_in_bf16_where_the_cpu_has_it_close_to_fp32(trained_onnx):
     assert clf.device == "openvino:CPU bf16"
     assert clf.model.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16
     fp32, _ = GraspClassifier.from_path(trained_onnx.path, onnx_runtime=FP32)
-    x = batch(size=clf.input_size)
+    x = batch(clf.input_size)
     assert 0 < np.max(np.abs(clf.predict_prepared(x) - fp32.predict_prepared(x))) < 0.05
 
 
 @pytest.mark.skipif(CPU_BF16, reason="this CPU has bf16: the fall-back is not taken here")
-def test_bf16_falls_back_to_fp32_saying_why_where_the_cpu_lacks_it(rb_onnx):
-    clf, notes = GraspClassifier.from_path(rb_onnx, onnx_runtime=BF16)
+def test_bf16_falls_back_to_fp32_saying_why_where_the_cpu_lacks_it(unchecked_onnx):
+    clf, notes = GraspClassifier.from_path(unchecked_onnx, onnx_runtime=BF16)
     assert clf.device == "openvino:CPU fp32 (bf16 unavailable)"
     assert "no bf16" in notes[-1]
 
@@ -104,25 +108,24 @@ def test_export_stores_the_bf16_parity_record_in_the_card_and_the_loader_reads_i
     assert 0 < record["max_abs_diff"] < 0.05 and record["flip_share"] <= 0.01
 
 
-def test_bf16_is_refused_in_one_line_for_a_card_without_a_parity_record(rb_onnx, tmp_path):
+def test_bf16_is_refused_in_one_line_for_a_card_without_a_parity_record(unchecked_onnx):
     if not CPU_BF16:
         pytest.skip("this CPU has no bf16: bf16 falls back to fp32 before the card is read")
     with pytest.raises(ModelCardError) as err:
-        GraspClassifier.from_path(rb_onnx, onnx_runtime=BF16)
+        GraspClassifier.from_path(unchecked_onnx, onnx_runtime=BF16)
     assert "bf16 refused: its card has no OpenVINO bf16 parity record" in str(err.value)
     assert "\n" not in str(err.value)
 
 
-def test_bf16_is_refused_for_a_model_whose_verdicts_flipped_on_over_1_percent(rb_onnx,
-                                                                                 tmp_path):
+def test_bf16_is_refused_for_a_model_whose_verdicts_flipped_on_over_1_percent(unchecked_onnx):
     if not CPU_BF16:
         pytest.skip("this CPU has no bf16: bf16 falls back to fp32 before the card is read")
-    model = shutil.copy(rb_onnx, tmp_path / "flips.onnx")
-    card = ModelCard.load(card_path_for(rb_onnx))
+    card = ModelCard.load(card_path_for(unchecked_onnx))
     record = parity_record(np.array([0.2, 0.7, 0.9]), np.array([0.6, 0.7, 0.9]), 0.5)
-    card.replace(training={PARITY_KEY: record}).save(card_path_for(model))
+    card.replace(training={**card.training, PARITY_KEY: record}).save(
+        card_path_for(unchecked_onnx))
     with pytest.raises(ModelCardError, match=r"verdicts flipped on 33.3 % of the parity inputs"):
-        GraspClassifier.from_path(model, onnx_runtime=BF16)
+        GraspClassifier.from_path(unchecked_onnx, onnx_runtime=BF16)
 
 
 def test_a_flip_counts_only_where_fp32_is_clear_of_the_threshold():
@@ -134,14 +137,16 @@ def test_a_flip_counts_only_where_fp32_is_clear_of_the_threshold():
     assert record["max_abs_diff"] == pytest.approx(0.4)
 
 
-def test_a_device_that_is_not_here_is_refused_in_one_line_naming_the_present_ones(rb_onnx):
+def test_a_device_that_is_not_here_is_refused_in_one_line_naming_the_present_ones(
+        trained_onnx):
     present = ov.Core().available_devices
     missing = next((d for d in ("NPU", "GPU") if not any(p.startswith(d) for p in present)),
                    None)
     if missing is None:
         pytest.skip("this machine has every OpenVINO device")
     with pytest.raises(ModelLoadError) as err:
-        GraspClassifier.from_path(rb_onnx, onnx_runtime=OnnxRuntimeChoice("openvino", missing))
+        GraspClassifier.from_path(trained_onnx.path,
+                                  onnx_runtime=OnnxRuntimeChoice("openvino", missing))
     assert f"OpenVINO device {missing} not available here; available: " \
            f"{', '.join(present)}" in str(err.value)
     assert "\n" not in str(err.value)
