@@ -21,8 +21,10 @@ setup(
          glob("config/*.yaml") + glob(f"{PACKAGE}/ros/resources/*.xml")),
     ],
     install_requires=["setuptools"],
-    # bag-eval / extract --engine ray (bags/engines.py); imported only with that option
-    extras_require={"ray": ["ray>=2.9"]},
+    # bag-eval / extract --engine ray (bags/engines.py); imported only with that option.
+    # openvino: the onnx_runtime openvino runtime (model/runtimes.py), imported only then:
+    # bf16 on CPUs with AVX-512 BF16 / AMX, Intel GPUs and NPUs (README, "Runtimes").
+    extras_require={"ray": ["ray>=2.9"], "openvino": ["openvino>=2025.0"]},
     zip_safe=False,
     maintainer="grasp_success_ros maintainers",
     maintainer_email="grasp-success@example.org",

@@ -6,6 +6,7 @@ import argparse
 
 from grasp_success_ros.cli.tools import add_card_mismatch_option, add_providers_option
 from grasp_success_ros.core.errors import ConfigError
+from grasp_success_ros.core.params import OPENVINO_DEVICES
 from grasp_success_ros.model.export import QUANTIZATIONS
 from grasp_success_ros.model.runtimes import RUNTIMES
 
@@ -40,7 +41,8 @@ def _bench(args: argparse.Namespace) -> int:
                    dds=not args.no_dds, quantize=args.quantize,
                    accuracy_data=args.accuracy_data, calibration=args.calibration,
                    providers=args.providers, cameras=args.cameras,
-                   accept_card_mismatch=args.accept_card_mismatch)
+                   accept_card_mismatch=args.accept_card_mismatch,
+                   openvino_device=args.openvino_device)
     if args.quick:
         cfg = quick_config(**options)
     else:
@@ -61,10 +63,13 @@ def add_bench_command(subparsers) -> None:
     p.add_argument("--model", help="a .keras / .h5 / .onnx / .tflite model (default: a fresh "
                    "InceptionResNetV2 at 350 px, GAP head, random weights)")
     p.add_argument("--runtime", type=_comma_list(RUNTIMES, "runtimes"), default=("keras",),
-                   help="keras, onnx, tflite or a comma-separated list; the first is the one "
-                   "the headline numbers are for (default keras)")
+                   help="keras, onnx, tflite, openvino (the ONNX export run by OpenVINO) or a "
+                   "comma-separated list; the first is the one the headline numbers are for "
+                   "(default keras)")
     add_card_mismatch_option(p)
     add_providers_option(p)
+    p.add_argument("--openvino-device", choices=OPENVINO_DEVICES, default=None,
+                   help="where the openvino runtime runs (default CPU)")
     p.add_argument("--runs", type=int, help="timed forward runs after warm-up (default 20)")
     p.add_argument("--events", type=int, help="grasp events per node configuration (default 15)")
     p.add_argument("--no-dds", action="store_true", help="skip the live-node measurements")
@@ -73,7 +78,8 @@ def add_bench_command(subparsers) -> None:
     p.add_argument("--quantize", type=_comma_list(QUANTIZATIONS, "quantizations"), default=(),
                    metavar="fp16,int8,bf16",
                    help="also time fp16 / int8 exports of each onnx / tflite runtime and the "
-                   "bf16 variant of the keras runtime")
+                   "bf16 variants of the keras and openvino runtimes (openvino bf16: the ONNX "
+                   "export is checked with --check-openvino bf16 on the calibration images)")
     p.add_argument("--calibration", metavar="DIR", help="int8 calibration images, like the "
                    "robot's (default: 64 synthetic scenes)")
     p.add_argument("--accuracy-data", metavar="DIR",

@@ -5,7 +5,7 @@ forward pass, over the seed's ``model.predict``, 5 frames over 1 frame) mean som
 on a busy machine where the absolute numbers are noisy:
 
 1. bare forward latency (batch 1 and batch N) for each runtime (Keras ``tf.function``,
-   ONNX Runtime, LiteRT);
+   ONNX Runtime, LiteRT, OpenVINO on the ONNX file);
 2. the seed's way: load / resize / RGB / 255, ``np.expand_dims``, ``model.predict``;
 3. event-to-verdict latency through the live node over DDS (its own process), camera at
    30 Hz, single-frame (``first_after``) and 5-frame (``n_after``) policies;
@@ -17,8 +17,8 @@ on a busy machine where the absolute numbers are noisy:
 Beside each node configuration the bench records how much CPU other processes took while it
 ran: on a shared machine that, not the node, is what moves event-to-verdict between runs.
 
-With ``--quantize`` the fp16 / int8 exports (and the bf16 Keras variant) are measured beside
-FP32 (forward, node), and with
+With ``--quantize`` the fp16 / int8 exports (and the bf16 Keras and OpenVINO variants) are
+measured beside FP32 (forward, node), and with
 ``--accuracy-data`` every variant's accuracy on the same labelled images (the quantization
 cost). The best FP32 speed is stated in GFLOP/s and as the clock at which it is the peak.
 """
@@ -74,6 +74,7 @@ class BenchConfig:
     accuracy_data: str | None = None  # labelled class folders: accuracy of every variant
     calibration: str | None = None  # int8 calibration images (default: synthetic scenes)
     providers: tuple[str, ...] = ()  # ONNX Runtime providers (default: best available)
+    openvino_device: str = "CPU"  # where the openvino runtime (and its bf16 variant) runs
     cameras: int = 1  # > 1: also the node's peak RSS with this many cameras vs one
     accept_card_mismatch: bool = False  # bench a --model whose card records another file
     log: Callable[[str], None] = print
@@ -143,6 +144,8 @@ def prepare_models(cfg: BenchConfig, workdir: Path,
     if cfg.model:
         path = _checked_model(Path(cfg.model).expanduser(), cfg, workdir)
         kind = runtime_for(path)
+        if kind == "onnx" and "openvino" in cfg.runtimes:  # the file as it is, its card's
+            return {"onnx": path, **_openvino_variants(path, cfg)}  # parity record for bf16
         if kind != "keras":
             return {kind: path}
     else:
@@ -157,14 +160,22 @@ def prepare_models(cfg: BenchConfig, workdir: Path,
                 f"{time.perf_counter() - t:.1f} s: {path}")
         del model
     paths = {"keras": path}
-    for fmt in cfg.runtimes:
+    formats = [f for f in cfg.runtimes if f != "openvino"]
+    if "openvino" in cfg.runtimes and "onnx" not in formats:
+        formats.append("onnx")  # OpenVINO runs the ONNX export
+    for fmt in formats:
         if fmt != "keras":
             paths[fmt] = workdir / f"{path.stem}.{fmt}"
             exports[fmt] = _export_process(path, fmt, None, paths[fmt], cfg, workdir)
-        for q in (q for q in cfg.quantize if q in QUANTIZATIONS_OF[fmt]):
+        for q in (q for q in cfg.quantize if q in QUANTIZATIONS_OF[fmt] and fmt in cfg.runtimes):
             paths[f"{fmt}-{q}"] = workdir / f"{path.stem}.{q}.{fmt}"
             exports[f"{fmt}-{q}"] = _export_process(path, fmt, q, paths[f"{fmt}-{q}"], cfg,
                                                     workdir)
+    if "openvino" in cfg.runtimes:
+        paths.update(_openvino_variants(paths["onnx"], cfg))
+        exports.update({v: exports["onnx"] for v in _openvino_variants(paths["onnx"], cfg)})
+        if "onnx" not in cfg.runtimes:
+            del paths["onnx"]
     return paths
 
 
@@ -192,6 +203,30 @@ def _checked_model(path: Path, cfg: BenchConfig, workdir: Path) -> Path:
     return copy
 
 
+def _openvino_variants(onnx: Path, cfg: BenchConfig) -> dict[str, Path]:
+    """``openvino`` (FP32) and, with ``--quantize bf16``, ``openvino-bf16``: the ONNX file
+    run by OpenVINO (``runtime_choice``)."""
+    return {"openvino": onnx, **({"openvino-bf16": onnx} if "bf16" in cfg.quantize else {})}
+
+
+def runtime_choice(name: str, device: str = "CPU"):
+    """The OnnxRuntimeChoice of a bench variant: OpenVINO for ``openvino`` / ``openvino-bf16``
+    (on ``device``), else None (ONNX Runtime for .onnx files)."""
+    from grasp_success_ros.core.params import OnnxRuntimeChoice
+
+    if not name.startswith("openvino"):
+        return None
+    return OnnxRuntimeChoice("openvino", device, "bf16" if name.endswith("-bf16") else "fp32")
+
+
+def _classifier(path: Path, name: str, providers: tuple[str, ...] = (), device: str = "CPU"):
+    """The classifier of one bench variant, on ONNX Runtime's ``providers`` or OpenVINO."""
+    from grasp_success_ros.model.classifier import GraspClassifier
+
+    return GraspClassifier.from_path(path, providers=_for_onnx(path, providers),
+                                     onnx_runtime=runtime_choice(name, device))[0]
+
+
 def _export_process(path: Path, fmt: str, quantize: str | None, out: Path, cfg: BenchConfig,
                     workdir: Path) -> dict:
     """``grasp-success export`` as its own process (its peak is the export's alone); int8
@@ -200,20 +235,28 @@ def _export_process(path: Path, fmt: str, quantize: str | None, out: Path, cfg: 
     cmd = [sys.executable, "-m", "grasp_success_ros", "export", str(path), "--format", fmt,
            "--out", str(out)]
     if quantize:
-        calibration = cfg.calibration
-        if calibration is None:
-            from grasp_success_ros.data.synth import write_dataset
-
-            calibration = workdir / "calibration"
-            if not calibration.is_dir():
-                write_dataset(calibration, 64, seed=5)
+        calibration = _calibration_dir(cfg, workdir)
         cmd += ["--quantize", quantize, "--calibration", str(calibration),
                 "--samples", str(calibration)]
+    elif fmt == "onnx" and "openvino" in cfg.runtimes and "bf16" in cfg.quantize:
+        cmd += ["--check-openvino", "bf16", "--samples", str(_calibration_dir(cfg, workdir))]
     name = fmt + (f"-{quantize}" if quantize else "")
     row = run_measured(cmd, workdir / f"export_{name}.log")
     cfg.log(f"exported to {name} in {row['wall_s']:.1f} s, peak RSS "
             f"{_fmt(row['peak_rss_mb'], 0)} MB")
     return row
+
+
+def _calibration_dir(cfg: BenchConfig, workdir: Path) -> Path:
+    """--calibration, else 64 synthetic scenes (int8 calibration, bf16 parity samples)."""
+    if cfg.calibration is not None:
+        return Path(cfg.calibration)
+    from grasp_success_ros.data.synth import write_dataset
+
+    calibration = workdir / "calibration"
+    if not calibration.is_dir():
+        write_dataset(calibration, 64, seed=5)
+    return calibration
 
 
 def run_measured(cmd: list[str], log_path: Path, poll_s: float = 0.05) -> dict:
@@ -251,15 +294,14 @@ def _process_tree(pid: int) -> list[int]:
     return out
 
 
-def bench_accuracy(paths: dict[str, Path], data: str | Path, providers: tuple[str, ...] = ()
-                   ) -> dict[str, dict]:
+def bench_accuracy(paths: dict[str, Path], data: str | Path, providers: tuple[str, ...] = (),
+                   device: str = "CPU") -> dict[str, dict]:
     """Accuracy of every variant on the same labelled folders (the quantization cost)."""
     from grasp_success_ros.evaluation.evaluate import evaluate_folder
-    from grasp_success_ros.model.classifier import GraspClassifier
 
     out = {}
     for name, path in paths.items():
-        clf, _notes = GraspClassifier.from_path(path, providers=_for_onnx(path, providers))
+        clf = _classifier(path, name, providers, device)
         ev = evaluate_folder(data, clf)
         out[name] = {"accuracy": ev.metrics()["accuracy"], "images": len(ev.truth),
                      "p_success": ev.p_success}
@@ -282,11 +324,10 @@ def _for_onnx(path: Path, providers: tuple[str, ...]) -> tuple[str, ...]:
     return providers if Path(path).suffix == ".onnx" else ()
 
 
-def bench_forward(path: Path, runs: int, batch: int, providers: tuple[str, ...] = ()) -> dict:
-    from grasp_success_ros.model.classifier import GraspClassifier
-
+def bench_forward(path: Path, runs: int, batch: int, providers: tuple[str, ...] = (),
+                  name: str = "", device: str = "CPU") -> dict:
     t = time.perf_counter()
-    clf, _notes = GraspClassifier.from_path(path, providers=_for_onnx(path, providers))
+    clf = _classifier(path, name, providers, device)
     out: dict = {"load_s": time.perf_counter() - t, "device": clf.device}
     size = clf.input_size
     rng = np.random.default_rng(0)
@@ -330,18 +371,17 @@ def bench_predict_process(path: Path, workdir: Path) -> dict:
 
 
 def bench_bag_eval(path: Path, workdir: Path, grasps: int = 20,
-                   providers: tuple[str, ...] = ()) -> dict:
+                   providers: tuple[str, ...] = (), name: str = "", device: str = "CPU") -> dict:
     """Offline ``bag-eval`` on a synthetic 640x480 session: events and frames per second,
     first_after (one frame per event) and n_after (five)."""
     from grasp_success_ros.bags.evaluate import evaluate_bag
     from grasp_success_ros.bags.writer import write_session
     from grasp_success_ros.core.params import NodeConfig
-    from grasp_success_ros.model.classifier import GraspClassifier
 
     bag = workdir / "bench_session"
     if not bag.exists():
         write_session(bag, n_grasps=grasps, seed=3, height=480, width=640)
-    clf, _notes = GraspClassifier.from_path(path, providers=_for_onnx(path, providers))
+    clf = _classifier(path, name, providers, device)
     out = {}
     for policy_name in ("first_after", "n_after"):
         policy = NodeConfig.from_values({"model_path": str(path),
@@ -506,9 +546,7 @@ def bench_node(model: Path, policy: str, cfg: BenchConfig, workdir: Path, player
     name = name or model.suffix[1:]
     log_path = workdir / f"node_{name}_{policy}.log"
     extra = [arg for param in NODE_POLICIES[policy] for arg in ("-p", param)]
-    extra += ["-r", f"__ns:={player_ns}"]
-    if _for_onnx(model, cfg.providers):
-        extra += ["-p", f"onnx_providers:={','.join(cfg.providers)}"]
+    extra += ["-r", f"__ns:={player_ns}", *_runtime_params(model, name, cfg)]
     env = {**os.environ, "RCUTILS_LOGGING_BUFFERED_STREAM": "0", "PYTHONUNBUFFERED": "1"}
     t0 = time.monotonic()
     with log_path.open("w") as log_file:
@@ -549,6 +587,19 @@ def bench_node(model: Path, policy: str, cfg: BenchConfig, workdir: Path, player
         stop_node(proc)
 
 
+def _runtime_params(model: Path, name: str, cfg: BenchConfig) -> list[str]:
+    """The node's ``-p`` arguments that run ``model`` as the bench variant ``name`` does:
+    ONNX Runtime's providers, or OpenVINO's device and precision."""
+    extra = []
+    if _for_onnx(model, cfg.providers):
+        extra += ["-p", f"onnx_providers:={','.join(cfg.providers)}"]
+    choice = runtime_choice(name, cfg.openvino_device)
+    if choice is not None:
+        extra += ["-p", "onnx_runtime:=openvino", "-p", f"openvino_device:={choice.device}",
+                  "-p", f"openvino_precision:={choice.precision}"]
+    return extra
+
+
 def _camera_phase(player, node_pid: int, imgs, cfg: BenchConfig, rng,
                   reference: Callable[[], object] | None) -> dict:
     """One resolution: the camera streams while ``cfg.events`` events are sent one at a
@@ -576,9 +627,7 @@ def _bench_node_policies(model: Path, cfg: BenchConfig, workdir: Path, player_ns
                          frames: dict, name: str) -> dict:
     """Every node configuration of one model; with ``first_after`` the same model's forward
     pass in this process is timed between the events (``_events``)."""
-    from grasp_success_ros.model.classifier import GraspClassifier
-
-    clf, _notes = GraspClassifier.from_path(model, providers=_for_onnx(model, cfg.providers))
+    clf = _classifier(model, name, cfg.providers, cfg.openvino_device)
     x = np.random.default_rng(0).random((1, clf.input_size, clf.input_size, 3), np.float32)
     clf.predict_prepared(x)  # traced and warm before the first event
     return {p: bench_node(model, p, cfg, workdir, player_ns, frames, name,
@@ -661,7 +710,8 @@ def run_bench(cfg: BenchConfig) -> dict:
             raise ConfigError(f"runtime must be one of {RUNTIMES}, not {r!r}")
     report: dict = {"machine": machine_info(), "config": {
         "model": cfg.model or f"{cfg.backbone} {cfg.input_size} px, GAP head, random weights",
-        "runtimes": list(cfg.runtimes), "providers": list(cfg.providers), "runs": cfg.runs,
+        "runtimes": list(cfg.runtimes), "providers": list(cfg.providers),
+        "openvino_device": cfg.openvino_device, "runs": cfg.runs,
         "batch": cfg.batch,
         "events_per_config": cfg.events, "fps": cfg.fps, "cameras": cfg.cameras,
         "resolutions": [f"{w}x{h}" for w, h in cfg.resolutions]}}
@@ -680,19 +730,21 @@ def run_bench(cfg: BenchConfig) -> dict:
         variants = runtimes + [v for v in paths if v not in runtimes and "-" in v]
         for r in variants:
             report["forward_ms"][r] = bench_forward(paths[r], cfg.runs, cfg.batch,
-                                                    cfg.providers)
+                                                    cfg.providers, r, cfg.openvino_device)
             f = report["forward_ms"][r]
             report["load_s"][r], report["device"][r] = f.pop("load_s"), f.pop("device")
             cfg.log(f"forward {r:11s} on {report['device'][r]}: load "
                     f"{report['load_s'][r]:.1f} s, batch 1 p50 "
                     f"{_fmt(f['batch1']['p50'])} ms, batch {cfg.batch} p50 "
                     f"{_fmt(f[f'batch{cfg.batch}']['p50'])} ms")
-        report["bag_eval"] = bench_bag_eval(paths[chosen], workdir, providers=cfg.providers)
+        report["bag_eval"] = bench_bag_eval(paths[chosen], workdir, providers=cfg.providers,
+                                            name=chosen, device=cfg.openvino_device)
         for policy, row in report["bag_eval"].items():
             cfg.log(f"bag-eval {chosen} {policy}: {row['frames_per_s']:.1f} frames/s, "
                     f"{row['events_per_s']:.1f} events/s ({row['events']} events, 640x480)")
         if cfg.accuracy_data:
-            report["accuracy"] = bench_accuracy(paths, cfg.accuracy_data, cfg.providers)
+            report["accuracy"] = bench_accuracy(paths, cfg.accuracy_data, cfg.providers,
+                                                cfg.openvino_device)
             for name, row in report["accuracy"].items():
                 cfg.log(f"accuracy {name:11s}: {row['accuracy']:.4f} on {row['images']} images")
         if "keras" in paths:
@@ -759,6 +811,7 @@ def summary(report: dict, chosen: str, cfg: BenchConfig) -> dict:
         **{f"{v}_speedup_over_fp32": _ratio(fp32.get(v.split("-")[0]),
                                             report["forward_ms"][v]["batch1"]["p50"])
            for v in report["forward_ms"] if "-" in v},
+        **_openvino_ratio(report["forward_ms"]),
     }
     return {
         "runtime": chosen,
@@ -784,6 +837,15 @@ def summary(report: dict, chosen: str, cfg: BenchConfig) -> dict:
         "ratios": ratios,
         "targets": TARGETS,
     }
+
+
+def _openvino_ratio(forward_ms: dict) -> dict:
+    """Issue 25's target, OpenVINO bf16 forward batch 1 at <= 0.6 x ONNX Runtime FP32's,
+    where both were timed."""
+    if "openvino-bf16" not in forward_ms or "onnx" not in forward_ms:
+        return {}
+    return {"openvino-bf16_over_onnx_fp32": _ratio(forward_ms["openvino-bf16"]["batch1"]["p50"],
+                                                   forward_ms["onnx"]["batch1"]["p50"])}
 
 
 def _node_ratios(report: dict, runtime: str, res: str, seed: float | None) -> dict:

@@ -139,12 +139,12 @@ def _add_train(sub) -> None:
 # --------------------------------------------------------------------------- predict
 
 
-def _load(args: argparse.Namespace, providers: tuple[str, ...] = ()):
+def _load(args: argparse.Namespace, providers: tuple[str, ...] = (), onnx_runtime=None):
     from grasp_success_ros.model.classifier import GraspClassifier
 
     classifier, notes = GraspClassifier.from_path(
         args.model, allow_custom_code=args.allow_custom_code, providers=providers,
-        accept_card_mismatch=args.accept_card_mismatch)
+        onnx_runtime=onnx_runtime, accept_card_mismatch=args.accept_card_mismatch)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return classifier
@@ -163,7 +163,7 @@ def _predict(args: argparse.Namespace) -> int:
         video_plot,
     )
 
-    classifier = _load(args, args.providers)
+    classifier = _load(args, args.providers, onnx_choice(args))
     if args.video:
         pred = predict_video(args.path, classifier, args.threshold, args.window, args.fraction,
                              args.threshold_failure)
@@ -228,6 +228,31 @@ def add_providers_option(p: argparse.ArgumentParser) -> None:
                    "TensorRT, CUDA, CPU; CPU is always the last fallback")
 
 
+def add_onnx_runtime_options(p: argparse.ArgumentParser, precision: bool = True) -> None:
+    """``--onnx-runtime`` and ``--openvino-device`` / ``--openvino-precision`` (the node's
+    onnx_runtime, openvino_device, openvino_precision)."""
+    from grasp_success_ros.core.params import ONNX_RUNTIMES, OPENVINO_DEVICES, PRECISIONS
+
+    p.add_argument("--onnx-runtime", choices=ONNX_RUNTIMES, default="onnxruntime",
+                   help=".onnx models: run them in ONNX Runtime (default) or OpenVINO (the "
+                   "optional openvino extra)")
+    p.add_argument("--openvino-device", choices=OPENVINO_DEVICES, default="CPU",
+                   help="--onnx-runtime openvino: the device (default CPU)")
+    if precision:
+        p.add_argument("--openvino-precision", choices=PRECISIONS, default="fp32",
+                       help="--onnx-runtime openvino: fp32 (default) or bf16 (needs the "
+                       "card's parity record: export --check-openvino bf16; fp32 where the "
+                       "device has no bf16, with a note saying so)")
+
+
+def onnx_choice(args: argparse.Namespace):
+    """The OnnxRuntimeChoice of ``add_onnx_runtime_options``' options."""
+    from grasp_success_ros.core.params import OnnxRuntimeChoice
+
+    return OnnxRuntimeChoice(args.onnx_runtime, args.openvino_device,
+                             getattr(args, "openvino_precision", "fp32"))
+
+
 def _add_threshold_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="success when P(success) >= this (default: the card's thresholds)")
@@ -247,6 +272,7 @@ def _add_predict(sub) -> None:
     p.add_argument("path", help="image file, folder (searched recursively) or video file")
     _add_model_argument(p)
     add_providers_option(p)
+    add_onnx_runtime_options(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--csv", action="store_true")
     out.add_argument("--json", action="store_true")
@@ -302,7 +328,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         from grasp_success_ros.evaluation.review import check_review_dir
 
         check_review_dir(args.review_dir)  # before the evaluation, not after it
-    classifier = _load(args, args.providers)
+    classifier = _load(args, args.providers, onnx_choice(args))
     ev = evaluate_folder(args.test_dir, classifier, args.success_class, args.threshold,
                          threshold_failure=args.threshold_failure, one_class=True)
     choice = band = card_written = None
@@ -399,6 +425,7 @@ def _add_evaluate(sub) -> None:
                    "them alone: the scores that need both classes are n/a)")
     _add_model_argument(p)
     add_providers_option(p)
+    add_onnx_runtime_options(p)
     p.add_argument("--json", action="store_true", help="one JSON object for machines")
     _add_threshold_option(p)
     p.add_argument("--target-precision", type=float, nargs="+", default=None,
@@ -474,10 +501,13 @@ def _export(args: argparse.Namespace) -> int:
 
     if args.quantize == "int8" and not args.calibration:
         raise ConfigError("--quantize int8 needs --calibration DIR (images like the robot's)")
+    if args.check_openvino and (args.format != "onnx" or args.quantize):
+        raise ConfigError("--check-openvino bf16 checks a plain --format onnx export")
     result = export_model(args.model, args.format, args.quantize, args.calibration, args.out,
                           args.samples, args.allow_custom_code,
                           log=lambda s: print(s, file=sys.stderr),
-                          accept_card_mismatch=args.accept_card_mismatch)
+                          accept_card_mismatch=args.accept_card_mismatch,
+                          check_openvino=args.check_openvino)
     print(_dump(result.__dict__) if args.json else result.summary())
     return 0
 
@@ -497,6 +527,10 @@ def _add_export(sub) -> None:
                    help="folder of images for the parity check (default: the calibration "
                    "folder; random images are always added)")
     p.add_argument("--out", default=None, help="output file (default beside the model)")
+    p.add_argument("--check-openvino", choices=("bf16",), default=None,
+                   help="--format onnx: also run the file in OpenVINO bf16 and FP32 on the "
+                   "samples and write the parity record into its card (what the openvino "
+                   "runtime needs to serve bf16); needs a CPU with bf16")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_export)
 

@@ -15,6 +15,11 @@ from grasp_success_ros.core.triggers import TRIGGER_MSGTYPES
 
 TRIGGER_TYPES = tuple(TRIGGER_MSGTYPES)
 IMAGE_TRANSPORTS = ("raw", "compressed")
+# What runs .onnx models: ONNX Runtime, or OpenVINO (optional extra) on one of its devices
+# in FP32 or, where the device has it and the card's parity record allows it, bf16.
+ONNX_RUNTIMES = ("onnxruntime", "openvino")
+OPENVINO_DEVICES = ("CPU", "GPU", "NPU", "AUTO")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,21 @@ PARAMS: tuple[ParamSpec, ...] = (
               "CUDAExecutionProvider too). Empty: the best available of TensorRT, CUDA, CPU. "
               "The CPU provider is always the last fallback; an unavailable one is refused "
               "at load with the available ones listed."),
+    ParamSpec("onnx_runtime", "onnxruntime", "What runs .onnx models: onnxruntime (ONNX "
+              "Runtime, on onnx_providers) or openvino (the optional OpenVINO runtime, on "
+              "openvino_device in openvino_precision). Ignored for .keras / .tflite models. "
+              "Setting it (or the two below) while serving loads the model anew and swaps "
+              "it in, as model_path does.", choices=ONNX_RUNTIMES, dynamic=True),
+    ParamSpec("openvino_device", "CPU", "onnx_runtime openvino: the OpenVINO device (CPU, an "
+              "Intel integrated GPU, NPU, or AUTO to let OpenVINO choose); one not present "
+              "is refused at load with the present ones listed.", choices=OPENVINO_DEVICES,
+              dynamic=True),
+    ParamSpec("openvino_precision", "fp32", "onnx_runtime openvino: fp32, or bf16 (about 2x "
+              "faster on CPUs with AVX-512 BF16 or AMX). bf16 on a device without it runs "
+              "fp32 and says why (log, /diagnostics device); bf16 is refused for a model "
+              "whose card has no bf16 parity record ('export --check-openvino bf16') or "
+              "whose verdicts flip on more than 1 % of its parity inputs.", choices=PRECISIONS,
+              dynamic=True),
     ParamSpec("allow_custom_code", False, "Load models that carry Python code (Lambda "
               "layers). Only for files you trust."),
     ParamSpec("accept_card_mismatch", False, "Serve a model whose card was written for "
@@ -117,11 +137,36 @@ def parse_providers(value: str | Sequence[str]) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class OnnxRuntimeChoice:
+    """What runs an .onnx model: ONNX Runtime, or OpenVINO on ``device`` in ``precision``
+    (the node's onnx_runtime / openvino_* parameters, the CLI's --onnx-runtime ...)."""
+
+    runtime: str = "onnxruntime"
+    device: str = "CPU"
+    precision: str = "fp32"
+
+    def validate(self) -> OnnxRuntimeChoice:
+        for name, value, choices in (("onnx runtime", self.runtime, ONNX_RUNTIMES),
+                                     ("OpenVINO device", self.device, OPENVINO_DEVICES),
+                                     ("OpenVINO precision", self.precision, PRECISIONS)):
+            if value not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+        return self
+
+    @property
+    def openvino(self) -> bool:
+        return self.runtime == "openvino"
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """Typed view of the parameters, validated before anything is loaded."""
 
     model_path: str
     onnx_providers: str | tuple[str, ...]
+    onnx_runtime: str
+    openvino_device: str
+    openvino_precision: str
     allow_custom_code: bool
     accept_card_mismatch: bool
     model_dirs: Sequence[str]
@@ -176,6 +221,12 @@ class NodeConfig:
     def providers(self) -> tuple[str, ...]:
         """``onnx_providers`` as names; empty: the runtime chooses the best available."""
         return parse_providers(self.onnx_providers)
+
+    @property
+    def onnx_choice(self) -> OnnxRuntimeChoice:
+        """What runs an .onnx model_path (onnx_runtime, openvino_device, openvino_precision)."""
+        return OnnxRuntimeChoice(self.onnx_runtime, self.openvino_device,
+                                 self.openvino_precision)
 
     def policy(self, card_threshold: float,
                card_threshold_failure: float | None = None) -> PolicyConfig:

@@ -1,7 +1,7 @@
 """RGB frames in, P(success) out: the model plus its card's preprocessing and output meaning.
 
 The model is a Keras model or an exported one (ONNX / TFLite, see ``runtimes``); the
-runtime is chosen by file type in ``from_path``.
+runtime is chosen by file type in ``from_path`` (an ``.onnx`` one by ``onnx_runtime`` too).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from grasp_success_ros.core.errors import missing_dependency
+from grasp_success_ros.core.params import OnnxRuntimeChoice
 from grasp_success_ros.data.preprocessing import prepare_batch
 from grasp_success_ros.model.card import ModelCard
 from grasp_success_ros.model.forward import compiled_forward
@@ -33,14 +34,16 @@ class GraspClassifier:
 
     @classmethod
     def from_path(cls, path: str | Path, allow_custom_code: bool = False,
-                  providers: Sequence[str] | None = None, accept_card_mismatch: bool = False):
+                  providers: Sequence[str] | None = None,
+                  onnx_runtime: OnnxRuntimeChoice | None = None,
+                  accept_card_mismatch: bool = False):
         """Load a model and its card, checked to belong together (``accept_card_mismatch``:
         a card written for another file is used anyway, with a note); returns (classifier,
         loader notes).
 
         ``.keras`` / ``.h5`` run in Keras (on TensorFlow's GPU when it sees one), ``.onnx``
-        in ONNX Runtime (on ``providers``, default the best available), ``.tflite`` in
-        LiteRT.
+        in ONNX Runtime (on ``providers``, default the best available) or in OpenVINO
+        (``onnx_runtime``), ``.tflite`` in LiteRT.
         """
         from grasp_success_ros.model.runtimes import load_exported, runtime_for
 
@@ -52,9 +55,12 @@ class GraspClassifier:
             except ModuleNotFoundError as exc:  # the robot runtime: exported models only
                 raise missing_dependency(exc, f"a {Path(path).suffix} model") or exc from None
         else:
-            loaded = load_exported(path, providers=providers,
+            loaded = load_exported(path, providers=providers, choice=onnx_runtime,
                                    accept_card_mismatch=accept_card_mismatch)
         notes = list(loaded.notes)
+        if onnx_runtime is not None and onnx_runtime.openvino and kind != "onnx":
+            notes.append(f"the openvino runtime applies to .onnx models only; ignored for "
+                         f"this {kind} model")
         if providers and kind != "onnx":
             notes.append(f"ONNX Runtime providers ({', '.join(providers)}) apply to .onnx "
                          f"models only; ignored for this {kind} model")
@@ -62,12 +68,13 @@ class GraspClassifier:
 
     @property
     def runtime(self) -> str:
-        """``keras``, ``onnx`` or ``tflite``."""
+        """``keras``, ``onnx``, ``openvino`` or ``tflite``."""
         return getattr(self.model, "runtime", "keras")
 
     @cached_property
     def device(self) -> str:
-        """What runs the forward pass: an ONNX Runtime provider, ``GPU:0`` or ``CPU``."""
+        """What runs the forward pass: an ONNX Runtime provider, an OpenVINO device and
+        precision (``openvino:CPU bf16``), ``GPU:0`` or ``CPU``."""
         from grasp_success_ros.model.runtimes import ExportedModel, keras_device
 
         return self.model.device if isinstance(self.model, ExportedModel) else keras_device()

@@ -6,7 +6,9 @@ bfloat16 (oneDNN's bf16 kernels on CPUs with AVX-512 BF16 or AMX, weights kept i
 The exported model takes the same float32 batch as the Keras model (the card's
 preprocessing is applied outside the model), and its outputs
 are compared with the Keras model's on sample inputs: the largest difference is reported
-and written into the card.
+and written into the card.  With ``check_openvino="bf16"`` an ONNX export is also run in
+OpenVINO bf16 against OpenVINO FP32 on the same inputs, and that record goes into its card
+(the openvino runtime serves bf16 only with it).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from grasp_success_ros.model.forward import compiled_forward
 from grasp_success_ros.model.loading import load_model
 from grasp_success_ros.model.memory import check_export_memory
 from grasp_success_ros.model.onnx_convert import convert_to_onnx
-from grasp_success_ros.model.runtimes import open_exported
+from grasp_success_ros.model.runtimes import PARITY_KEY, open_exported, openvino_parity
 
 FORMATS = ("onnx", "tflite", "keras")
 QUANTIZATIONS = ("fp16", "int8", "bf16")
@@ -85,15 +87,21 @@ class ExportResult:
     verdicts_agree: int
     keras_ms: float
     exported_ms: float
+    openvino_bf16: dict | None = None  # OpenVINO bf16 vs FP32 parity (check_openvino)
 
     def summary(self) -> str:
         q = f" ({self.quantize})" if self.quantize else ""
+        ov = self.openvino_bf16
         return (f"wrote {self.path}{q}, {self.size_bytes / 1e6:.2f} MB (Keras "
                 f"{self.keras_size_bytes / 1e6:.2f} MB) and {self.card_path}\n"
                 f"parity on {self.samples} sample inputs: largest |P(success) difference| "
                 f"{self.max_abs_diff:.2e}, {self.verdicts_agree} of {self.samples} verdicts "
                 f"agree\nper image (batch 1): Keras {self.keras_ms:.1f} ms, {self.format}"
-                f"{q} {self.exported_ms:.1f} ms")
+                f"{q} {self.exported_ms:.1f} ms" + ("" if ov is None else
+                f"\nOpenVINO bf16 vs FP32 on {ov['samples']} inputs: largest |P(success) "
+                f"difference| {ov['max_abs_diff']:.2e}, {ov['verdict_flips']} verdict(s) "
+                f"flipped of {ov['counted']} more than {ov['flip_margin']} from the "
+                f"threshold (written into the card)"))
 
 
 def default_output(model_path: str | Path, fmt: str, quantize: str | None) -> Path:
@@ -386,8 +394,10 @@ def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
                  calibration_dir: str | Path | None = None, out: str | Path | None = None,
                  samples_dir: str | Path | None = None, allow_custom_code: bool = False,
                  log: Callable[[str], None] = print,
-                 accept_card_mismatch: bool = False) -> ExportResult:
-    """Export MODEL to ``fmt`` (onnx | tflite), write its card, check it against Keras.
+                 accept_card_mismatch: bool = False,
+                 check_openvino: str | None = None) -> ExportResult:
+    """Export MODEL to ``fmt`` (onnx | tflite), write its card, check it against Keras
+    (``check_openvino="bf16"``, plain onnx only: and OpenVINO bf16 against FP32).
 
     Refuses (``ExportMemoryError``) before loading anything when the machine has too little
     memory free.  The Keras model is let go during the conversion (for TFLite it is only
@@ -400,6 +410,8 @@ def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
         allowed = " or ".join(q for q in QUANTIZATIONS_OF[fmt] if q)
         raise ConfigError(f"{fmt} export takes quantize {allowed}"
                           + (f", not {quantize}" if quantize else ""))
+    if check_openvino is not None and (fmt != "onnx" or quantize or check_openvino != "bf16"):
+        raise ConfigError("check_openvino takes bf16, for a plain onnx export")
     if quantize == "int8" and calibration_dir is None:
         raise ConfigError("int8 quantization needs a calibration folder (--calibration DIR) "
                           "of images like the ones the robot will see")
@@ -427,13 +439,15 @@ def export_model(model_path: str | Path, fmt: str, quantize: str | None = None,
             log(f"exporting {source} to onnx{f' ({quantize})' if quantize else ''} ...")
             _export_onnx(box, written, quantize, calibration(card))
         gc.collect()
-        result = _parity(path, written, source, fmt, quantize, card,
-                         sample_batch(samples_dir or calibration_dir, card, limit=64),
+        samples = sample_batch(samples_dir or calibration_dir, card, limit=64)
+        result = _parity(path, written, source, fmt, quantize, card, samples,
                          allow_custom_code)
         if card_tmp is not None:
             _write_card(result, card, source, log, written, card_tmp)
     if card_tmp is None:  # the source's card, once the export is in place (card last)
         _share_card(result, card, source, log)
+    if check_openvino:
+        result.openvino_bf16 = _record_openvino_parity(path, card, samples)
     return result
 
 
@@ -449,6 +463,16 @@ def _staged(path: Path, source: Path) -> Iterator[tuple[Path, Path | None]]:
     else:
         with atomic_pair(path, card_path_for) as pair:
             yield pair
+
+
+def _record_openvino_parity(path: Path, card: ModelCard, samples: np.ndarray) -> dict:
+    """OpenVINO bf16 against FP32 on ``samples``, written into the card of ``path`` (the
+    record the openvino runtime needs to serve bf16); also when that card is the Keras
+    model's, which a float ONNX export shares."""
+    record = openvino_parity(path, card, samples)
+    written = ModelCard.load(card_path_for(path))
+    written.replace(training={**written.training, PARITY_KEY: record}).save(card_path_for(path))
+    return record
 
 
 def _in_batches(forward: Callable[[np.ndarray], np.ndarray], samples: np.ndarray,
@@ -511,7 +535,8 @@ def _write_card(result: ExportResult, card: ModelCard, source: Path,
     recording its digest (taken from ``written``, the file that becomes the export) and its
     source's; says so when that is also the source's card."""
     path, fmt, quantize = Path(result.path), result.format, result.quantize
-    info = {k: v for k, v in asdict(result).items() if k not in ("path", "card_path")}
+    info = {k: v for k, v in asdict(result).items()
+            if k not in ("path", "card_path", "openvino_bf16")}
     card_path = card_path_for(path)
     shared, source_digest = card_path == card_path_for(source), file_digest(source)
     exported_card = card.replace(

@@ -1,9 +1,11 @@
-"""Runtimes for exported models: ONNX Runtime (``.onnx``) and TFLite / LiteRT (``.tflite``).
+"""Runtimes for exported models: ONNX Runtime or OpenVINO (``.onnx``) and TFLite / LiteRT
+(``.tflite``).
 
 An exported model is a callable ``forward(batch) -> (N, 1)`` taking the same float32 batch
 a Keras model takes (``preprocessing.prepare_batch``), with its card beside it
 (``m.onnx`` -> ``m.card.json``), so ``GraspClassifier`` treats every format alike.  The
-runtime is chosen by file type.
+runtime is chosen by file type; for ``.onnx`` by an ``OnnxRuntimeChoice`` too (ONNX Runtime
+unless it names OpenVINO).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from grasp_success_ros.core.errors import ModelCardError, ModelLoadError, ModelShapeError
+from grasp_success_ros.core.params import OnnxRuntimeChoice
+from grasp_success_ros.core.policy import is_success
 from grasp_success_ros.model.card import ModelCard, card_path_for
 
 EXPORTED_SUFFIXES = (".onnx", ".tflite")
-RUNTIMES = ("keras", "onnx", "tflite")
+RUNTIMES = ("keras", "onnx", "tflite", "openvino")  # openvino: an .onnx file run by OpenVINO
 # ONNX Runtime execution providers, best first; short names accepted for each.
 ONNX_PROVIDERS = {
     "tensorrt": "TensorrtExecutionProvider",
@@ -27,6 +31,12 @@ ONNX_PROVIDERS = {
     "cpu": "CPUExecutionProvider",
 }
 CPU_PROVIDER = ONNX_PROVIDERS["cpu"]
+# Where the card keeps the OpenVINO bf16-against-FP32 parity record (``openvino_parity``).
+PARITY_KEY = "openvino_bf16"
+# bf16 is refused for a model whose verdicts flip on more than this share of its parity
+# inputs (flips within FLIP_MARGIN of the threshold are not counted: FP32 itself is a coin
+# toss there).
+MAX_BF16_FLIP_SHARE, FLIP_MARGIN = 0.01, 0.01
 
 
 def choose_providers(requested: Sequence[str] | None, available: Sequence[str]) -> list[str]:
@@ -139,6 +149,127 @@ class OnnxModel(ExportedModel):
         return self.session.run(None, {self.input_name: np.asarray(batch, np.float32)})[0]
 
 
+def _openvino_core(path: Path):
+    try:
+        import openvino as ov
+    except ImportError:
+        raise ModelLoadError(
+            f"{path}: the openvino runtime needs the openvino package (pip install "
+            "'grasp_success_ros[openvino]' or pip install openvino)") from None
+    return ov, ov.Core()
+
+
+def _check_openvino_device(core, device: str, path: Path) -> None:
+    present = list(core.available_devices)
+    if device != "AUTO" and not any(d.split(".")[0] == device for d in present):
+        raise ModelLoadError(
+            f"{path}: OpenVINO device {device} not available here; available: "
+            f"{', '.join(present) or 'none'} (GPU needs Intel's GPU driver and OpenCL, NPU "
+            "its driver)")
+
+
+def bf16_capable(core, device: str) -> bool:
+    """Whether OpenVINO says ``device`` computes in bf16 (its OPTIMIZATION_CAPABILITIES:
+    on CPUs, AVX-512 BF16 or AMX)."""
+    try:
+        return "BF16" in core.get_property(device, "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # noqa: BLE001 (a device that cannot answer is taken as without bf16)
+        return False
+
+
+def check_parity(card: ModelCard, path: Path) -> None:
+    """Refuse bf16 for a model whose card has no OpenVINO bf16 parity record, or whose
+    verdicts flipped on more than MAX_BF16_FLIP_SHARE of its parity inputs."""
+    record = card.training.get(PARITY_KEY)
+    if not isinstance(record, dict) or "flip_share" not in record:
+        raise ModelCardError(
+            f"{path}: bf16 refused: its card has no OpenVINO bf16 parity record; run "
+            "'grasp-success export MODEL.keras --format onnx --check-openvino bf16 --samples "
+            "DIR' (or use openvino precision fp32)")
+    if record["flip_share"] > MAX_BF16_FLIP_SHARE:
+        raise ModelCardError(
+            f"{path}: bf16 refused: verdicts flipped on {100 * record['flip_share']:.1f} % of "
+            f"the parity inputs (over {100 * MAX_BF16_FLIP_SHARE:.0f} %); use fp32")
+
+
+class OpenVinoModel(ExportedModel):
+    """An ONNX model run by OpenVINO on ``device`` in FP32 or bf16. FP32 is asked for
+    explicitly: on CPUs with bf16 OpenVINO's own default is bf16. bf16 asked for where the
+    device lacks it runs FP32, ``fallback`` saying why (a fleet's one configuration runs
+    on every robot; FP32 is the exact model, only slower)."""
+
+    runtime = "openvino"
+
+    def __init__(self, path: Path, threads: int | None = None,
+                 choice: OnnxRuntimeChoice | None = None) -> None:
+        super().__init__(path)
+        choice = choice or OnnxRuntimeChoice("openvino")
+        ov, core = _openvino_core(path)
+        _check_openvino_device(core, choice.device, path)
+        self.precision, self.fallback = choice.precision, ""
+        if self.precision == "bf16" and not bf16_capable(core, choice.device):
+            self.precision = "fp32"
+            why = " (no AVX-512 BF16 / AMX)" if choice.device == "CPU" else ""
+            self.fallback = (f"bf16 asked for, but OpenVINO's {choice.device} has no bf16"
+                             f"{why}: running fp32")
+        config = {"INFERENCE_PRECISION_HINT": ov.Type.bf16 if self.precision == "bf16"
+                  else ov.Type.f32, "PERFORMANCE_HINT": "LATENCY"}
+        if choice.device == "CPU":  # sized like the other runtimes: one per usable core
+            config["INFERENCE_NUM_THREADS"] = threads or usable_cores()
+        try:
+            model = core.read_model(str(path))
+            self.compiled = core.compile_model(model, choice.device, config)
+        except Exception as exc:  # OpenVINO raises RuntimeError with long texts
+            first = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+            raise ModelLoadError(f"cannot load {path} with OpenVINO on {choice.device}: "
+                                 f"{type(exc).__name__}: {first}") from None
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise ModelShapeError(f"{path}: expected one input and one output")
+        shape = model.inputs[0].get_partial_shape()
+        self.input_size = self._check_input(
+            [d.get_length() if d.is_static else None for d in shape])
+        self.device = f"openvino:{choice.device} {self.precision}" + \
+            (" (bf16 unavailable)" if self.fallback else "")
+        self._request = self.compiled.create_infer_request()
+        self._lock = threading.Lock()  # one infer request runs one batch at a time
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, np.float32)
+        with self._lock:
+            return self._request.infer({0: batch})[0].copy()
+
+
+def openvino_parity(path: Path, card: ModelCard, samples: np.ndarray,
+                    threads: int | None = None) -> dict:
+    """bf16 against FP32 OpenVINO on ``samples`` (prepared inputs): the largest
+    |P(success) difference| and the verdicts that flip, a flip counted only where FP32's
+    P(success) is more than FLIP_MARGIN from the card's threshold. Refused (ModelLoadError)
+    on a CPU without bf16, where both would be FP32."""
+    outputs = {}
+    for precision in ("fp32", "bf16"):
+        model = OpenVinoModel(path, threads, OnnxRuntimeChoice("openvino", "CPU", precision))
+        if model.fallback:
+            raise ModelLoadError(f"{path}: no bf16 parity here: {model.fallback}")
+        outputs[precision] = card.p_success(
+            np.concatenate([model(samples[i:i + 16]) for i in range(0, len(samples), 16)]))
+    import openvino
+
+    return {**parity_record(outputs["fp32"], outputs["bf16"], card.threshold),
+            "openvino": openvino.__version__.split("-")[0]}
+
+
+def parity_record(fp32: np.ndarray, bf16: np.ndarray, threshold: float) -> dict:
+    """bf16's P(success) against FP32's: the largest difference and the verdicts that flip,
+    counted only among the inputs whose FP32 P(success) is more than FLIP_MARGIN from
+    ``threshold`` (their share is what ``check_parity`` bounds)."""
+    clear = np.abs(fp32 - threshold) > FLIP_MARGIN
+    flips = int(np.sum(clear & (is_success(fp32, threshold) != is_success(bf16, threshold))))
+    counted = int(np.sum(clear))
+    return {"samples": len(fp32), "max_abs_diff": float(np.max(np.abs(bf16 - fp32))),
+            "verdict_flips": flips, "counted": counted, "flip_share": flips / max(1, counted),
+            "threshold": threshold, "flip_margin": FLIP_MARGIN}
+
+
 def _tflite_interpreter(path: Path, threads: int | None):
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -189,10 +320,14 @@ class TFLiteModel(ExportedModel):
 
 
 def open_exported(path: str | Path, threads: int | None = None,
-                  providers: Sequence[str] | None = None) -> ExportedModel:
-    """An exported model's runtime; ``providers`` (ONNX Runtime's) apply to ``.onnx``."""
+                  providers: Sequence[str] | None = None,
+                  choice: OnnxRuntimeChoice | None = None) -> ExportedModel:
+    """An exported model's runtime; ``providers`` (ONNX Runtime's) and ``choice`` (ONNX
+    Runtime or OpenVINO) apply to ``.onnx``."""
     path = Path(path)
     kind = runtime_for(path)
+    if kind == "onnx" and choice is not None and choice.openvino:
+        return OpenVinoModel(path, threads, choice.validate())
     if kind == "onnx":
         return OnnxModel(path, threads, providers)
     if kind == "tflite":
@@ -201,9 +336,11 @@ def open_exported(path: str | Path, threads: int | None = None,
 
 
 def load_exported(path: str | Path, threads: int | None = None,
-                  providers: Sequence[str] | None = None, accept_card_mismatch: bool = False):
+                  providers: Sequence[str] | None = None,
+                  choice: OnnxRuntimeChoice | None = None, accept_card_mismatch: bool = False):
     """An exported model and its card, checked against each other (a ``LoadedModel``; the
-    card's digest before the runtime opens the file: ``model/digest.py``)."""
+    card's digest before the runtime opens the file: ``model/digest.py``); OpenVINO bf16
+    only with the card's parity record (``check_parity``)."""
     from grasp_success_ros.model.digest import check_card
     from grasp_success_ros.model.loading import LoadedModel
 
@@ -217,11 +354,13 @@ def load_exported(path: str | Path, threads: int | None = None,
             "writes one")
     card = ModelCard.load(card_path)
     notes = check_card(card, card_path, [path], accept_card_mismatch)
-    model = open_exported(path, threads, providers)
+    model = open_exported(path, threads, providers, choice)
+    if getattr(model, "precision", "") == "bf16":
+        check_parity(card, path)
     if card.input_size != model.input_size:
         raise ModelShapeError(
             f"{path}: the card says {card.input_size} px but the model takes "
             f"{model.input_size} px")
+    notes += [f"running {path.name} with the {model.runtime} runtime on {model.device}"]
     return LoadedModel(model=model, card=card, path=path,
-                       notes=notes + [f"running {path.name} with the {model.runtime} runtime on "
-                              f"{model.device}"])
+                       notes=notes + ([model.fallback] if getattr(model, "fallback", "") else []))

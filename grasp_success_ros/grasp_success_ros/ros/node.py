@@ -102,6 +102,10 @@ SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FA
 GOAL_OVERRIDES = {"frame_selection": "selection", "n_frames": "n_frames", "combine": "combine"}
 
 
+# Setting one of these loads the model anew (beside the one serving) and swaps it in.
+RELOADING_PARAMS = {"model_path", "onnx_runtime", "openvino_device", "openvino_precision"}
+
+
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     desc = ParameterDescriptor(description=spec.description, read_only=not spec.dynamic)
     if spec.choices:
@@ -163,7 +167,7 @@ def load_classifier(config: NodeConfig, path: str, logger) -> GraspClassifier:
     check_model_path(path, config.model_dirs, config.max_model_mb)
     classifier, notes = GraspClassifier.from_path(
         path, allow_custom_code=config.allow_custom_code, providers=config.providers,
-        accept_card_mismatch=config.accept_card_mismatch)
+        onnx_runtime=config.onnx_choice, accept_card_mismatch=config.accept_card_mismatch)
     for note in notes:
         logger.warning(note)
     if config.warmup:
@@ -678,13 +682,14 @@ class GraspSuccessNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     def _stage_model(self, config: NodeConfig | None, names: set[str]) -> GraspClassifier | None:
-        """``model_path`` set while a model is loaded: load and warm up the new model now,
+        """``model_path`` (or what runs it: onnx_runtime, openvino_device,
+        openvino_precision) set while a model is loaded: load and warm up the new model now,
         beside the old one (which keeps answering), so that one that cannot serve is refused
         with the reason. This runs in the default callback group: /clock and the parameter
         and lifecycle services wait for the load; camera, trigger, worker and timers do not.
         """
         serving = self._serving
-        if config is None or serving is None or "model_path" not in names:
+        if config is None or serving is None or not names & RELOADING_PARAMS:
             return None
         pool = ThreadPoolExecutor(max_workers=1)  # a thread only to bound the wait
         future = pool.submit(load_classifier, config, config.model_path, self.get_logger())
