@@ -79,7 +79,7 @@ def test_replayed_bag_gives_the_node_the_verdicts_of_bag_eval(
     policy = NodeConfig.from_values({"model_path": str(trained_model),
                                      "trigger_type": trigger_type, "frame_selection": selection}
                                     ).policy(clf.card.threshold)
-    offline, _ = evaluate_bag(bag, clf.predict, policy, BagTopics(trigger_type=trigger_type))
+    offline, _ = evaluate_bag(bag, clf, policy, BagTopics(trigger_type=trigger_type))
 
     assert len(live) == len(offline) == GRASPS, log.read_text()[-3000:]
     for node_rec, bag_res in zip(live, offline, strict=True):

@@ -18,10 +18,14 @@ from grasp_success_ros.bags.topics import BagTopics, typestore
 from grasp_success_ros.bags.writer import bool_cdr, write_items, write_session
 from grasp_success_ros.cli import main as cli
 from grasp_success_ros.core.errors import BagError
+from grasp_success_ros.core.grasp_service import PredictFunction
 from grasp_success_ros.core.policy import PolicyConfig
 
 SMALL = {"height": 120, "width": 160}
 FPS = 30.0
+
+HIGH = PredictFunction(lambda images: [0.9] * len(images))  # P(success) of every frame
+LOW = PredictFunction(lambda images: [0.1] * len(images))
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +109,7 @@ def test_a_csv_beside_the_bag_gives_the_ground_truth(tmp_path):
     write_session(path, n_grasps=3, seed=2, labels=False, **SMALL)
     (path / "labels.csv").write_text("event,label\n1,success\n2,failure\n3,1\n")
     policy = PolicyConfig()
-    results, source = evaluate_bag(path, lambda imgs: [0.9] * len(imgs), policy)
+    results, source = evaluate_bag(path, HIGH, policy)
     assert source.endswith("labels.csv")
     assert [r.truth for r in results] == [True, False, True]
 
@@ -118,7 +122,7 @@ def test_a_csv_with_event_times_matches_the_nearest_event(tmp_path):
         times = [e.stamp for e in sess.events]
     csv = tmp_path / "truth.csv"
     csv.write_text(f"time,label\n{times[1] + 0.1},false\n{times[0] - 0.1},true\n")
-    results, _ = evaluate_bag(s.path, lambda imgs: [0.1] * len(imgs), PolicyConfig(),
+    results, _ = evaluate_bag(s.path, LOW, PolicyConfig(),
                               labels_csv=csv)
     assert [r.truth for r in results] == [True, False]
 
@@ -139,7 +143,7 @@ def test_bool_false_triggers_get_a_not_completed_record(tmp_path):
                     conns[topic] = w.add_connection(topic, msgtype, typestore=ts)
                 w.write(conns[topic], t, raw)
             w.write(conns["/grasp_completed"], t + 1, bool_cdr(ts, False))
-    results, _ = evaluate_bag(out, lambda imgs: [0.9] * len(imgs), PolicyConfig(),
+    results, _ = evaluate_bag(out, HIGH, PolicyConfig(),
                               BagTopics(trigger_type="bool"))
     assert [r.record.error_code for r in results] == [None, "not_completed"]
 
@@ -155,7 +159,7 @@ def test_bag_eval_uses_the_shared_decision_path(bag):
         seen.append(imgs[0].shape)
         return [0.7] * len(imgs)
 
-    results, _ = evaluate_bag(bag, predict, PolicyConfig(threshold=0.75))
+    results, _ = evaluate_bag(bag, PredictFunction(predict), PolicyConfig(threshold=0.75))
     rec = results[0].record
     assert seen[0] == (120, 160, 3)
     assert rec.verdict is False and rec.confidence == pytest.approx(0.3)
@@ -164,7 +168,7 @@ def test_bag_eval_uses_the_shared_decision_path(bag):
 
 
 def test_bag_eval_leaves_events_inside_the_band_uncertain_and_reports_the_coverage(bag):
-    results, _ = evaluate_bag(bag, lambda imgs: [0.5] * len(imgs),
+    results, _ = evaluate_bag(bag, PredictFunction(lambda imgs: [0.5] * len(imgs)),
                               PolicyConfig(threshold=0.7, threshold_failure=0.3))
     assert {r.record.error_code for r in results} == {"uncertain"}
     assert all(r.record.p_success == 0.5 and r.record.verdict is None for r in results)
@@ -211,7 +215,7 @@ def test_an_event_without_frames_after_it_gets_no_fresh_frame(tmp_path):
     # the event comes 1.0 s into the stream; the camera stops at 0.9 s
     items = [i for i in grasp_stream(1, 1, **SMALL) if i.kind == "event" or i.t < 0.9]
     write_items(tmp_path / "b", items)
-    results, _ = evaluate_bag(tmp_path / "b", lambda imgs: [0.9], PolicyConfig())
+    results, _ = evaluate_bag(tmp_path / "b", PredictFunction(lambda imgs: [0.9]), PolicyConfig())
     assert results[0].record.error_code == "no_fresh_frame"
 
 
@@ -221,7 +225,7 @@ def test_bag_eval_on_a_synthetic_bag_reaches_95_percent(tmp_path, trained_model)
     from grasp_success_ros.model.classifier import GraspClassifier
 
     clf, _ = GraspClassifier.from_path(trained_model)
-    results, _ = evaluate_bag(path, clf.predict, PolicyConfig(threshold=clf.card.threshold))
+    results, _ = evaluate_bag(path, clf, PolicyConfig(threshold=clf.card.threshold))
     summary = summarize(results, clf.card.threshold)
     assert summary["labelled"] == 30
     assert summary["accuracy"] >= 0.95, summary["seed_line"]
@@ -258,7 +262,7 @@ def test_several_bags_are_evaluated_together_and_a_bad_one_is_named(bag, tmp_pat
 def test_bag_eval_plots_leave_the_matplotlib_backend_as_it_was(bag, tmp_path, svg_backend):
     import matplotlib
 
-    results, _ = evaluate_bag(bag, lambda imgs: [0.9] * len(imgs), PolicyConfig())
+    results, _ = evaluate_bag(bag, HIGH, PolicyConfig())
     written = write_plots(tmp_path / "plots", summarize(results, 0.5), results, 0.5)
     assert matplotlib.get_backend() == svg_backend
     assert [p.name for p in written] == ["p_success.png", "confusion.png"]
@@ -541,7 +545,7 @@ def test_extract_reads_a_session_whose_types_are_named_in_the_short_form(tmp_pat
 
 def test_bag_eval_judges_a_session_whose_types_are_named_in_the_short_form(tmp_path):
     bag = short_form_session(tmp_path)
-    results, source = evaluate_bag(bag, lambda imgs: [0.9] * len(imgs), PolicyConfig())
+    results, source = evaluate_bag(bag, HIGH, PolicyConfig())
     assert source is not None and len(results) == 3
     assert [r.truth for r in results] == [e.label for e in grasp_events(2, 3)]
     assert all(r.record.verdict is True for r in results)
@@ -578,7 +582,7 @@ def test_every_message_of_a_bag_whose_metadata_qos_differs_from_its_storage_is_r
     with open_bag(path) as b:
         assert read_counts(b) == {t: info.count for t, info in b.topics.items()}
         assert b.topics["/camera/image_raw"].count == 4 * 60
-    results, _ = evaluate_bag(path, lambda imgs: [0.9] * len(imgs), PolicyConfig())
+    results, _ = evaluate_bag(path, HIGH, PolicyConfig())
     assert [r.record.verdict for r in results] == [True] * 4
     assert [r.truth for r in results] == [e.label for e in grasp_events(7, 4)]
 

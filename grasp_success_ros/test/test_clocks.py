@@ -13,11 +13,15 @@ from grasp_success_ros.bags.writer import write_session
 from grasp_success_ros.cli import main as cli
 from grasp_success_ros.core.clocks import ERROR, OK, WARN, ClockWatch, no_clock_reason
 from grasp_success_ros.core.errors import ConfigError
+from grasp_success_ros.core.grasp_service import PredictFunction
 from grasp_success_ros.core.judge import Frame, GraspEvent, Judgement, judge_batch, judge_selected
 from grasp_success_ros.core.params import NodeConfig
 from grasp_success_ros.core.policy import PolicyConfig, Selection, select_frames
 
 SMALL = {"height": 120, "width": 160}
+
+HIGH = PredictFunction(lambda images: [0.9] * len(images))  # P(success) of every frame
+LOW = PredictFunction(lambda images: [0.1] * len(images))
 
 
 def judge(frames: list[Frame], cfg: PolicyConfig | None = None, event_t: float = 10.0):
@@ -98,7 +102,7 @@ def camera_ahead(tmp_path_factory):
 
 def test_bag_eval_gives_clock_skew_records_for_a_camera_stamping_half_a_second_ahead(
         camera_ahead):
-    results, _ = evaluate_bag(camera_ahead, lambda images: [0.9] * len(images), PolicyConfig())
+    results, _ = evaluate_bag(camera_ahead, HIGH, PolicyConfig())
     assert [r.record.error_code for r in results] == ["clock_skew"] * 4
     assert all(r.record.verdict is None for r in results)
     assert "stamped 0.500 s after it was received" in results[0].record.error
@@ -106,7 +110,7 @@ def test_bag_eval_gives_clock_skew_records_for_a_camera_stamping_half_a_second_a
 
 
 def test_bag_eval_with_arrival_timing_chooses_frames_by_their_log_times(camera_ahead):
-    results, _ = evaluate_bag(camera_ahead, lambda images: [0.9] * len(images),
+    results, _ = evaluate_bag(camera_ahead, HIGH,
                               PolicyConfig(frame_stamp="arrival"))
     for r in results:
         assert r.record.verdict is True
@@ -118,7 +122,7 @@ def test_the_frames_shown_for_review_are_the_ones_arrival_timing_judged(camera_a
     from grasp_success_ros.bags.review import judged_frames
     from grasp_success_ros.bags.topics import BagTopics
 
-    results, _ = evaluate_bag(camera_ahead, lambda images: [0.9] * len(images),
+    results, _ = evaluate_bag(camera_ahead, HIGH,
                               PolicyConfig(frame_stamp="arrival"))
     shown = judged_frames(results, [camera_ahead], frame_stamp="arrival")
     with open_bag(camera_ahead) as bag:

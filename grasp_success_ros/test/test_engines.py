@@ -55,7 +55,7 @@ def test_ray_judges_every_event_as_the_local_engine_does(ray_instance, bags, tra
     clf, _ = GraspClassifier.from_path(trained_model)
     policy = PolicyConfig(threshold=clf.card.threshold)
     done = []
-    local = evaluate_bags(bags, clf.predict, policy, jobs=2)
+    local = evaluate_bags(bags, clf, policy, jobs=2)
     on_ray = evaluate_bags(bags, None, policy, jobs=2, engine="ray",
                            model_path=str(trained_model),
                            on_bag_done=lambda name, note: done.append((name, note)))

@@ -1,7 +1,6 @@
-"""Offline evaluation of recorded grasp sessions: every trigger in a bag goes through the
-node's own decision path (``policy.select_frames`` and ``judge.judge_selected`` with the
-node's policy and event times), so a bag's verdicts are the ones the node would have
-published; ground truth comes from a label topic in the bag or a CSV beside it
+"""Offline evaluation of recorded grasp sessions: each bag drives the node's own engine
+(``core/grasp_service.py``) with its timeline, so a bag's records are the ones the node
+would have published; ground truth comes from a label topic in the bag or a CSV beside it
 (``labels.py``). Reports are ``report.py``'s. No ROS import.
 """
 
@@ -9,25 +8,32 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from grasp_success_ros.bags.engines import run_bags
 from grasp_success_ros.bags.labels import labelled_session
-from grasp_success_ros.bags.reader import BagEvent, Session, frame_decoder, load_frames
+from grasp_success_ros.bags.reader import (
+    BagEvent,
+    Session,
+    raw_decoder,
+    raw_stamp,
+    session_messages,
+)
 from grasp_success_ros.bags.topics import BagTopics
 from grasp_success_ros.core.errors import ConfigError
-from grasp_success_ros.core.judge import (
-    Frame,
-    GraspEvent,
-    GraspRecord,
-    failure_record,
-    judge_selected,
-)
-from grasp_success_ros.core.policy import PolicyConfig, Selection, select_frames
+from grasp_success_ros.core.grasp_service import Answer, GraspService, Scorer
+from grasp_success_ros.core.judge import Frame, GraspRecord
+from grasp_success_ros.core.params import PARAMS
+from grasp_success_ros.core.policy import PolicyConfig
+from grasp_success_ros.core.triggers import TriggerInfo
 from grasp_success_ros.evaluation.metrics import Confusion, seed_line, usefulness_warnings
+
+PARAMS_BY_NAME = {spec.name: spec for spec in PARAMS}
 
 
 @dataclass
@@ -45,54 +51,106 @@ class EventResult:
 
 
 def session_frames(session: Session, frame_stamp: str = "header") -> list[Frame]:
-    """The bag's frames as the node buffers them: arrival is the log (receive) time, so a
-    frame stamped after it was logged is judged ``clock_skew`` as the node would; with
-    ``frame_stamp`` arrival, timed by the log time alone (sorted by it)."""
+    """The bag's frames as the node buffers them (for the review tools that find a judged
+    frame by its time): arrival is the log (receive) time; with ``frame_stamp`` arrival,
+    timed by the log time alone (sorted by it)."""
     frames = [Frame(f.log_ns * 1e-9 if frame_stamp == "arrival" else f.stamp, f.index,
                     f.log_ns * 1e-9) for f in session.frames]
     return sorted(frames, key=lambda f: f.stamp) if frame_stamp == "arrival" else frames
 
 
-def judge_session(session: Session, predict: Callable, policy: PolicyConfig, model: str = ""
+@dataclass(frozen=True)
+class ServiceSettings:
+    """What the node's grasp service is built with beyond the policy (its parameters)."""
+
+    buffer_size: int = PARAMS_BY_NAME["buffer_size"].default
+    streaming: bool = PARAMS_BY_NAME["streaming"].default
+
+
+class BagClock:
+    """The bag's log time, the service's "now" and steady clock alike."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def judge_session(session: Session, scorer: Scorer, policy: PolicyConfig,
+                  settings: ServiceSettings = ServiceSettings()
                   ) -> list[tuple[BagEvent, GraspRecord]]:
-    """Every event of a session through the node's decision path: the frames are selected
-    once per event, only the selected ones are loaded, and ``judge_selected`` (the node's
-    call) decodes them, runs the model and decides. ``model`` names it in the records."""
-    frames = session_frames(session, policy.frame_stamp)
-    stamps = [f.stamp for f in frames]
-    selections: list[Selection | None] = [
-        None if ev.rejection is not None else select_frames(stamps, ev.stamp, policy, now=None)
-        for ev in session.events]
-    needed = {frames[i].msg for sel in selections if sel is not None for i in sel.indices}
-    decode = frame_decoder(session, load_frames(session, needed))
-    out = []
-    for ev, sel in zip(session.events, selections, strict=True):
-        event = GraspEvent(ev.event_id, ev.stamp, time.monotonic(), ev.trigger)
-        if sel is None:
-            record = failure_record(event, policy, *ev.rejection, model=model)
+    """Every event of a session through the node's grasp service, driven by the bag's
+    timeline: frames and triggers in log-time order, "now" the log time, each deadline met
+    when it comes. The records are, by construction, what the node would have published."""
+    clock = BagClock()
+    service = GraspService(1, raw_decoder(session), settings.buffer_size, settings.streaming,
+                           steady=clock)
+    service.serve(scorer, policy)
+    service.activate()
+    events = iter(session.events)
+    by_id: dict[int, BagEvent] = {}
+    answers: list[Answer] = []
+    for topic, log_ns, raw in session_messages(session):
+        answers += _until(service, clock, log_ns * 1e-9)
+        if topic == session.topics.image:
+            service.frame(0, raw_stamp(session, raw), clock.t, raw)
         else:
-            record = judge_selected(event, frames, sel, predict, decode, policy, model)
-        out.append((ev, record))
-    return out
+            ev = next(events)
+            intake = service.event(0, TriggerInfo(ev.stamp, ev.trigger, ev.rejection), log_ns)
+            by_id[intake.event.event_id] = ev
+            answers += [intake.answer] if intake.answer is not None else []
+        answers += service.answer_ready(clock.t).answers
+    answers += _until(service, clock, math.inf)
+    return sorted(((by_id[a.event.event_id], a.record) for a in answers),
+                  key=lambda pair: pair[1].event_id)
 
 
-def evaluate_bag(path: str | Path, predict: Callable, policy: PolicyConfig,
+def _until(service: GraspService, clock: BagClock, t: float) -> list[Answer]:
+    """The answers the node gives at the deadlines that pass before ``t`` (the next
+    message's log time; infinity at the end of the bag)."""
+    answers = []
+    while (delay := service.next_deadline(clock.t)) is not None and clock.t + delay < t:
+        clock.t += delay
+        answers += service.answer_ready(clock.t).answers
+    clock.t = max(clock.t, t) if t != math.inf else clock.t
+    return answers
+
+
+def evaluate_bag(path: str | Path, scorer: Scorer, policy: PolicyConfig,
                  topics: BagTopics | None = None, labels_csv: Path | None = None,
-                 tolerance_s: float = 0.5, model: str = ""
+                 tolerance_s: float = 0.5, settings: ServiceSettings = ServiceSettings()
                  ) -> tuple[list[EventResult], str | None]:
-    """(results, label source) for one bag; ``model`` names the model in the records."""
+    """(results, label source) for one bag, judged by ``scorer`` (its source names it in the
+    records)."""
     path, topics = Path(path), topics or BagTopics()
     bag, session, source = labelled_session(path, topics, labels_csv, tolerance_s)
     with bag:
-        judged = judge_session(session, predict, policy, model)
+        judged = judge_session(session, scorer, policy, settings)
     return [EventResult(bag.name, ev.log_ns * 1e-9, ev.label, rec) for ev, rec in judged], source
+
+
+class LockedScorer:
+    """A scorer shared by the local engine's threads: they overlap reading and decoding;
+    the model runs one batch at a time."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self._scorer, self._lock = scorer, threading.Lock()
+        self.source, self.device = scorer.source, scorer.device
+
+    def prepare(self, images: list[np.ndarray]) -> Any:
+        return self._scorer.prepare(images)
+
+    def predict_prepared(self, batch: Any) -> np.ndarray:
+        with self._lock:
+            return self._scorer.predict_prepared(batch)
 
 
 @dataclass
 class BagEvalJob:
-    """bag-eval's work for an engine (``engines.py``): the model is ``predict`` when given
+    """bag-eval's work for an engine (``engines.py``): the model is ``scorer`` when given
     (the local engine shares the caller's), else loaded from ``model_path`` where the job
-    runs (once per Ray worker). ``predict`` is not pickled."""
+    runs (once per Ray worker). ``scorer`` is not pickled."""
 
     policy: PolicyConfig
     topics: BagTopics
@@ -100,32 +158,27 @@ class BagEvalJob:
     tolerance_s: float = 0.5
     model_path: str = ""
     allow_custom_code: bool = False
-    predict: Callable | None = None
+    scorer: Scorer | None = None
     providers: tuple[str, ...] = ()  # ONNX Runtime's, for an .onnx model_path
-    model_name: str = ""  # the model as the records name it
     accept_card_mismatch: bool = False
+    settings: ServiceSettings = field(default_factory=ServiceSettings)
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "predict": None}
+        return {**self.__dict__, "scorer": None}
 
     def open(self) -> Callable[[Path], tuple[tuple[list[EventResult], str | None], str]]:
-        predict = self.predict
-        if predict is None:
+        scorer = self.scorer
+        if scorer is None:
             from grasp_success_ros.model.classifier import GraspClassifier
 
-            predict = GraspClassifier.from_path(
+            scorer = GraspClassifier.from_path(
                 self.model_path, allow_custom_code=self.allow_custom_code,
-                providers=self.providers,
-                accept_card_mismatch=self.accept_card_mismatch)[0].predict
-        lock = threading.Lock()
-
-        def locked_predict(images):  # threads overlap reading; the model runs one batch
-            with lock:
-                return predict(images)
+                providers=self.providers, accept_card_mismatch=self.accept_card_mismatch)[0]
+        shared = LockedScorer(scorer)
 
         def one(path: Path):
-            res, source = evaluate_bag(path, locked_predict, self.policy, self.topics,
-                                       self.labels_csv, self.tolerance_s, self.model_name)
+            res, source = evaluate_bag(path, shared, self.policy, self.topics,
+                                       self.labels_csv, self.tolerance_s, self.settings)
             return (res, source), f"{len(res)} events"
 
         return one
@@ -136,25 +189,25 @@ def _absolute(path: str | Path | None) -> Path | None:
     return Path(path).resolve() if path else None
 
 
-def evaluate_bags(paths: Sequence[str | Path], predict: Callable | None, policy: PolicyConfig,
+def evaluate_bags(paths: Sequence[str | Path], scorer: Scorer | None, policy: PolicyConfig,
                   topics: BagTopics | None = None, labels_csv: Path | None = None,
                   tolerance_s: float = 0.5, jobs: int = 2,
-                  on_bag_done: Callable[[str, str], None] | None = None, model: str = "",
+                  on_bag_done: Callable[[str, str], None] | None = None,
                   engine: str = "local", address: str | None = None, model_path: str = "",
                   allow_custom_code: bool = False, providers: tuple[str, ...] = (),
-                  accept_card_mismatch: bool = False
+                  accept_card_mismatch: bool = False,
+                  settings: ServiceSettings = ServiceSettings()
                   ) -> tuple[list[EventResult], dict[str, str], dict[str, str | None]]:
-    """All bags, ``jobs`` at a time, on an engine (``engines.py``: local threads, or Ray,
-    which loads the model from ``model_path`` in its workers instead of using ``predict``).
-    ``on_bag_done(bag name, note)`` is called as each bag ends (e.g. for a progress bar);
-    ``model`` names the model in the records.
+    """All bags, ``jobs`` at a time, on an engine (``engines.py``: local threads sharing
+    ``scorer``, or Ray, which loads the model from ``model_path`` in its workers).
+    ``on_bag_done(bag name, note)`` is called as each bag ends (e.g. for a progress bar).
     Returns (results in bag order, {bag: error}, {bag: label source})."""
     if engine == "ray" and not model_path:
         raise ConfigError("the ray engine loads the model in its workers: give model_path")
     job = BagEvalJob(policy, topics or BagTopics(), _absolute(labels_csv), tolerance_s,
                      str(_absolute(model_path) or ""), allow_custom_code,
-                     predict if engine == "local" else None, tuple(providers), model,
-                     accept_card_mismatch)
+                     scorer if engine == "local" else None, tuple(providers),
+                     accept_card_mismatch, settings)
     outcomes = run_bags(paths, job, engine, jobs, address, on_bag_done)
     errors = {o.path: o.error for o in outcomes if o.error is not None}
     done = [o for o in outcomes if o.error is None]

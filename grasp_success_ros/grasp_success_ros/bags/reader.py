@@ -34,6 +34,7 @@ from grasp_success_ros.core.triggers import (
     TRIGGER_MSGTYPES,
     frame_stamp,
     frame_time,
+    time_seconds,
     trigger_info,
 )
 
@@ -409,13 +410,40 @@ def load_frames(session: Session, indices: Collection[int]) -> dict[int, bytes]:
 
 
 def frame_decoder(session: Session, raws: dict[int, bytes]):
-    """decode(FrameRef.index) -> RGB uint8; undecodable frames raise ImageConversionError
-    (which the shared judge turns into a ``bad_image`` record, as the node does)."""
+    """decode(FrameRef.index) -> RGB uint8, from the raw messages :func:`load_frames` read."""
+    decode = raw_decoder(session)
+    return lambda index: decode(raws[index])
+
+
+# ------------------------------------------------------------------------- timeline
+
+
+def session_messages(session: Session) -> Iterator[tuple[str, int, bytes]]:
+    """The session's image and trigger messages, raw, in log-time order: the timeline the
+    grasp service is driven with (pass two)."""
+    topics = {session.topics.image, session.topics.trigger}
+    for topic, _, log_ns, raw in session.bag.messages(topics):
+        yield topic, log_ns, bytes(raw)
+
+
+def raw_stamp(session: Session, raw: bytes) -> float:
+    """An image message's header stamp in seconds (0 when unstamped), from its CDR header
+    without decoding the pixels where it can."""
+    parsed = _header_stamp_from_cdr(raw)
+    if parsed is None:
+        stamp = session.bag.deserialize(raw, session.image_msgtype).header.stamp
+        parsed = (stamp.sec, stamp.nanosec)
+    return time_seconds(*parsed)
+
+
+def raw_decoder(session: Session):
+    """decode(raw image message) -> RGB uint8; undecodable frames raise
+    ImageConversionError (which the shared judge turns into a ``bad_image`` record)."""
     from grasp_success_ros.data.image_conversion import to_rgb
 
-    def decode(index: int):
+    def decode(raw: bytes):
         try:
-            msg = session.bag.typestore.deserialize_cdr(raws[index], session.image_msgtype)
+            msg = session.bag.typestore.deserialize_cdr(raw, session.image_msgtype)
         except Exception as exc:
             raise ImageConversionError(f"cannot deserialise the image message: {exc}") from None
         return to_rgb(msg)

@@ -118,9 +118,9 @@ def _bag_eval(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     policy = config.policy(classifier.card.threshold, classifier.card.threshold_failure)
     results, errors, sources = evaluate_bags(
-        args.bags, classifier.predict, policy, topics, labels, args.label_tolerance,
+        args.bags, classifier, policy, topics, labels, args.label_tolerance,
         jobs=args.jobs, on_bag_done=_progress(args, len(args.bags), "bag-eval"),
-        model=classifier.source, engine=args.engine, address=args.address,
+        engine=args.engine, address=args.address,
         model_path=args.model, allow_custom_code=args.allow_custom_code,
         providers=args.providers, accept_card_mismatch=args.accept_card_mismatch)
     summary = summarize(results, policy.threshold)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,7 +93,10 @@ class ClockWatch:
     """Frame and trigger offsets (stamp minus arrival) as the node receives them, for
     /diagnostics. Thread-safe: the camera and trigger callbacks write, the timer reads."""
 
-    def __init__(self, window_s: float = WINDOW_S, maxlen: int = 600) -> None:
+    def __init__(self, window_s: float = WINDOW_S, maxlen: int = 600,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock``: the steady clock that times the recent window."""
+        self._clock = clock
         self._window_s = window_s
         self._frames: deque[tuple[float, float]] = deque(maxlen=maxlen)  # (monotonic, ahead)
         self._trigger_ahead_s: float | None = None
@@ -101,7 +105,7 @@ class ClockWatch:
 
     def frame(self, ahead_s: float) -> None:
         with self._lock:
-            self._frames.append((time.monotonic(), ahead_s))
+            self._frames.append((self._clock(), ahead_s))
 
     def frame_without_clock(self) -> None:
         with self._lock:
@@ -112,7 +116,7 @@ class ClockWatch:
             self._trigger_ahead_s = ahead_s
 
     def _recent(self) -> np.ndarray:
-        start = time.monotonic() - self._window_s
+        start = self._clock() - self._window_s
         with self._lock:
             return np.array([a for t, a in self._frames if t >= start], np.float64)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 from grasp_success_ros.core.judge import Frame
 
@@ -12,7 +13,9 @@ from grasp_success_ros.core.judge import Frame
 class FrameBuffer:
     """Keeps the newest ``maxlen`` frames; appending is O(1) and decodes nothing."""
 
-    def __init__(self, maxlen: int) -> None:
+    def __init__(self, maxlen: int, clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock``: the steady clock arrivals are timed by (for the camera rate)."""
+        self._clock = clock
         self._frames: deque[Frame] = deque(maxlen=maxlen)
         self._arrivals: deque[float] = deque(maxlen=60)
         self._lock = threading.Lock()
@@ -20,7 +23,7 @@ class FrameBuffer:
     def append(self, frame: Frame) -> None:
         with self._lock:
             self._frames.append(frame)
-            self._arrivals.append(time.monotonic())
+            self._arrivals.append(self._clock())
 
     def clear(self) -> None:
         """Forget every frame (their times were taken another way)."""
@@ -42,6 +45,6 @@ class FrameBuffer:
         """Arrival rate over the last frames; 0 when the camera has been silent for 2 s."""
         with self._lock:
             arrivals = list(self._arrivals)
-        if len(arrivals) < 2 or time.monotonic() - arrivals[-1] > 2.0:
+        if len(arrivals) < 2 or self._clock() - arrivals[-1] > 2.0:
             return 0.0
         return (len(arrivals) - 1) / max(arrivals[-1] - arrivals[0], 1e-9)

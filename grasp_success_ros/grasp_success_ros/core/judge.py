@@ -9,7 +9,6 @@ probabilities lie between the policy's two thresholds: that record keeps them).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -54,7 +53,7 @@ class GraspEvent:
 
     event_id: int
     stamp: float
-    received_monotonic: float = field(default_factory=time.monotonic)
+    received_steady: float = 0.0  # its arrival on the receiver's steady clock
     trigger: str = ""
     # The source's own stamp in integer nanoseconds where it has one (typed outputs copy it
     # exactly; ``stamp`` in float seconds is ~0.2 us coarse at today's epoch).
@@ -96,10 +95,6 @@ class GraspRecord:
         return json.dumps(asdict(self), allow_nan=False)
 
 
-def _latency_ms(event: GraspEvent) -> float:
-    return round((time.monotonic() - event.received_monotonic) * 1000.0, 3)
-
-
 def failure_record(event: GraspEvent, cfg: PolicyConfig, code: str, reason: str,
                    frame_stamps: Sequence[float] = (), model: str = "") -> GraspRecord:
     """A record that says why no verdict was possible: never a guess."""
@@ -108,7 +103,7 @@ def failure_record(event: GraspEvent, cfg: PolicyConfig, code: str, reason: str,
     return GraspRecord(
         event_id=event.event_id, event_stamp=event.stamp, verdict=None, confidence=None,
         p_success=None, frame_stamps=list(frame_stamps), frame_p_success=[],
-        latency_ms=_latency_ms(event), error=f"{code}: {reason}", error_code=code,
+        latency_ms=None, error=f"{code}: {reason}", error_code=code,
         threshold=cfg.threshold, threshold_failure=cfg.threshold_failure,
         policy=describe_policy(cfg), trigger=event.trigger, model=model,
     )
@@ -178,7 +173,7 @@ def judge_selected(event: GraspEvent, frames: Sequence[Frame], selection: Select
         confidence=None if unsure else round(decision.confidence, 6),
         p_success=round(decision.p_success, 6),
         frame_stamps=stamps, frame_p_success=[round(float(x), 6) for x in p],
-        latency_ms=_latency_ms(event), error=f"uncertain: {decision.why}" if unsure else None,
+        latency_ms=None, error=f"uncertain: {decision.why}" if unsure else None,
         error_code="uncertain" if unsure else None, threshold=cfg.threshold,
         threshold_failure=cfg.threshold_failure,
         policy=describe_policy(cfg), trigger=event.trigger, model=model,

@@ -5,12 +5,18 @@ read the same table the node declares from."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from grasp_success_ros.core.clocks import FRAME_STAMPS
 from grasp_success_ros.core.errors import ConfigError
-from grasp_success_ros.core.policy import COMBINES, SELECTIONS, PolicyConfig, thresholds_for
+from grasp_success_ros.core.policy import (
+    COMBINES,
+    N_FRAMES_RANGE,
+    SELECTIONS,
+    PolicyConfig,
+    thresholds_for,
+)
 from grasp_success_ros.core.triggers import TRIGGER_MSGTYPES
 
 TRIGGER_TYPES = tuple(TRIGGER_MSGTYPES)
@@ -81,7 +87,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("frame_selection", "first_after", "first_after: the first frame stamped at or "
               "after event + settle_s; latest: the newest frame at the event; n_after: the "
               "first n_frames frames after event + settle_s.", choices=SELECTIONS),
-    ParamSpec("n_frames", 5, "Frames per verdict for frame_selection n_after.", min=1, max=30),
+    ParamSpec("n_frames", 5, "Frames per verdict for frame_selection n_after.",
+              min=N_FRAMES_RANGE[0], max=N_FRAMES_RANGE[1]),
     ParamSpec("combine", "mean", "How n_after frames become one verdict: mean probability, "
               "or majority vote.", choices=COMBINES),
     ParamSpec("streaming", True, "n_after: classify each frame as it arrives (batch 1), so "
@@ -120,6 +127,9 @@ PARAMS: tuple[ParamSpec, ...] = (
 )
 
 PARAM_NAMES = tuple(p.name for p in PARAMS)
+# A VerifyGrasp goal may set these parameters for its own event (its fields carry their
+# names): parameter -> PolicyConfig field.
+GOAL_PARAMS = {"frame_selection": "selection", "n_frames": "n_frames", "combine": "combine"}
 
 
 def parse_providers(value: str | Sequence[str]) -> tuple[str, ...]:
@@ -216,6 +226,16 @@ class NodeConfig:
             raise ConfigError("buffer_size must be at least 2 x n_frames")
         self.policy(0.5)
         return self
+
+    def goal_overrides(self, values: dict[str, Any]) -> dict[str, Any]:
+        """A goal's own values of :data:`GOAL_PARAMS` as PolicyConfig overrides, checked by
+        the parameters' own rules (their ranges, buffer_size >= 2 x n_frames): a goal the
+        node could never satisfy is refused. Raises ConfigError."""
+        unknown = set(values) - set(GOAL_PARAMS)
+        if unknown:
+            raise ConfigError(f"a goal cannot set {', '.join(sorted(unknown))}")
+        replace(self, **values).validate()
+        return {GOAL_PARAMS[name]: value for name, value in values.items()}
 
     @property
     def providers(self) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from grasp_success_ros.core.clocks import FRAME_STAMPS
 from grasp_success_ros.core.errors import ConfigError, require
 
 SELECTIONS = ("first_after", "latest", "n_after")
+N_FRAMES_RANGE = (1, 30)  # the n_frames parameter's range, for goals and tools alike
 COMBINES = ("mean", "vote")
 
 
@@ -49,7 +50,8 @@ class PolicyConfig:
         checks = [
             (self.selection in SELECTIONS, f"frame_selection must be one of {SELECTIONS}"),
             (self.combine in COMBINES, f"combine must be one of {COMBINES}"),
-            (1 <= self.n_frames <= 100, "n_frames must be in [1, 100]"),
+            (N_FRAMES_RANGE[0] <= self.n_frames <= N_FRAMES_RANGE[1],
+             f"n_frames must be in [{N_FRAMES_RANGE[0]}, {N_FRAMES_RANGE[1]}]"),
             (self.settle_s >= 0.0, "settle_s must be >= 0"),
             (self.max_frame_age_s > 0.0, "max_frame_age_s must be > 0"),
             (self.deadline_s > self.settle_s, "deadline_s must be greater than settle_s"),

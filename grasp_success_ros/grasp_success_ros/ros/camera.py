@@ -1,10 +1,11 @@
-"""One camera of ``grasp_success_node`` (one hand): its frames, its pending events, its
-streaming scores and its answer publishers. The node holds one per camera (one for today's
-single camera) and judges all of them with its one model."""
+"""One camera of ``grasp_success_node`` (one hand), the ROS side: its subscriptions, callback
+groups and answer publishers. The node holds one per camera (one for today's single camera);
+the grasp service judges all of them with its one model."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 from grasp_success_msgs.msg import GraspVerdict
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -13,9 +14,11 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool
 
-from grasp_success_ros.core.frame_buffer import FrameBuffer
+from grasp_success_ros.core.errors import GraspSuccessError
+from grasp_success_ros.core.judge import Frame, GraspRecord
 from grasp_success_ros.core.params import CameraTopics
-from grasp_success_ros.core.pending import FrameScores, PendingEvents
+from grasp_success_ros.data.image_conversion import rgb_to_image_fields, to_rgb
+from grasp_success_ros.data.overlay import annotate
 from grasp_success_ros.ros.executor import InlineCallbackGroup
 from grasp_success_ros.ros.messages import trigger_class
 
@@ -31,15 +34,21 @@ DEBUG_IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
 
 
 class CameraChannel:
-    """A camera's state; the node's callbacks and worker read and write it."""
+    """A camera's topics, callback groups and publishers; its frames and waiting events
+    live in the grasp service (``GraspService.cameras``, same order)."""
 
-    def __init__(self, topics: CameraTopics, buffer_size: int) -> None:
+    def __init__(self, topics: CameraTopics) -> None:
         self.topics = topics
-        self.buffer = FrameBuffer(buffer_size)
-        self.pending = PendingEvents()
-        self.scores = FrameScores()  # streaming n_after: frames classified as they arrive
-        self.frame_id = ""  # the newest frame's, for answers that judged no frame
+        # Camera and trigger in groups of their own: in one mutually exclusive group a
+        # 30 Hz camera kept winning the executor's turn and delayed events by seconds.
+        self.image_group = InlineCallbackGroup()
+        self.trigger_group = MutuallyExclusiveCallbackGroup()
         self.verdict_pub = self.result_pub = self.debug_pub = None
+
+    @property
+    def label(self) -> str:
+        """How log lines name the camera ("" for the only one)."""
+        return f"{self.topics.name} " if self.topics.name else ""
 
     def create_outputs(self, node) -> list:
         """Plain publishers, not lifecycle ones: a lifecycle publisher drops what is
@@ -55,9 +64,7 @@ class CameraChannel:
 
     def create_inputs(self, node, transport: str, trigger_type: str, on_image,
                       on_trigger) -> list:
-        """Camera and trigger in groups of their own: in one mutually exclusive group a
-        30 Hz camera kept winning the executor's turn and delayed events by seconds. The
-        subscriptions' QoS can be overridden by parameters
+        """The image and trigger subscriptions; their QoS can be overridden by parameters
         (``qos_overrides.<topic>.subscription.reliability`` etc.)."""
         overridable = QoSOverridingOptions.with_default_policies()
         image_type, topic = Image, self.topics.image_topic
@@ -65,12 +72,34 @@ class CameraChannel:
             image_type, topic = CompressedImage, f"{topic}/compressed"
         # rclpy writes the overrides into the profile it is given: never a shared one
         return [
-            node.create_subscription(image_type, topic, lambda m: on_image(self, m),
+            node.create_subscription(image_type, topic, on_image,
                                      copy.copy(qos_profile_sensor_data),
-                                     callback_group=InlineCallbackGroup(),
+                                     callback_group=self.image_group,
                                      qos_overriding_options=overridable),
             node.create_subscription(trigger_class(trigger_type), self.topics.trigger_topic,
-                                     lambda m: on_trigger(self, m), copy.copy(TRIGGER_QOS),
-                                     callback_group=MutuallyExclusiveCallbackGroup(),
+                                     on_trigger, copy.copy(TRIGGER_QOS),
+                                     callback_group=self.trigger_group,
                                      qos_overriding_options=overridable),
         ]
+
+    def publish(self, message: GraspVerdict) -> None:
+        """The answer: Bool for simple listeners (verdicts only), the typed record always."""
+        if message.status != GraspVerdict.UNKNOWN:
+            self.verdict_pub.publish(Bool(data=message.status == GraspVerdict.SUCCESS))
+        self.result_pub.publish(message)
+
+    def publish_debug_image(self, record: GraspRecord, frames: Sequence[Frame]) -> None:
+        """The last judged frame with the verdict, P(success) and the band drawn on it,
+        stamped like the frame. Decoded again: it costs only while someone subscribes."""
+        if not frames or not record.frame_stamps or not self.debug_pub.get_subscription_count():
+            return
+        frame = frames[-1]
+        try:
+            rgb = to_rgb(frame.msg)
+        except GraspSuccessError:  # the record already says bad_image
+            return
+        drawn = annotate(rgb, record.verdict, record.p_success, record.threshold,
+                         record.threshold_failure)
+        image = Image(**rgb_to_image_fields(drawn, "rgb8"))
+        image.header = frame.msg.header
+        self.debug_pub.publish(image)

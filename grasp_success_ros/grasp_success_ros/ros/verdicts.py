@@ -15,6 +15,7 @@ from builtin_interfaces.msg import Time
 from grasp_success_msgs.msg import GraspVerdict
 from std_msgs.msg import Header
 
+from grasp_success_ros.core.grasp_service import Answer
 from grasp_success_ros.core.judge import GraspRecord
 
 NAN = float("nan")
@@ -55,6 +56,22 @@ def verdict_message(record: GraspRecord, header: Header,
         error=record.error or "", threshold=record.threshold,
         threshold_failure=_or_nan(record.threshold_failure), policy=record.policy,
         model=record.model, trigger=record.trigger)
+
+
+def answer_message(answer: Answer, frame_id: str) -> GraspVerdict:
+    """The service's answer as published: stamped from the input (the event's own stamp,
+    the judged frames' own stamps and frame_id; ``frame_id``, the camera's newest, when no
+    frame judged), never now()."""
+    record, event = answer.record, answer.event
+    headers = {f.stamp: f.msg.header for f in answer.frames}
+    judged = [headers.get(s) for s in record.frame_stamps]
+    stamps = [h.stamp if h is not None and (h.stamp.sec or h.stamp.nanosec) else time_msg(s)
+              for h, s in zip(judged, record.frame_stamps, strict=True)]
+    if judged and judged[-1] is not None:
+        frame_id = judged[-1].frame_id
+    ns = event.stamp_ns if event.stamp_ns is not None else round(event.stamp * 1e9)
+    stamp = Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+    return verdict_message(record, Header(stamp=stamp, frame_id=frame_id), stamps)
 
 
 def _or_none(value: float) -> float | None:
