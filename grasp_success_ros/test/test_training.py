@@ -26,18 +26,16 @@ from grasp_success_ros.model.builder import backbone_spec, build_backbone
 from grasp_success_ros.model.card import ModelCard, Preprocessing
 from grasp_success_ros.model.classifier import GraspClassifier
 from grasp_success_ros.model.loading import load_model
-from grasp_success_ros.training.train import (
-    AUGMENTATIONS,
-    Augmentation,
+from grasp_success_ros.training.config import AUGMENTATIONS, Augmentation, TrainConfig
+from grasp_success_ros.training.fitting import unfreeze_top
+from grasp_success_ros.training.outputs import validation_report
+from grasp_success_ros.training.pipeline import (
     Decoded,
-    TrainConfig,
-    _unfreeze_top,
     class_weights,
     decode_images,
     image_dataset,
-    train,
-    validation_report,
 )
+from grasp_success_ros.training.train import train
 
 
 def folders(tmp_path, *names):
@@ -290,7 +288,7 @@ def test_fine_tuning_trains_the_top_of_a_frozen_backbone_after_the_head(tmp_path
 def test_fine_tuning_unfreezes_only_the_top_layers_and_never_batchnorm():
     base = build_backbone(backbone_spec("mobilenet_v3_small"), 32, None)
     base.trainable = False
-    assert _unfreeze_top(base, 4) == 4
+    assert unfreeze_top(base, 4) == 4
     trainable = [la for la in base.layers if la.trainable and la.weights]
     weighted = [la for la in base.layers if la.weights]
     assert len(trainable) == 4 and trainable[-1] in weighted[-2:]
