@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from grasp_success_ros.cli import main as cli  # noqa: E402
 from grasp_success_ros.data.synth import write_dataset  # noqa: E402
 from grasp_success_ros.model.loading import load_model  # noqa: E402
-from grasp_success_ros.training.train import backbone_of  # noqa: E402
+from grasp_success_ros.training.fitting import backbone_of  # noqa: E402
 
 SIZE = {"height": 72, "width": 96}
 

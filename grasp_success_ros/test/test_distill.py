@@ -8,8 +8,10 @@ import pytest
 from tool_helpers import backbone_weights
 
 from grasp_success_ros.cli import main as cli
+from grasp_success_ros.core.errors import ConfigError
 from grasp_success_ros.data.synth import write_dataset
 from grasp_success_ros.model.card import ModelCard
+from grasp_success_ros.training.config import STUDENT_DEFAULTS, TrainConfig
 from grasp_success_ros.training.distill import soft_targets
 
 
@@ -51,6 +53,20 @@ def test_the_student_follows_the_teacher_and_the_report_puts_them_side_by_side(
         assert report[side]["forward_ms_p50"] > 0
     assert report["agreement"] >= 0.8  # chance is about 0.5
     assert "forward ms p50 (batch 1)" in capsys.readouterr().out
+
+
+def test_distill_options_left_out_take_the_student_recipe(monkeypatch, capsys):
+    seen = []
+
+    def stop(teacher, train_dir, valid_dir, student_out, cfg, *args, **kwargs):
+        seen.append(cfg)
+        raise ConfigError("stopped")
+
+    monkeypatch.setattr("grasp_success_ros.training.distill.distill", stop)
+    assert cli.main(["distill", "t.keras", "a", "b", "s.keras"]) == 2
+    assert cli.main(["distill", "t.keras", "a", "b", "s.keras", "--epochs", "3", "--quiet"]) == 2
+    assert seen[0] == TrainConfig(**STUDENT_DEFAULTS)
+    assert seen[1] == TrainConfig(**{**STUDENT_DEFAULTS, "epochs": 3, "progress": False})
 
 
 def test_a_missing_teacher_is_one_line_and_exit_2(scenes, tmp_path, capsys):

@@ -16,12 +16,12 @@ from grasp_success_ros.cli import main as cli
 from grasp_success_ros.core.errors import ConfigError
 from grasp_success_ros.data.synth import write_dataset
 from grasp_success_ros.model.card import ModelCard
-from grasp_success_ros.training.train import (
+from grasp_success_ros.training.config import TrainConfig
+from grasp_success_ros.training.strategy import (
     DistributeError,
     Distribution,
-    TrainConfig,
-    _written_by,
     cluster_role,
+    written_by,
 )
 
 # Two logical CPU devices must be configured before TensorFlow starts, and that is
@@ -111,10 +111,10 @@ def test_the_chief_is_the_chief_task_or_else_worker_0(monkeypatch, cluster, task
 
 
 def test_a_worker_that_is_not_the_chief_writes_to_a_temporary_folder(tmp_path):
-    with _written_by(Distribution("multiworker", chief=False), tmp_path / "m.keras") as out:
+    with written_by(Distribution("multiworker", chief=False), tmp_path / "m.keras") as out:
         assert out.name == "m.keras" and out.parent != tmp_path and out.parent.is_dir()
     assert not out.parent.exists()
-    with _written_by(Distribution(), tmp_path / "m.keras") as out:
+    with written_by(Distribution(), tmp_path / "m.keras") as out:
         assert out == tmp_path / "m.keras"
 
 

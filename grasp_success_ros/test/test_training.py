@@ -18,26 +18,30 @@ from tool_helpers import (
 )
 
 from grasp_success_ros.cli import main as cli
+from grasp_success_ros.cli.main import build_parser
 from grasp_success_ros.core.errors import ConfigError, DatasetError
 from grasp_success_ros.data.folders import class_folders, list_folders
 from grasp_success_ros.data.synth import write_dataset
 from grasp_success_ros.evaluation.evaluate import evaluate_folder
-from grasp_success_ros.model.builder import backbone_spec, build_backbone
+from grasp_success_ros.model.builder import BACKBONES, backbone_spec, build_backbone
 from grasp_success_ros.model.card import ModelCard, Preprocessing
 from grasp_success_ros.model.classifier import GraspClassifier
 from grasp_success_ros.model.loading import load_model
-from grasp_success_ros.training.train import (
+from grasp_success_ros.training.config import (
     AUGMENTATIONS,
+    OPTIONS,
     Augmentation,
-    Decoded,
     TrainConfig,
-    _unfreeze_top,
+)
+from grasp_success_ros.training.fitting import unfreeze_top
+from grasp_success_ros.training.outputs import validation_report
+from grasp_success_ros.training.pipeline import (
+    Decoded,
     class_weights,
     decode_images,
     image_dataset,
-    train,
-    validation_report,
 )
+from grasp_success_ros.training.train import train
 
 
 def folders(tmp_path, *names):
@@ -290,7 +294,7 @@ def test_fine_tuning_trains_the_top_of_a_frozen_backbone_after_the_head(tmp_path
 def test_fine_tuning_unfreezes_only_the_top_layers_and_never_batchnorm():
     base = build_backbone(backbone_spec("mobilenet_v3_small"), 32, None)
     base.trainable = False
-    assert _unfreeze_top(base, 4) == 4
+    assert unfreeze_top(base, 4) == 4
     trainable = [la for la in base.layers if la.trainable and la.weights]
     weighted = [la for la in base.layers if la.weights]
     assert len(trainable) == 4 and trainable[-1] in weighted[-2:]
@@ -308,6 +312,47 @@ def test_the_seed_preset_is_the_seed_recipe_and_explicit_options_win(monkeypatch
     monkeypatch.setattr("grasp_success_ros.training.train.train", lambda *a, **k: seen.append(a[3]))
     assert cli.main(["train", "a", "b", "m.keras", "--preset", "seed", "--batch-size", "8"]) == 0
     assert seen[0].batch_size == 8 and seen[0].optimizer == "rmsprop" and seen[0].frozen
+
+
+def train_config_of(monkeypatch, *options):
+    """The TrainConfig that ``grasp-success train a b m.keras OPTIONS`` hands to ``train``."""
+    seen = []
+    monkeypatch.setattr("grasp_success_ros.training.train.train", lambda *a, **k: seen.append(a[3]))
+    assert cli.main(["train", "a", "b", "m.keras", *options]) == 0
+    return seen[0]
+
+
+def test_train_options_left_out_take_the_defaults_of_trainconfig(monkeypatch):
+    assert train_config_of(monkeypatch) == TrainConfig()
+
+
+def test_train_options_are_read_as_the_option_table_says(monkeypatch):
+    cfg = train_config_of(monkeypatch, "--weights", "none", "--freeze-backbone", "no",
+                          "--augment", "none", "--quiet", "--no-feature-cache",
+                          "--learning-rate", "3e-3", "--distribute", "mirrored")
+    assert cfg.weights is None and cfg.freeze_backbone is False and not cfg.augmenting
+    assert cfg.progress is False and cfg.cache_features is False
+    assert cfg.learning_rate == 3e-3 and cfg.distribute == "mirrored"
+
+
+def test_every_option_of_train_is_a_field_of_trainconfig():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    flags = {o for a in sub.choices["train"]._actions for o in a.option_strings}
+    assert flags - {"-h", "--help", "--extra-train"} == {o.flags for o in OPTIONS if o.cli}
+
+
+@pytest.mark.parametrize("command", ["train", "distill"])
+def test_the_backbone_choices_are_the_builders(command):
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    backbone = next(a for a in sub.choices[command]._actions if a.dest == "backbone")
+    assert tuple(backbone.choices) == tuple(BACKBONES)
+
+
+def test_a_config_outside_the_option_table_is_refused_in_one_line():
+    with pytest.raises(ConfigError, match="backbone must be one of inception_resnet_v2"):
+        TrainConfig(backbone="resnet50").validate()
+    with pytest.raises(ConfigError, match="epochs must be >= 1"):
+        TrainConfig(epochs=0).validate()
 
 
 def test_seed_augmentation_runs_in_the_input_pipeline_and_keeps_the_scaling():

@@ -12,7 +12,7 @@ import pytest
 
 from grasp_success_ros.model.card import ModelCard
 from grasp_success_ros.model.loading import load_model, save_model
-from grasp_success_ros.training.train import backbone_of
+from grasp_success_ros.training.fitting import backbone_of
 
 SEED_SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "seed_samples"
 

@@ -9,6 +9,13 @@ from pathlib import Path
 from grasp_success_ros.cli.tools import add_card_mismatch_option
 from grasp_success_ros.core.errors import ConfigError
 from grasp_success_ros.data.atomic import write_text
+from grasp_success_ros.training.config import (
+    DISTILL_OPTIONS,
+    STUDENT_DEFAULTS,
+    TrainConfig,
+    add_options,
+    given_options,
+)
 
 FORWARD_BATCH = 8  # besides batch 1, the batch whose forward time the report holds too
 
@@ -59,19 +66,11 @@ def format_report(report: dict) -> str:
 
 def _distill(args: argparse.Namespace) -> int:
     from grasp_success_ros.cli.tools import _dump
-    from grasp_success_ros.training.distill import STUDENT_DEFAULTS, distill
-    from grasp_success_ros.training.train import TrainConfig
+    from grasp_success_ros.training.distill import distill
 
     if args.runs < 1:
         raise ConfigError("--runs must be at least 1")
-    given = {"backbone": args.backbone, "input_size": args.input_size,
-             "weights": None if args.weights == "none" else args.weights,
-             "epochs": args.epochs, "batch_size": args.batch_size,
-             "learning_rate": args.learning_rate, "seed": args.seed,
-             "success_class": args.success_class, "progress": False if args.quiet else None,
-             "early_stopping": False if args.no_early_stopping else None}
-    cfg = TrainConfig(**{**STUDENT_DEFAULTS, **{k: v for k, v in given.items()
-                                                if v is not None or k == "weights"}})
+    cfg = TrainConfig(**{**STUDENT_DEFAULTS, **given_options(args, DISTILL_OPTIONS)})
     result = distill(args.teacher, args.train_dir, args.valid_dir, args.student_out, cfg,
                      args.alpha, args.unlabelled, args.allow_custom_code,
                      accept_card_mismatch=args.accept_card_mismatch)
@@ -90,7 +89,8 @@ def add_distill_command(sub) -> None:
         "TRAIN_DIR's images, blended with their class folder's label by --alpha, and for the "
         "images of --unlabelled folders (teacher only); picks its best epoch on VALID_DIR, "
         "then reports teacher and student accuracy on VALID_DIR and forward time side by "
-        "side (printed, and STUDENT.distill.json beside the student).",
+        "side (printed, and STUDENT.distill.json beside the student). The student trains with "
+        "Adam on a cosine schedule, without augmentation.",
         epilog="exit code: 0 done, 2 an error (in one line)")
     p.add_argument("teacher", help=".keras, seed .h5, .onnx or .tflite model (card beside it)")
     p.add_argument("train_dir", help="folder with a success and a failure folder")
@@ -102,25 +102,11 @@ def add_distill_command(sub) -> None:
     p.add_argument("--alpha", type=float, default=0.5,
                    help="weight of the label in a labelled image's target: alpha * label + "
                    "(1 - alpha) * teacher (default 0.5; 0 = the teacher alone)")
-    p.add_argument("--backbone", default="mobilenet_v3_small",
-                   choices=("mobilenet_v3_small", "inception_v3", "inception_resnet_v2"))
-    p.add_argument("--input-size", type=int, default=96, help="student input px (default 96)")
-    p.add_argument("--weights", default="none",
-                   help="student backbone: none (from scratch, default) | imagenet | PATH")
-    p.add_argument("--epochs", type=int, default=None, help="default 10")
-    p.add_argument("--batch-size", type=int, default=None, help="default 32")
-    p.add_argument("--learning-rate", type=float, default=None,
-                   help="Adam, cosine schedule (default 1e-3)")
-    p.add_argument("--no-early-stopping", action="store_true",
-                   help="run every epoch (the best one by validation loss is kept either way)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--success-class", default=None,
-                   help="name of the success folder when its name is not a recognised one")
+    add_options(p, DISTILL_OPTIONS, STUDENT_DEFAULTS)
     p.add_argument("--runs", type=int, default=20,
                    help="timed forward runs per model and batch size (default 20)")
     p.add_argument("--allow-custom-code", action="store_true",
                    help="load a teacher that carries Python code (Lambda layers): trusted "
                    "files only")
     add_card_mismatch_option(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar, one line per epoch")
     p.set_defaults(func=_distill)

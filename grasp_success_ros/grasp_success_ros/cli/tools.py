@@ -11,6 +11,12 @@ from pathlib import Path
 
 from grasp_success_ros.core.errors import ConfigError, TrainingInterrupted
 from grasp_success_ros.model.export import FORMATS, QUANTIZATIONS
+from grasp_success_ros.training.config import (
+    TRAIN_OPTIONS,
+    TrainConfig,
+    add_options,
+    given_options,
+)
 
 
 def _jsonable(value):
@@ -32,35 +38,10 @@ def _dump(data) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from grasp_success_ros.training.train import AUGMENTATIONS, TrainConfig, train
+    from grasp_success_ros.training.train import train
 
-    given = {
-        "backbone": args.backbone, "input_size": args.input_size, "head": args.head,
-        "weights": None if args.weights == "none" else args.weights, "epochs": args.epochs,
-        "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-        "optimizer": args.optimizer, "lr_schedule": args.lr_schedule, "seed": args.seed,
-        "success_class": args.success_class,
-        "dense_units": args.dense_units, "dropout": args.dropout, "balance": args.balance,
-        "patience": args.patience, "fine_tune_epochs": args.fine_tune_epochs,
-        "fine_tune_layers": args.fine_tune_layers,
-        "fine_tune_learning_rate": args.fine_tune_learning_rate,
-        "cache_features": not args.no_feature_cache, "mixed_precision": args.mixed_precision,
-        "deterministic": args.deterministic, "threshold": args.threshold,
-        "tensorboard": not args.no_tensorboard, "progress": False if args.quiet else None,
-        "distribute": args.distribute,
-    }
-    if args.augment is not None:
-        given["augment"] = args.augment != "none"
-        given["augmentation"] = AUGMENTATIONS[args.augment]
-    if args.freeze_backbone is not None:
-        given["freeze_backbone"] = args.freeze_backbone == "yes"
-    if args.no_early_stopping:
-        given["early_stopping"] = False
-    kwargs = {k: v for k, v in given.items() if v is not None}
-    kwargs["weights"] = given["weights"]  # None = from scratch
-    # Options left unset (None) take the preset's value, or TrainConfig's default.
-    cfg = TrainConfig.preset_config(args.preset, **kwargs) if args.preset \
-        else TrainConfig(**kwargs).validate()
+    # Options left unset take the preset's value, or TrainConfig's default.
+    cfg = TrainConfig.from_options(given_options(args, TRAIN_OPTIONS))
     try:
         train(args.train_dir, args.valid_dir, args.model_out, cfg, extra_train=args.extra_train)
     except TrainingInterrupted as exc:
@@ -70,6 +51,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub) -> None:
+    """``train``: its folders, then every option of ``TrainConfig`` (``training/config``)."""
     p = sub.add_parser(
         "train", help="train a classifier from class folders (seed train.py)",
         description="Train from TRAIN_DIR and VALID_DIR, each with a success and a failure "
@@ -82,57 +64,7 @@ def _add_train(sub) -> None:
     p.add_argument("--extra-train", action="append", default=[], metavar="DIR",
                    help="another training folder (success and failure folders, either may be "
                    "empty), e.g. corrected frames of a --review-dir; repeatable")
-    p.add_argument("--preset", choices=("seed",), default=None,
-                   help="the seed recipe: frozen backbone, RMSprop 1e-4, batch 20, its "
-                   "augmentation, RGB/255 (options given explicitly still win)")
-    p.add_argument("--backbone", default="inception_resnet_v2",
-                   choices=("inception_resnet_v2", "inception_v3", "mobilenet_v3_small"))
-    p.add_argument("--head", default="gap", choices=("gap", "flatten"))
-    p.add_argument("--input-size", type=int, default=350)
-    p.add_argument("--weights", default="imagenet",
-                   help="imagenet (downloads through Keras) | none (from scratch) | PATH of a "
-                   "'notop' weights file (robots without internet)")
-    p.add_argument("--freeze-backbone", choices=("yes", "no"), default=None,
-                   help="default: yes with pretrained weights, no from scratch")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=None, help="default 20")
-    p.add_argument("--learning-rate", type=float, default=None, help="default 1e-4")
-    p.add_argument("--optimizer", default=None, choices=("rmsprop", "adam"),
-                   help="default rmsprop")
-    p.add_argument("--lr-schedule", default=None, choices=("constant", "cosine"),
-                   help="learning-rate schedule (default constant)")
-    p.add_argument("--augment", default=None, choices=("seed", "light", "none"),
-                   help="seed: rotation 40, shift 0.2, shear 0.2, zoom 0.2, flip; light "
-                   "(default): shift 0.1, zoom 0.1, flip; none")
-    p.add_argument("--balance", default="weights", choices=("weights", "sampling", "none"),
-                   help="unbalanced data: class weights (default), balanced batches, or none")
-    p.add_argument("--fine-tune-epochs", type=int, default=0,
-                   help="after the head converged, train the top of a frozen backbone too")
-    p.add_argument("--fine-tune-layers", type=int, default=30)
-    p.add_argument("--fine-tune-learning-rate", type=float, default=1e-5)
-    p.add_argument("--patience", type=int, default=None,
-                   help="early stopping patience in epochs (default max(3, epochs/3))")
-    p.add_argument("--no-early-stopping", action="store_true")
-    p.add_argument("--no-feature-cache", action="store_true",
-                   help="do not train the head on cached features of a frozen backbone")
-    p.add_argument("--mixed-precision", default="auto", choices=("auto", "on", "off"))
-    p.add_argument("--dense-units", type=int, default=1024)
-    p.add_argument("--dropout", type=float, default=0.2)
-    p.add_argument("--threshold", type=float, default=0.5,
-                   help="threshold written into the card (evaluate --target-precision "
-                   "chooses one from data)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--deterministic", action="store_true",
-                   help="deterministic TensorFlow ops (reproducible, slower)")
-    p.add_argument("--success-class", default=None,
-                   help="name of the success folder when its name is not a recognised one")
-    p.add_argument("--no-tensorboard", action="store_true")
-    p.add_argument("--quiet", action="store_true", help="no progress bar, one line per epoch")
-    p.add_argument("--distribute", default="none", choices=("none", "mirrored", "multiworker"),
-                   help="train on several devices: mirrored = every GPU of this machine; "
-                   "multiworker = several machines, each running the same command with its "
-                   "TF_CONFIG (the chief writes the model); --batch-size is then the global "
-                   "batch, split evenly over the replicas, the learning rate used as given")
+    add_options(p, TRAIN_OPTIONS)
     p.set_defaults(func=_train)
 
 

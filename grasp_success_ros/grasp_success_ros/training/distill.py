@@ -34,27 +34,21 @@ from grasp_success_ros.model.builder import build_model
 from grasp_success_ros.model.card import ModelCard
 from grasp_success_ros.model.classifier import GraspClassifier
 from grasp_success_ros.model.loading import save_model
-from grasp_success_ros.training.train import (
-    Decoded,
-    TrainConfig,
-    _calibration,
-    _fit,
-    _list_data,
-    _metrics,
-    _optimizer,
-    _Recorder,
-    decode_images,
-    image_dataset,
+from grasp_success_ros.training.config import TrainConfig
+from grasp_success_ros.training.fitting import fit, metrics, optimizer
+from grasp_success_ros.training.outputs import (
+    fitted_calibration,
     output_paths,
     outputs_report,
     validation_outputs,
 )
-
-# The student recipe when nothing else is asked: the Makefile demo's from-scratch MobileNet.
-STUDENT_DEFAULTS = dict(backbone="mobilenet_v3_small", input_size=96, weights=None, epochs=10,
-                        batch_size=32, learning_rate=1e-3, optimizer="adam",
-                        lr_schedule="cosine", augment=False, balance="none",
-                        tensorboard=False)
+from grasp_success_ros.training.pipeline import (
+    Decoded,
+    decode_images,
+    image_dataset,
+    list_data,
+)
+from grasp_success_ros.training.recorder import Recorder
 
 
 @dataclass
@@ -152,7 +146,7 @@ def distill(teacher: str | Path, train_dir: str | Path, valid_dir: str | Path,
     paths = output_paths(student_out)
     if paths["model"].suffix != ".keras":
         raise ConfigError(f"the student is saved as a .keras file, not {paths['model'].name}")
-    classes, tr_list, va_list, _ = _list_data(train_dir, valid_dir, cfg)
+    classes, tr_list, va_list, _ = list_data(train_dir, valid_dir, cfg)
     extra = unlabelled_files(unlabelled)
     clf, notes = GraspClassifier.from_path(teacher, allow_custom_code=allow_custom_code,
                                            accept_card_mismatch=accept_card_mismatch)
@@ -184,15 +178,15 @@ def distill(teacher: str | Path, train_dir: str | Path, valid_dir: str | Path,
 
 
 def _fit_student(model, tr: Targets, va: Decoded, cfg: TrainConfig, pre: Preprocessing,
-                 log: Callable[[str], None]) -> _Recorder:
+                 log: Callable[[str], None]) -> Recorder:
     """Fit on the soft targets, validate on VALID_DIR's labels; the best epoch by
     validation loss is restored."""
     steps = math.ceil(len(tr.targets) / cfg.batch_size)
     decay = cfg.epochs * steps if cfg.lr_schedule == "cosine" else None
-    _compile_soft(model, _optimizer(cfg.optimizer, cfg.learning_rate, decay))
-    recorder = _Recorder(model, cfg.epochs, None, log)
+    _compile_soft(model, optimizer(cfg.optimizer, cfg.learning_rate, decay))
+    recorder = Recorder(model, cfg.epochs, None, log)
     progress = cfg.progress if cfg.progress is not None else sys.stdout.isatty()
-    _fit(model, image_dataset(Decoded(tr.images, tr.targets), cfg, pre, True),
+    fit(model, image_dataset(Decoded(tr.images, tr.targets), cfg, pre, True),
          image_dataset(va, cfg, pre, False), cfg, recorder, "distill", cfg.epochs, None,
          None, 1 if progress else 0)
     recorder.restore_best()
@@ -201,7 +195,7 @@ def _fit_student(model, tr: Targets, va: Decoded, cfg: TrainConfig, pre: Preproc
     return recorder
 
 
-def _compile_soft(model, optimizer) -> None:
+def _compile_soft(model, opt) -> None:
     """``train``'s compile, with the training accuracy counted against the rounded soft
     targets (Keras' ``accuracy`` wants a target of exactly 0 or 1 and would say 0)."""
     import keras
@@ -210,18 +204,18 @@ def _compile_soft(model, optimizer) -> None:
         return keras.metrics.binary_accuracy(keras.ops.round(y_true), y_pred)
 
     accuracy = keras.metrics.MeanMetricWrapper(hard_accuracy, name="accuracy")
-    model.compile(optimizer=optimizer, loss="binary_crossentropy",
-                  metrics=[accuracy, *_metrics()[1:]], jit_compile=False)
+    model.compile(optimizer=opt, loss="binary_crossentropy",
+                  metrics=[accuracy, *metrics()[1:]], jit_compile=False)
 
 
-def _student_card(model, card: ModelCard, cfg: TrainConfig, recorder: _Recorder,
+def _student_card(model, card: ModelCard, cfg: TrainConfig, recorder: Recorder,
                   va: Decoded, pre: Preprocessing, valid_dir: str,
                   log: Callable[[str], None]) -> ModelCard:
     """The student's card as ``train`` writes one: calibration fitted on the validation
     outputs, the threshold, and the run's facts."""
     best = recorder.best_row or recorder.rows[-1]
     truth, p_valid = va.labels > 0.5, validation_outputs(model, va, pre)
-    calibration = _calibration(truth, p_valid, f"{valid_dir} (validation set)", log)
+    calibration = fitted_calibration(truth, p_valid, f"{valid_dir} (validation set)", log)
     warnings = outputs_report(truth, p_valid if calibration is None
                               else calibration.apply(p_valid), cfg.threshold, log)
     return card.replace(threshold=cfg.threshold, calibration=calibration, training={
