@@ -69,6 +69,31 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_schedule_options(p) -> None:
+    """train's optimisation: epochs, optimizer, augmentation, balance, fine-tuning."""
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=None, help="default 20")
+    p.add_argument("--learning-rate", type=float, default=None, help="default 1e-4")
+    p.add_argument("--optimizer", default=None, choices=("rmsprop", "adam"),
+                   help="default rmsprop")
+    p.add_argument("--lr-schedule", default=None, choices=("constant", "cosine"),
+                   help="learning-rate schedule (default constant)")
+    p.add_argument("--augment", default=None, choices=("seed", "light", "none"),
+                   help="seed: rotation 40, shift 0.2, shear 0.2, zoom 0.2, flip; light "
+                   "(default): shift 0.1, zoom 0.1, flip; none")
+    p.add_argument("--balance", default="weights", choices=("weights", "sampling", "none"),
+                   help="unbalanced data: class weights (default), balanced batches, or none")
+    p.add_argument("--fine-tune-epochs", type=int, default=0,
+                   help="after the head converged, train the top of a frozen backbone too")
+    p.add_argument("--fine-tune-layers", type=int, default=30)
+    p.add_argument("--fine-tune-learning-rate", type=float, default=1e-5)
+    p.add_argument("--patience", type=int, default=None,
+                   help="early stopping patience in epochs (default max(3, epochs/3))")
+    p.add_argument("--no-early-stopping", action="store_true")
+    p.add_argument("--no-feature-cache", action="store_true",
+                   help="do not train the head on cached features of a frozen backbone")
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser(
         "train", help="train a classifier from class folders (seed train.py)",
@@ -94,27 +119,7 @@ def _add_train(sub) -> None:
                    "'notop' weights file (robots without internet)")
     p.add_argument("--freeze-backbone", choices=("yes", "no"), default=None,
                    help="default: yes with pretrained weights, no from scratch")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=None, help="default 20")
-    p.add_argument("--learning-rate", type=float, default=None, help="default 1e-4")
-    p.add_argument("--optimizer", default=None, choices=("rmsprop", "adam"),
-                   help="default rmsprop")
-    p.add_argument("--lr-schedule", default=None, choices=("constant", "cosine"),
-                   help="learning-rate schedule (default constant)")
-    p.add_argument("--augment", default=None, choices=("seed", "light", "none"),
-                   help="seed: rotation 40, shift 0.2, shear 0.2, zoom 0.2, flip; light "
-                   "(default): shift 0.1, zoom 0.1, flip; none")
-    p.add_argument("--balance", default="weights", choices=("weights", "sampling", "none"),
-                   help="unbalanced data: class weights (default), balanced batches, or none")
-    p.add_argument("--fine-tune-epochs", type=int, default=0,
-                   help="after the head converged, train the top of a frozen backbone too")
-    p.add_argument("--fine-tune-layers", type=int, default=30)
-    p.add_argument("--fine-tune-learning-rate", type=float, default=1e-5)
-    p.add_argument("--patience", type=int, default=None,
-                   help="early stopping patience in epochs (default max(3, epochs/3))")
-    p.add_argument("--no-early-stopping", action="store_true")
-    p.add_argument("--no-feature-cache", action="store_true",
-                   help="do not train the head on cached features of a frozen backbone")
+    _add_schedule_options(p)
     p.add_argument("--mixed-precision", default="auto", choices=("auto", "on", "off"))
     p.add_argument("--dense-units", type=int, default=1024)
     p.add_argument("--dropout", type=float, default=0.2)
