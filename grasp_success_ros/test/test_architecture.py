@@ -10,7 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "grasp_success_ros" / "grasp_success_ros"
-ROOMS = {"core", "data", "model", "evaluation", "training", "bags", "ros", "cli"}
+ROOMS = {"core", "data", "model", "evaluation", "training", "bags", "ros", "bench", "cli"}
 
 
 def test_the_import_contracts_hold():

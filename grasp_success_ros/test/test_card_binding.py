@@ -228,14 +228,15 @@ def test_model_dirs_is_a_list_of_directories_in_the_node_config():
 
 def test_bench_refuses_a_mismatched_model_up_front_and_benches_an_accepted_one_as_a_copy(
         tmp_path):
-    from grasp_success_ros.cli.benchmark import BenchConfig, _checked_model
+    from grasp_success_ros.bench.config import BenchConfig
+    from grasp_success_ros.bench.models import checked_model
 
     model = red_minus_blue(tmp_path / "m.keras")
     shutil.copy(blue_minus_red(tmp_path / "retrained" / "m.keras"), model)
     work = tmp_path / "work"
     work.mkdir()
     with pytest.raises(ModelCardMismatchError):
-        _checked_model(model, BenchConfig(model=str(model), log=lambda s: None), work)
-    copy = _checked_model(model, BenchConfig(model=str(model), accept_card_mismatch=True,
+        checked_model(model, BenchConfig(model=str(model), log=lambda s: None), work)
+    copy = checked_model(model, BenchConfig(model=str(model), accept_card_mismatch=True,
                                              log=lambda s: None), work)
     assert copy == work / "m.keras" and load_model(copy).notes == []

@@ -224,9 +224,11 @@ def test_the_node_serves_through_openvino_fp32_then_bf16_showing_them_in_diagnos
 
 
 def test_bench_times_the_openvino_variants_naming_device_and_precision(trained_onnx):
-    from grasp_success_ros.cli.benchmark import bench_forward
+    from grasp_success_ros.bench.measure import bench_forward
+    from grasp_success_ros.bench.results import Variant
 
-    for name in ("openvino", "openvino-bf16") if CPU_BF16 else ("openvino",):
-        row = bench_forward(Path(trained_onnx.path), runs=2, batch=2, name=name)
-        assert row["device"] == f"openvino:CPU {'bf16' if 'bf16' in name else 'fp32'}"
-        assert row["batch2"]["n"] == 2 and row["batch1"]["p50"] > 0
+    for precision in ("fp32", "bf16") if CPU_BF16 else ("fp32",):
+        row = bench_forward(Path(trained_onnx.path), runs=2, batch=2,
+                            variant=Variant("openvino", precision))
+        assert row.device == f"openvino:CPU {precision}"
+        assert row.batch(2).n == 2 and row.batch(1).p50 > 0

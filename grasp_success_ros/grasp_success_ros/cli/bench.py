@@ -25,13 +25,10 @@ def _comma_list(choices: tuple[str, ...], what: str):
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from grasp_success_ros.cli.benchmark import (
-        BenchConfig,
-        format_table,
-        quick_config,
-        run_bench,
-        write_json,
-    )
+    from grasp_success_ros.bench.config import BenchConfig, quick_config
+    from grasp_success_ros.bench.harness import run_bench
+    from grasp_success_ros.bench.results import write_json
+    from grasp_success_ros.bench.table import format_table
 
     if args.runs is not None and args.runs < 1:
         raise ConfigError("--runs must be at least 1")
@@ -49,7 +46,7 @@ def _bench(args: argparse.Namespace) -> int:
         cfg = BenchConfig(**{k: v for k, v in options.items() if v is not None})
     report = run_bench(cfg)
     print(format_table(report))
-    print(f"bench took {report['wall_s']:.0f} s")
+    print(f"bench took {report.wall_s:.0f} s")
     if args.json:
         write_json(report, args.json)
         print(f"wrote {args.json}")

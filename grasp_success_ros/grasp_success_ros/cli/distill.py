@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grasp_success_ros.cli.tools import add_card_mismatch_option
 from grasp_success_ros.core.errors import ConfigError
@@ -17,6 +18,9 @@ from grasp_success_ros.training.config import (
     given_options,
 )
 
+if TYPE_CHECKING:
+    from grasp_success_ros.bench.results import ForwardResult
+
 FORWARD_BATCH = 8  # besides batch 1, the batch whose forward time the report holds too
 
 
@@ -25,16 +29,16 @@ def report_path(student_out: str | Path) -> Path:
     return Path(student_out).with_suffix(".distill.json")
 
 
-def _side(ev, forward: dict, path: str, card) -> dict:
+def _side(ev, forward: ForwardResult, path: str, card) -> dict:
     return {"model": path, "backbone": card.backbone, "input_size": card.input_size,
             "accuracy": ev.metrics()["accuracy"], "images": len(ev.truth),
-            "forward_ms_p50": forward["batch1"]["p50"], "forward": forward}
+            "forward_ms_p50": forward.batch(1).p50, "forward": forward.to_json()}
 
 
 def distill_report(result, teacher: str, student: str, valid_dir: str, runs: int) -> dict:
     """Both models' accuracy on VALID_DIR and forward time (batch 1 and 8, ``runs`` timed
     runs each, one after the other in this process), and the ratios between them."""
-    from grasp_success_ros.cli.benchmark import bench_forward
+    from grasp_success_ros.bench.measure import bench_forward
 
     t_fwd = bench_forward(Path(teacher), runs, FORWARD_BATCH)
     s_fwd = bench_forward(Path(student), runs, FORWARD_BATCH)
