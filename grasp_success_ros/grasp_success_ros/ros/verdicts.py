@@ -16,18 +16,20 @@ from grasp_success_msgs.msg import GraspVerdict
 from std_msgs.msg import Header
 
 from grasp_success_ros.core.judge import GraspRecord
+from grasp_success_ros.core.stamps import s_to_ns, split_ns, stamp_s
 
 NAN = float("nan")
 
 
+def time_msg_ns(ns: int) -> Time:
+    """builtin_interfaces/Time of integer nanoseconds, exact."""
+    sec, nanosec = split_ns(ns)
+    return Time(sec=sec, nanosec=nanosec)
+
+
 def time_msg(seconds: float) -> Time:
     """A stamp from seconds (nearest nanosecond); exact stamps are copied, not converted."""
-    ns = round(seconds * 1e9)
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-
-
-def seconds(stamp: Time) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
+    return time_msg_ns(s_to_ns(seconds))
 
 
 def _status(verdict: bool | None) -> int:
@@ -66,10 +68,10 @@ def record_fields(msg: GraspVerdict) -> dict[str, Any]:
     what ``grasp_success/result`` carried as JSON before it was typed."""
     verdict = {GraspVerdict.SUCCESS: True, GraspVerdict.FAILURE: False}.get(msg.status)
     return {
-        "event_id": msg.event_id, "event_stamp": seconds(msg.header.stamp),
+        "event_id": msg.event_id, "event_stamp": stamp_s(msg.header.stamp),
         "verdict": verdict, "confidence": _or_none(msg.confidence),
         "p_success": _or_none(msg.p_success),
-        "frame_stamps": [seconds(s) for s in msg.frame_stamps],
+        "frame_stamps": [stamp_s(s) for s in msg.frame_stamps],
         "frame_p_success": [float(p) for p in msg.frame_p_success],
         "latency_ms": _or_none(msg.latency_ms), "error": msg.error or None,
         "error_code": msg.error_code or None, "threshold": float(msg.threshold),
