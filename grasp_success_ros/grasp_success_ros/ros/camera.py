@@ -16,8 +16,8 @@ from std_msgs.msg import Bool
 from grasp_success_ros.core.frame_buffer import FrameBuffer
 from grasp_success_ros.core.params import CameraTopics
 from grasp_success_ros.core.pending import FrameScores, PendingEvents
-from grasp_success_ros.ros.executor import InlineCallbackGroup
 from grasp_success_ros.ros.messages import trigger_class
+from grasp_success_ros.ros.rclpy_compat import InlineCallbackGroup
 
 # Every event must be answered: keep all trigger messages until the callback takes them (a
 # depth of 10 lost events of a 100-events-per-second burst while the worker was busy), and
