@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from grasp_success_ros.bags.writer import write_session
+from grasp_success_ros.core.stamps import split_ns
 
 HUMBLE_QOS = ("- history: 3\n  depth: 0\n  reliability: 1\n  durability: 2\n  deadline:\n"
               "    sec: 0\n    nsec: 0\n  lifespan:\n    sec: 0\n    nsec: 0\n  liveliness: 1\n"
@@ -138,7 +139,8 @@ def talker_bag(out: Path, storage: str = "sqlite3") -> Path:
             t = 1585866235112411371 + i * 500_000_000
             w.write(topic, t, ts.serialize_cdr(String(data=f"Hello World: {i}"),
                                                "std_msgs/msg/String"))
-            log = Log(stamp=Time(sec=t // 10**9, nanosec=t % 10**9), level=20, name="talker",
+            sec, nanosec = split_ns(t)
+            log = Log(stamp=Time(sec=sec, nanosec=nanosec), level=20, name="talker",
                       msg=f"Publishing: 'Hello World: {i}'", file="talker.cpp",
                       function="operator()", line=41)
             w.write(rosout, t + 1000, ts.serialize_cdr(log, "rcl_interfaces/msg/Log"))

@@ -20,6 +20,7 @@ from grasp_success_ros.bags.evaluate import evaluate_bag
 from grasp_success_ros.bags.topics import BagTopics
 from grasp_success_ros.bags.writer import write_session
 from grasp_success_ros.core.params import NodeConfig
+from grasp_success_ros.core.stamps import stamp_ns
 from grasp_success_ros.model.classifier import GraspClassifier
 from grasp_success_ros.ros.replay import ReplayOptions, replay
 from grasp_success_ros.ros.stream_player import StreamPlayer
@@ -102,7 +103,7 @@ def test_replay_keeps_the_recorded_pace_scaled_by_rate_and_publishes_clock(ros, 
     node.create_subscription(Empty, "/pace/grasp_completed",
                              lambda m: events.append(time.monotonic()), 10)
     node.create_subscription(Clock, "/clock",
-                             lambda m: clocks.append(m.clock.sec * 10**9 + m.clock.nanosec), 100)
+                             lambda m: clocks.append(stamp_ns(m.clock)), 100)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)

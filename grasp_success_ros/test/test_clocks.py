@@ -17,6 +17,7 @@ from grasp_success_ros.core.grasp_service import PredictFunction
 from grasp_success_ros.core.judge import Frame, GraspEvent, Judgement, judge_batch, judge_selected
 from grasp_success_ros.core.params import NodeConfig
 from grasp_success_ros.core.policy import PolicyConfig, Selection, select_frames
+from grasp_success_ros.core.stamps import ns_to_s
 
 SMALL = {"height": 120, "width": 160}
 
@@ -127,10 +128,12 @@ def test_the_frames_shown_for_review_are_the_ones_arrival_timing_judged(camera_a
     shown = judged_frames(results, [camera_ahead], frame_stamp="arrival")
     with open_bag(camera_ahead) as bag:
         session = read_session(bag, BagTopics())
-        by_log_time = {f.log_ns * 1e-9: f.index for f in session.frames}
-        decode = frame_decoder(session, load_frames(session, by_log_time.values()))
+        def logged_at(stamp: float) -> int:  # the frame whose log time the record names
+            return min(session.frames, key=lambda f: abs(ns_to_s(f.log_ns) - stamp)).index
+
+        decode = frame_decoder(session, load_frames(session, {f.index for f in session.frames}))
         for r in results:
-            expected = decode(by_log_time[r.record.frame_stamps[-1]])
+            expected = decode(logged_at(r.record.frame_stamps[-1]))
             assert (shown[(bag.name, r.record.event_id)] == expected).all()
 
 

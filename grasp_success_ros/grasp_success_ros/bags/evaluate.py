@@ -30,6 +30,7 @@ from grasp_success_ros.core.grasp_service import Answer, GraspService, Scorer
 from grasp_success_ros.core.judge import Frame, GraspRecord
 from grasp_success_ros.core.params import PARAMS
 from grasp_success_ros.core.policy import PolicyConfig
+from grasp_success_ros.core.stamps import ns_to_s
 from grasp_success_ros.core.triggers import TriggerInfo
 from grasp_success_ros.evaluation.metrics import Confusion, seed_line, usefulness_warnings
 
@@ -54,8 +55,8 @@ def session_frames(session: Session, frame_stamp: str = "header") -> list[Frame]
     """The bag's frames as the node buffers them (for the review tools that find a judged
     frame by its time): arrival is the log (receive) time; with ``frame_stamp`` arrival,
     timed by the log time alone (sorted by it)."""
-    frames = [Frame(f.log_ns * 1e-9 if frame_stamp == "arrival" else f.stamp, f.index,
-                    f.log_ns * 1e-9) for f in session.frames]
+    frames = [Frame(ns_to_s(f.log_ns) if frame_stamp == "arrival" else f.stamp, f.index,
+                    ns_to_s(f.log_ns)) for f in session.frames]
     return sorted(frames, key=lambda f: f.stamp) if frame_stamp == "arrival" else frames
 
 
@@ -92,7 +93,7 @@ def judge_session(session: Session, scorer: Scorer, policy: PolicyConfig,
     by_id: dict[int, BagEvent] = {}
     answers: list[Answer] = []
     for topic, log_ns, raw in session_messages(session):
-        answers += _until(service, clock, log_ns * 1e-9)
+        answers += _until(service, clock, ns_to_s(log_ns))
         if topic == session.topics.image:
             service.frame(0, raw_stamp(session, raw), clock.t, raw)
         else:
@@ -127,7 +128,7 @@ def evaluate_bag(path: str | Path, scorer: Scorer, policy: PolicyConfig,
     bag, session, source = labelled_session(path, topics, labels_csv, tolerance_s)
     with bag:
         judged = judge_session(session, scorer, policy, settings)
-    return [EventResult(bag.name, ev.log_ns * 1e-9, ev.label, rec) for ev, rec in judged], source
+    return [EventResult(bag.name, ns_to_s(ev.log_ns), ev.label, rec) for ev, rec in judged], source
 
 
 class LockedScorer:

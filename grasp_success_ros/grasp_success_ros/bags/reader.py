@@ -30,11 +30,11 @@ from typing import Any
 
 from grasp_success_ros.bags.topics import BagTopics, typestore
 from grasp_success_ros.core.errors import BagError, ImageConversionError
+from grasp_success_ros.core.stamps import ns_to_s, to_ns
 from grasp_success_ros.core.triggers import (
     TRIGGER_MSGTYPES,
     frame_stamp,
     frame_time,
-    time_seconds,
     trigger_info,
 )
 
@@ -349,7 +349,7 @@ def read_session(bag: Bag, topics: BagTopics) -> Session:
     n_frames = 0
     event_ids = iter(range(1, 1 << 62))
     for topic, msgtype, log_ns, raw in bag.messages(wanted):
-        receipt = log_ns * 1e-9
+        receipt = ns_to_s(log_ns)
         if topic == topics.image:
             parsed = _header_stamp_from_cdr(raw)
             stamp = frame_time(*parsed, receipt) if parsed else \
@@ -433,7 +433,7 @@ def raw_stamp(session: Session, raw: bytes) -> float:
     if parsed is None:
         stamp = session.bag.deserialize(raw, session.image_msgtype).header.stamp
         parsed = (stamp.sec, stamp.nanosec)
-    return time_seconds(*parsed)
+    return ns_to_s(to_ns(*parsed))
 
 
 def raw_decoder(session: Session):

@@ -27,9 +27,10 @@ from grasp_success_ros.bags.topics import (
     typestore,
 )
 from grasp_success_ros.core.errors import BagError
+from grasp_success_ros.core.stamps import NS_PER_S, ns_to_s, s_to_ns, split_ns
 from grasp_success_ros.core.triggers import TRIGGER_MSGTYPES
 
-DEFAULT_START_NS = 1_700_000_000_000_000_000
+DEFAULT_START_NS = 1_700_000_000 * NS_PER_S
 STORAGES = ("sqlite3", "mcap")
 COMPRESSIONS = ("none", "message", "file")
 
@@ -44,8 +45,8 @@ class SessionSummary:
 
 
 def _time(ts, ns: int):
-    return ts.types["builtin_interfaces/msg/Time"](sec=ns // 1_000_000_000,
-                                                   nanosec=ns % 1_000_000_000)
+    sec, nanosec = split_ns(ns)
+    return ts.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
 
 
 def _header(ts, ns: int, frame_id: str):
@@ -130,7 +131,8 @@ def write_items(out: str | Path, items: Iterable, *, fps: float = 30.0,
     if compression not in COMPRESSIONS:
         raise BagError(f"compression must be one of {COMPRESSIONS}, not {compression!r}")
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-    half_frame_ns = int(round(0.5e9 / fps))
+    half_frame_ns = s_to_ns(0.5 / fps)
+    ahead_ns = s_to_ns(camera_ahead_s)
     frames = events = successes = 0
     last_ns = start_ns
     try:
@@ -146,9 +148,8 @@ def write_items(out: str | Path, items: Iterable, *, fps: float = 30.0,
         lab = writer.add_connection(label_topic, "std_msgs/msg/Bool", typestore=ts) \
             if labels else None
         for item in items:
-            t_ns = start_ns + int(round(item.t * 1e9))
+            t_ns = start_ns + s_to_ns(item.t)
             if item.kind == "frame":
-                ahead_ns = int(round(camera_ahead_s * 1e9))
                 writer.write(cam, t_ns, image_cdr(ts, item.image, t_ns + ahead_ns))
                 frames += 1
             else:
@@ -159,4 +160,4 @@ def write_items(out: str | Path, items: Iterable, *, fps: float = 30.0,
                 events += 1
                 successes += bool(item.label)
             last_ns = max(last_ns, t_ns)
-    return SessionSummary(out, frames, events, successes, (last_ns - start_ns) * 1e-9)
+    return SessionSummary(out, frames, events, successes, ns_to_s(last_ns - start_ns))

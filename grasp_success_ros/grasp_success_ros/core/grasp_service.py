@@ -36,6 +36,7 @@ from grasp_success_ros.core.judge import (
 )
 from grasp_success_ros.core.pending import AnswerStats, FrameScores, PendingEvents, StageTimes
 from grasp_success_ros.core.policy import PolicyConfig, Selection, frames_so_far, select_frames
+from grasp_success_ros.core.stamps import ns_to_s
 from grasp_success_ros.core.triggers import TriggerInfo
 
 # After its deadline plus this (steady seconds), an event is judged with the frames it has,
@@ -259,7 +260,7 @@ class GraspService:
         """A Header trigger's or goal's own stamp minus its arrival, for /diagnostics."""
         if stamp_ns is None or not clock_set:
             return None
-        ahead_s = (stamp_ns - now_ns) * 1e-9
+        ahead_s = ns_to_s(stamp_ns - now_ns)
         self.clocks.trigger(ahead_s)
         policy = self._serving.policy if self._serving else PolicyConfig()
         note = trigger_note(ahead_s, policy.clock_tolerance_s)

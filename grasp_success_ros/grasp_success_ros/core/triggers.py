@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from grasp_success_ros.core.stamps import ns_to_s, stamp_ns, to_ns
+
 # trigger_type -> the ROS message type the node subscribes with
 TRIGGER_MSGTYPES = {
     "empty": "std_msgs/msg/Empty",
@@ -18,16 +20,6 @@ TRIGGER_MSGTYPES = {
     "string": "std_msgs/msg/String",
 }
 NOT_COMPLETED = ("not_completed", "Bool false on grasp_completed is not a completed grasp")
-
-
-def time_seconds(sec: int, nanosec: int) -> float:
-    """A builtin_interfaces/Time's (sec, nanosec) -> seconds (the same float on every side)."""
-    return sec + nanosec * 1e-9
-
-
-def stamp_seconds(stamp: Any) -> float:
-    """builtin_interfaces/Time -> seconds."""
-    return time_seconds(stamp.sec, stamp.nanosec)
 
 
 @dataclass(frozen=True)
@@ -46,9 +38,8 @@ def trigger_info(trigger_type: str, msg: Any, receipt_s: float) -> TriggerInfo:
     time when zero); Bool false is rejected as ``not_completed``."""
     if trigger_type == "header":
         label = f"header:{msg.frame_id}" if msg.frame_id else "header"
-        if stamp_seconds(msg.stamp):
-            ns = msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec
-            return TriggerInfo(stamp_seconds(msg.stamp), label, stamp_ns=ns)
+        if ns := stamp_ns(msg.stamp):
+            return TriggerInfo(ns_to_s(ns), label, stamp_ns=ns)
         return TriggerInfo(receipt_s, label)
     if trigger_type == "string":
         return TriggerInfo(receipt_s, f"string:{msg.data[:200]}")
@@ -60,7 +51,7 @@ def trigger_info(trigger_type: str, msg: Any, receipt_s: float) -> TriggerInfo:
 def frame_time(sec: int, nanosec: int, receipt_s: float) -> float:
     """A camera frame's time from its header stamp (sec, nanosec), or the receipt time when
     the stamp is zero (a camera that does not stamp its frames)."""
-    return time_seconds(sec, nanosec) or receipt_s
+    return ns_to_s(to_ns(sec, nanosec)) or receipt_s
 
 
 def frame_stamp(msg: Any, receipt_s: float) -> float:

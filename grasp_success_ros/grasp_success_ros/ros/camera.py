@@ -19,8 +19,8 @@ from grasp_success_ros.core.judge import Frame, GraspRecord
 from grasp_success_ros.core.params import CameraTopics
 from grasp_success_ros.data.image_conversion import rgb_to_image_fields, to_rgb
 from grasp_success_ros.data.overlay import annotate
-from grasp_success_ros.ros.executor import InlineCallbackGroup
 from grasp_success_ros.ros.messages import trigger_class
+from grasp_success_ros.ros.rclpy_compat import InlineCallbackGroup
 
 # Every event must be answered: keep all trigger messages until the callback takes them (a
 # depth of 10 lost events of a 100-events-per-second burst while the worker was busy), and

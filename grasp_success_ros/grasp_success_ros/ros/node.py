@@ -30,7 +30,8 @@ from grasp_success_ros.core.errors import GraspSuccessError
 from grasp_success_ros.core.grasp_service import Answer, GraspService, Intake, Pass
 from grasp_success_ros.core.loads import OneLoad
 from grasp_success_ros.core.params import PARAM_NAMES, NodeConfig
-from grasp_success_ros.core.triggers import TriggerInfo, stamp_seconds, trigger_info
+from grasp_success_ros.core.stamps import ns_to_s, stamp_ns, stamp_s
+from grasp_success_ros.core.triggers import TriggerInfo, trigger_info
 from grasp_success_ros.core.wakeups import WorkerWakeups
 from grasp_success_ros.data.image_conversion import to_rgb
 from grasp_success_ros.model.classifier import GraspClassifier
@@ -38,9 +39,12 @@ from grasp_success_ros.model.fence import check_model_path
 from grasp_success_ros.model.native_logs import native_notices_filtered
 from grasp_success_ros.ros.camera import CameraChannel
 from grasp_success_ros.ros.diagnostics import grasp_status, status_message
-from grasp_success_ros.ros.executor import InlineCallbackGroup, NodeExecutor
 from grasp_success_ros.ros.parameters import declare_cameras, declare_parameters
-from grasp_success_ros.ros.rclpy_compat import guard_change_state
+from grasp_success_ros.ros.rclpy_compat import (
+    InlineCallbackGroup,
+    NodeExecutor,
+    guard_change_state,
+)
 from grasp_success_ros.ros.verdicts import answer_message
 from grasp_success_ros.ros.verify import VerifyServer, goal_values
 
@@ -200,13 +204,13 @@ class GraspSuccessNode(LifecycleNode):
 
     def _now(self) -> tuple[float, bool]:
         """The node's time in seconds, and whether it is set (use_sim_time: /clock came)."""
-        now = self.get_clock().now().nanoseconds * 1e-9
+        now = ns_to_s(self.get_clock().now().nanoseconds)
         return now, not clock_unset(self.get_clock().ros_time_is_active, now)
 
     def _on_image(self, camera: int, msg) -> None:
         """Hot path: stamp and store; decoding waits until an event uses the frame."""
         now, clock_set = self._now()
-        wanted, note = self.service.frame(camera, stamp_seconds(msg.header.stamp), now, msg,
+        wanted, note = self.service.frame(camera, stamp_s(msg.header.stamp), now, msg,
                                           msg.header.frame_id, clock_set)
         if note is not None:
             self.get_logger().warning(note, throttle_duration_sec=LOG_THROTTLE_S)
@@ -217,7 +221,7 @@ class GraspSuccessNode(LifecycleNode):
         """The same rule as the bag tools (triggers.py): event time = receipt time, or the
         Header's stamp; Bool false is answered with a not_completed failure record."""
         now_ns = self.get_clock().now().nanoseconds
-        info = trigger_info(self.config.trigger_type, msg, now_ns * 1e-9)
+        info = trigger_info(self.config.trigger_type, msg, ns_to_s(now_ns))
         self._take(self.service.event(camera, info, now_ns, self._now()[1]))
 
     def _accept_goal(self, values: dict) -> str | None:
@@ -233,8 +237,8 @@ class GraspSuccessNode(LifecycleNode):
     def _submit_goal(self, request) -> Intake:
         """A goal's event: its own stamp, or now; judged on the first camera."""
         now_ns = self.get_clock().now().nanoseconds
-        own = request.stamp.sec * 1_000_000_000 + request.stamp.nanosec
-        info = TriggerInfo((own or now_ns) * 1e-9, "action", stamp_ns=own or None)
+        own = stamp_ns(request.stamp)
+        info = TriggerInfo(ns_to_s(own or now_ns), "action", stamp_ns=own or None)
         intake = self.service.event(0, info, now_ns, self._now()[1], goal=True,
                                     overrides=self.config.goal_overrides(goal_values(request)))
         self._note(intake.note)

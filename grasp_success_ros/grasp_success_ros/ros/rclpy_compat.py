@@ -1,18 +1,98 @@
-"""Workarounds for rclpy defects, in one place (each names the rclpy versions it is for)."""
+"""rclpy's bugs the node works around, in one place, each gated on the rclpy versions that
+have it.
+
+- ros2/rclpy#1209 (:func:`guard_change_state`): rcl's "Transition is not registered" error
+  escapes a LifecycleNode's change_state service callback and ends the executor's spin, so
+  one request for a transition the current state does not offer kills the node. Fixed
+  upstream by ros2/rclpy#1319 (Rolling, August 2024; Kilted's 9.x has it); not backported
+  to Jazzy: rclpy 7.1.x up to 7.1.9 has the bug. Applies to rclpy < 9.
+- ros2/rclpy#1452 (:class:`NodeExecutor`): MultiThreadedExecutor yields every task that has
+  not *started* again on the next spin, so a callback queued for the pool but not picked up
+  yet is submitted over and over, the spin loop never blocks, and while inference holds the
+  cores the duplicates pile up by thousands (measured here: a 100 Hz ``/clock`` replay took
+  the node to 110-175 % CPU with 3,700 queued duplicates; frames and events were handled
+  seconds late). Fixed upstream by ros2/rclpy#1547, released in 10.0.4 (Rolling); Jazzy's
+  7.1.x up to 7.1.9 has it. Applies to rclpy < 10.0.4.
+
+Both lean on rclpy's private names. ``test/test_rclpy_compat.py`` fails when a bug is gone
+from the installed rclpy while its gate still applies (narrow the gate, or drop the
+workaround), when it is there while the gate does not, and when a workaround stops working.
+An rclpy whose version no distribution reports gets every workaround.
+"""
 
 from __future__ import annotations
 
+import re
+import threading
+import time
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-def guard_change_state(node, logger) -> None:
-    """Refuse a transition the current state does not offer with success=false.
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import (
+    ConditionReachedException,
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    ShutdownException,
+    TimeoutException,
+)
 
-    rclpy 7.1 (Jazzy) lets rcl's "Transition is not registered" error escape the
-    change_state service callback, which ends the executor's spin: one bad request
-    killed the node (ros2/rclpy#1209, fixed upstream by ros2/rclpy#1319, not in the
-    Jazzy wheels). rclpy offers no hook, so this wraps the service's callback; the two
-    private names it needs are checked here, so an rclpy that renames them fails at
-    start-up instead of losing the guard silently.
-    """
+# Where rclpy's version is registered: ``rclpy`` (an apt install's egg-info, the ROS 2
+# wheels' setup.py metadata), then the wheels' own distribution names.
+RCLPY_DISTRIBUTIONS = ("rclpy", "ros-rclpy", "ros-jazzy-rclpy")
+# How long the spin loop yields the GIL when the only ready work is already queued.
+QUEUED_BACKOFF_S = 0.0005
+_NOT_READY = (ConditionReachedException, ExternalShutdownException, ShutdownException,
+              TimeoutException)
+
+
+def release(text: str) -> tuple[int, ...]:
+    """A version string's leading release numbers: "7.1.5" -> (7, 1, 5), "10.0.4.dev0" ->
+    (10, 0, 4)."""
+    match = re.match(r"\d+(?:\.\d+)*", text.strip())
+    if match is None:
+        raise ValueError(f"not a version: {text!r}")
+    return tuple(int(part) for part in match.group().split("."))
+
+
+@cache
+def rclpy_version() -> tuple[int, ...] | None:
+    """The installed rclpy's release numbers; None when no distribution reports them."""
+    for name in RCLPY_DISTRIBUTIONS:
+        try:
+            return release(version(name))
+        except (PackageNotFoundError, ValueError):
+            continue
+    return None
+
+
+@dataclass(frozen=True)
+class Workaround:
+    """An rclpy bug worked around here, and the first rclpy release without it."""
+
+    issue: str
+    fixed_in: tuple[int, ...]
+
+    def applies(self, installed: tuple[int, ...] | None = None) -> bool:
+        """Whether ``installed`` (default: this rclpy) has the bug; unknown versions do."""
+        installed = installed or rclpy_version()
+        return installed is None or installed < self.fixed_in
+
+
+CHANGE_STATE_ESCAPES = Workaround("ros2/rclpy#1209", fixed_in=(9,))
+TASK_RESUBMISSION = Workaround("ros2/rclpy#1452", fixed_in=(10, 0, 4))
+
+
+def guard_change_state(node: Any, logger: Any) -> bool:
+    """Make ``node`` (a LifecycleNode) refuse a transition its current state does not offer
+    with success=false (``logger`` warns), where this rclpy lets the request end the spin
+    (ros2/rclpy#1209). rclpy offers no hook, so this wraps the change_state service's
+    callback; an rclpy that renamed the two private names it needs fails here, at start-up,
+    instead of losing the guard silently. Returns whether the guard was installed."""
+    if not CHANGE_STATE_ESCAPES.applies():
+        return False
     service = getattr(node, "_service_change_state", None)
     machine = getattr(node, "_state_machine", None)
     if service is None or not hasattr(machine, "available_transitions"):
@@ -32,3 +112,56 @@ def guard_change_state(node, logger) -> None:
         return unguarded(request, response)
 
     service.callback = change_state
+    return True
+
+
+class InlineCallbackGroup(MutuallyExclusiveCallbackGroup):
+    """Callbacks so short (storing a camera frame) that ``NodeExecutor`` runs them on its
+    spinning thread: the hand-off to a pool thread cost more than the callback, and every
+    30 Hz frame paid it (the node's CPU with a 640x480 camera: 3.4 -> 1.9-2.3 % of a core).
+    Under any other executor, and where rclpy has no ros2/rclpy#1452, a mutually exclusive
+    group."""
+
+
+class NodeExecutor(MultiThreadedExecutor):
+    """A MultiThreadedExecutor that never queues the same task twice (ros2/rclpy#1452): it
+    submits each task once and backs off briefly while the task waits for a pool thread,
+    and runs an :class:`InlineCallbackGroup`'s callbacks on the spinning thread. Where this
+    rclpy has no #1452 (``submit_once`` false), rclpy's own MultiThreadedExecutor."""
+
+    submit_once = TASK_RESUBMISSION.applies()
+
+    def __init__(self, num_threads: int | None = None, *, context=None) -> None:
+        super().__init__(num_threads=num_threads, context=context)
+        self._queued: set = set()
+        self._queued_lock = threading.Lock()
+
+    def _spin_once_impl(self, timeout_sec=None, wait_condition=lambda: False) -> None:
+        if not self.submit_once:
+            super()._spin_once_impl(timeout_sec, wait_condition)
+            return
+        try:
+            handler, entity, _ = self.wait_for_ready_callbacks(timeout_sec, None, wait_condition)
+        except _NOT_READY:
+            return
+        if isinstance(getattr(entity, "callback_group", None), InlineCallbackGroup):
+            handler()
+            handler.result()  # raise its exception, as SingleThreadedExecutor does
+            return
+        with self._queued_lock:
+            queued = handler in self._queued
+            self._queued.add(handler)
+        if queued:  # yielded again before a pool thread started it: let the pool run
+            time.sleep(QUEUED_BACKOFF_S)
+            return
+        self._executor.submit(self._run, handler)
+        self._futures.append(handler)
+        for future in self._futures[:]:
+            if future.done():
+                self._futures.remove(future)
+                future.result()  # raise any exception of a callback, as rclpy does
+
+    def _run(self, handler) -> None:
+        with self._queued_lock:
+            self._queued.discard(handler)
+        handler()

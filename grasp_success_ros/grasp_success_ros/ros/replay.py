@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from grasp_success_ros.bags.reader import open_bag
 from grasp_success_ros.core.errors import BagError
+from grasp_success_ros.core.stamps import ns_to_s, s_to_ns, split_ns
 from grasp_success_ros.ros.messages import message_class
 
 
@@ -75,7 +76,7 @@ class _Clock:
                 return
             self._last = ns
         msg = self._cls()
-        msg.clock.sec, msg.clock.nanosec = divmod(ns, 1_000_000_000)
+        msg.clock.sec, msg.clock.nanosec = split_ns(ns)
         self._pub.publish(msg)
 
     def _run(self) -> None:
@@ -83,7 +84,7 @@ class _Clock:
             origin = self._origin
             if origin is not None:
                 wall, bag_ns, rate = origin
-                self.publish(bag_ns + int((time.monotonic() - wall) * rate * 1e9))
+                self.publish(bag_ns + s_to_ns((time.monotonic() - wall) * rate))
 
     def close(self) -> None:
         self._stop.set()
@@ -161,13 +162,13 @@ def _one_pass(bag, pubs: dict, clock: _Clock | None, opts: ReplayOptions) -> int
     sent = 0
     for topic, _, log_ns, raw in bag.messages(set(pubs)):
         if first_ns is None:
-            first_ns = log_ns + int(opts.start_offset_s * 1e9)
+            first_ns = log_ns + s_to_ns(opts.start_offset_s)
             wall0 = time.monotonic()
             if clock is not None:
                 clock.start_pass(wall0, first_ns, opts.rate)
         if log_ns < first_ns:
             continue
-        delay = wall0 + (log_ns - first_ns) * 1e-9 / opts.rate - time.monotonic()
+        delay = wall0 + ns_to_s(log_ns - first_ns) / opts.rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         if clock is not None:

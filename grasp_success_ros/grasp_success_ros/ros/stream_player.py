@@ -19,6 +19,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Bool
 
 from grasp_success_ros.core.pending import STAGE_MEDIAN_SUFFIX
+from grasp_success_ros.core.stamps import ns_to_s, s_to_ns
 from grasp_success_ros.data.image_conversion import rgb_to_image_fields
 from grasp_success_ros.data.synth import StreamItem
 from grasp_success_ros.ros.messages import trigger_class
@@ -106,11 +107,11 @@ class StreamPlayer(Node):
         return self.publish_image(Image(**rgb_to_image_fields(rgb, self.encoding)))
 
     def publish_image(self, msg: Image) -> float:
-        now = self.get_clock().now() + Duration(nanoseconds=round(self.camera_ahead_s * 1e9))
+        now = self.get_clock().now() + Duration(nanoseconds=s_to_ns(self.camera_ahead_s))
         msg.header.stamp = now.to_msg()
         msg.header.frame_id = msg.header.frame_id or "hand_camera"
         self.image_pub.publish(msg)
-        return now.nanoseconds * 1e-9
+        return ns_to_s(now.nanoseconds)
 
     def play(self, items: Iterable[StreamItem], rate: float = 1.0) -> list[bool]:
         """Publish at the stream's pace; returns the ground-truth label of each event sent."""

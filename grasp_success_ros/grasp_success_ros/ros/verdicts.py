@@ -17,18 +17,20 @@ from std_msgs.msg import Header
 
 from grasp_success_ros.core.grasp_service import Answer
 from grasp_success_ros.core.judge import GraspRecord
+from grasp_success_ros.core.stamps import s_to_ns, split_ns, stamp_s
 
 NAN = float("nan")
 
 
+def time_msg_ns(ns: int) -> Time:
+    """builtin_interfaces/Time of integer nanoseconds, exact."""
+    sec, nanosec = split_ns(ns)
+    return Time(sec=sec, nanosec=nanosec)
+
+
 def time_msg(seconds: float) -> Time:
     """A stamp from seconds (nearest nanosecond); exact stamps are copied, not converted."""
-    ns = round(seconds * 1e9)
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-
-
-def seconds(stamp: Time) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
+    return time_msg_ns(s_to_ns(seconds))
 
 
 def _status(verdict: bool | None) -> int:
@@ -69,8 +71,7 @@ def answer_message(answer: Answer, frame_id: str) -> GraspVerdict:
               for h, s in zip(judged, record.frame_stamps, strict=True)]
     if judged and judged[-1] is not None:
         frame_id = judged[-1].frame_id
-    ns = event.stamp_ns if event.stamp_ns is not None else round(event.stamp * 1e9)
-    stamp = Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+    stamp = time_msg_ns(event.stamp_ns) if event.stamp_ns is not None else time_msg(event.stamp)
     return verdict_message(record, Header(stamp=stamp, frame_id=frame_id), stamps)
 
 
@@ -83,10 +84,10 @@ def record_fields(msg: GraspVerdict) -> dict[str, Any]:
     what ``grasp_success/result`` carried as JSON before it was typed."""
     verdict = {GraspVerdict.SUCCESS: True, GraspVerdict.FAILURE: False}.get(msg.status)
     return {
-        "event_id": msg.event_id, "event_stamp": seconds(msg.header.stamp),
+        "event_id": msg.event_id, "event_stamp": stamp_s(msg.header.stamp),
         "verdict": verdict, "confidence": _or_none(msg.confidence),
         "p_success": _or_none(msg.p_success),
-        "frame_stamps": [seconds(s) for s in msg.frame_stamps],
+        "frame_stamps": [stamp_s(s) for s in msg.frame_stamps],
         "frame_p_success": [float(p) for p in msg.frame_p_success],
         "latency_ms": _or_none(msg.latency_ms), "error": msg.error or None,
         "error_code": msg.error_code or None, "threshold": float(msg.threshold),
