@@ -227,6 +227,12 @@ class NodeConfig:
         self.policy(0.5)
         return self
 
+    def changed(self, values: dict[str, Any]) -> NodeConfig | None:
+        """This config with the parameters among ``values`` that are the node's own
+        changed and validated (ConfigError); None when none of them is."""
+        changes = {name: value for name, value in values.items() if name in PARAM_NAMES}
+        return NodeConfig.from_values({**self.__dict__, **changes}) if changes else None
+
     def goal_overrides(self, values: dict[str, Any]) -> dict[str, Any]:
         """A goal's own values of :data:`GOAL_PARAMS` as PolicyConfig overrides, checked by
         the parameters' own rules (their ranges, buffer_size >= 2 x n_frames): a goal the

@@ -29,6 +29,7 @@ TRIGGER_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=Reliability
 ANSWER_DEPTH = 100
 # Sensor data published reliable (REP 2003), so both a best-effort subscriber and a reliable
 # one (rviz2's displays' default) match it; the newest image only.
+LOG_THROTTLE_S = 5.0  # failure lines: one per this many seconds at most
 DEBUG_IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                              reliability=ReliabilityPolicy.RELIABLE)
 
@@ -82,10 +83,17 @@ class CameraChannel:
                                      qos_overriding_options=overridable),
         ]
 
-    def publish(self, message: GraspVerdict) -> None:
-        """The answer: Bool for simple listeners (verdicts only), the typed record always."""
-        if message.status != GraspVerdict.UNKNOWN:
-            self.verdict_pub.publish(Bool(data=message.status == GraspVerdict.SUCCESS))
+    def publish(self, message: GraspVerdict, record: GraspRecord, logger) -> None:
+        """The answer: Bool for simple listeners (verdicts only), the typed record always,
+        and its line in the log (failures throttled)."""
+        where = f"{self.label}event {record.event_id}"
+        if record.ok:
+            self.verdict_pub.publish(Bool(data=bool(record.verdict)))
+            logger.info(f"{where}: {'SUCCESS' if record.verdict else 'FAILURE'} (confidence "
+                        f"{record.confidence:.3f}, {record.latency_ms:.0f} ms)")
+        else:
+            logger.warning(f"{where}: no verdict: {record.error}",
+                           throttle_duration_sec=LOG_THROTTLE_S)
         self.result_pub.publish(message)
 
     def publish_debug_image(self, record: GraspRecord, frames: Sequence[Frame]) -> None:

@@ -4,7 +4,10 @@ beyond tolerance; ERROR far beyond it)."""
 
 from __future__ import annotations
 
-from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from collections.abc import Callable
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.clock import Clock, ClockType
 
 from grasp_success_ros.core.grasp_service import GraspService
 from grasp_success_ros.core.params import NodeConfig
@@ -59,3 +62,26 @@ def status_message(level: int, message: str, values: dict, name: str,
     return DiagnosticStatus(level=bytes([level]), name=name, message=message,
                             hardware_id=hardware_id,
                             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+
+
+class DiagnosticsTimer:
+    """Publishes the node's status on ``/diagnostics`` every period, on the steady clock (a
+    ROS-time timer would also wake on every /clock message), in a group of its own so a
+    model swap loading in the default group does not delay it; from construction on, so an
+    unconfigured node says why (its load error)."""
+
+    def __init__(self, node, period_s: float, group,
+                 status: Callable[[], tuple[int, str, dict]]) -> None:
+        self._node, self._status = node, status
+        self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        node.create_timer(period_s, self._publish, clock=Clock(clock_type=ClockType.STEADY_TIME),
+                          callback_group=group)
+
+    def _publish(self) -> None:
+        level, message, values = self._status()
+        node = self._node
+        array = DiagnosticArray(status=[status_message(
+            level, message, values, f"{node.get_name()}: grasp success",
+            node.get_fully_qualified_name())])
+        array.header.stamp = node.get_clock().now().to_msg()
+        self._pub.publish(array)

@@ -18,10 +18,8 @@ import threading
 import time
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
@@ -29,7 +27,7 @@ from grasp_success_ros.core.clocks import clock_unset
 from grasp_success_ros.core.errors import GraspSuccessError
 from grasp_success_ros.core.grasp_service import Answer, GraspService, Intake, Pass
 from grasp_success_ros.core.loads import OneLoad
-from grasp_success_ros.core.params import PARAM_NAMES, NodeConfig
+from grasp_success_ros.core.params import NodeConfig
 from grasp_success_ros.core.stamps import ns_to_s, stamp_ns, stamp_s
 from grasp_success_ros.core.triggers import TriggerInfo, trigger_info
 from grasp_success_ros.core.wakeups import WorkerWakeups
@@ -38,7 +36,7 @@ from grasp_success_ros.model.classifier import GraspClassifier
 from grasp_success_ros.model.fence import check_model_path
 from grasp_success_ros.model.native_logs import native_notices_filtered
 from grasp_success_ros.ros.camera import CameraChannel
-from grasp_success_ros.ros.diagnostics import grasp_status, status_message
+from grasp_success_ros.ros.diagnostics import DiagnosticsTimer, grasp_status
 from grasp_success_ros.ros.parameters import declare_cameras, declare_parameters
 from grasp_success_ros.ros.rclpy_compat import (
     InlineCallbackGroup,
@@ -81,6 +79,32 @@ def card_policy(config: NodeConfig, classifier: GraspClassifier):
     return config.policy(classifier.card.threshold, classifier.card.threshold_failure)
 
 
+def load_beside(loads: OneLoad, config: NodeConfig, serving: str, logger) -> GraspClassifier:
+    """Load ``config.model_path`` now, beside the model ``serving``, so one that cannot
+    serve is refused with the reason (GraspSuccessError); one load at a time, its wait
+    bounded (core/loads.py)."""
+    started = time.monotonic()
+    try:
+        classifier = loads.run(lambda: load_classifier(config, config.model_path, logger),
+                               config.model_path, LOAD_TIMEOUT_S)
+    except Exception as exc:  # any model that cannot serve is refused, never fatal
+        reason = str(exc) if isinstance(exc, GraspSuccessError) \
+            else f"{type(exc).__name__}: {exc}"
+        logger.error(f"model_path {config.model_path} refused, still serving {serving}: "
+                     f"{reason}")
+        raise GraspSuccessError(reason) from None
+    logger.info(f"loaded {classifier.source} in {time.monotonic() - started:.1f} s")
+    return classifier
+
+
+def ready_line(classifier: GraspClassifier, policy, trigger_type: str) -> str:
+    """What an activated node says it serves."""
+    card = classifier.card
+    return (f"ready: model {classifier.source} ({card.backbone}, {card.input_size} px, "
+            f"output {card.output}), threshold {policy.threshold}, policy {policy.selection}, "
+            f"trigger {trigger_type}")
+
+
 class GraspSuccessNode(LifecycleNode):
     """Camera + grasp events in, one verdict (or failure record) per event out."""
 
@@ -102,11 +126,7 @@ class GraspSuccessNode(LifecycleNode):
         # service beside it, rclpy's executor re-dispatched whichever lost the race.
         self._wake = self.create_guard_condition(self._process_pending, worker_group)
         self._wakeups = WorkerWakeups(self._wake.trigger)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        # On the steady clock (a ROS-time timer also wakes on every /clock message).
-        self.create_timer(self.config.diagnostics_period_s, self._publish_diagnostics,
-                          clock=Clock(clock_type=ClockType.STEADY_TIME),
-                          callback_group=diagnostics_group)
+        DiagnosticsTimer(self, self.config.diagnostics_period_s, diagnostics_group, self._status)
         # Validate, then commit only once the set succeeded (ros2/demos'
         # set_parameters_callback.py).
         self.add_on_set_parameters_callback(self._validate_parameters)
@@ -152,12 +172,9 @@ class GraspSuccessNode(LifecycleNode):
                             self, self.config.image_transport, self.config.trigger_type,
                             lambda m, i=index: self._on_image(i, m),
                             lambda m, i=index: self._on_trigger(i, m))]
-        policy, classifier = self.service.serving.policy, self.service.serving.scorer
-        card = classifier.card
-        self.get_logger().info(
-            f"ready: model {classifier.source} ({card.backbone}, {card.input_size} px, "
-            f"output {card.output}), threshold {policy.threshold}, policy {policy.selection}, "
-            f"trigger {self.config.trigger_type}")
+        serving = self.service.serving
+        self.get_logger().info(ready_line(serving.scorer, serving.policy,
+                                          self.config.trigger_type))
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -171,14 +188,12 @@ class GraspSuccessNode(LifecycleNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_inputs()
-        self._release()
+        self._release(stop=True)
         return super().on_shutdown(state)
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.get_logger().error(f"transition from {state.label} failed: back to unconfigured")
-        self._stop_inputs()
-        self._release()
+        self._release(stop=True)
         return SUCCESS
 
     def destroy_node(self) -> None:
@@ -191,8 +206,11 @@ class GraspSuccessNode(LifecycleNode):
         self._inputs = []
         self._publish_pass(self.service.deactivate(*self._now()))
 
-    def _release(self) -> None:
-        """Free the model, the frames and the publishers (cleanup, shutdown, error)."""
+    def _release(self, stop: bool = False) -> None:
+        """Free the model, the frames and the publishers (cleanup; shutdown and error stop
+        the inputs first)."""
+        if stop:
+            self._stop_inputs()
         for pub in self._outputs:
             self.destroy_publisher(pub)
         if self._verify is not None:
@@ -212,8 +230,7 @@ class GraspSuccessNode(LifecycleNode):
         now, clock_set = self._now()
         wanted, note = self.service.frame(camera, stamp_s(msg.header.stamp), now, msg,
                                           msg.header.frame_id, clock_set)
-        if note is not None:
-            self.get_logger().warning(note, throttle_duration_sec=LOG_THROTTLE_S)
+        self._note(note)
         if wanted:
             self._wakeups.request()
 
@@ -281,17 +298,9 @@ class GraspSuccessNode(LifecycleNode):
         camera, record = self._cameras[answer.camera], answer.record
         message = answer_message(answer, self.service.cameras[answer.camera].frame_id)
         with self._publish_lock:
-            camera.publish(message)
+            camera.publish(message, record, self.get_logger())
             resolved = self._verify is not None and self._verify.resolve(record.event_id,
                                                                           message)
-        if record.ok:
-            self.get_logger().info(
-                f"{camera.label}event {record.event_id}: "
-                f"{'SUCCESS' if record.verdict else 'FAILURE'} (confidence "
-                f"{record.confidence:.3f}, {record.latency_ms:.0f} ms)")
-        else:
-            self.get_logger().warning(f"{camera.label}event {record.event_id}: no verdict: "
-                                      f"{record.error}", throttle_duration_sec=LOG_THROTTLE_S)
         camera.publish_debug_image(record, answer.frames)
         if resolved:
             self.executor.wake()  # resumes the goal's coroutine now, not at the next event
@@ -299,12 +308,9 @@ class GraspSuccessNode(LifecycleNode):
     # --- parameters and diagnostics -------------------------------------------------------
 
     def _configured(self, params) -> NodeConfig | None:
-        """The config with the node's own parameters among ``params`` applied (None: none
-        of them). Parameters it does not own (use_sim_time, qos_overrides.*) are rclpy's."""
-        changes = {p.name: p.value for p in params if p.name in PARAM_NAMES}
-        if not changes:
-            return None
-        return NodeConfig.from_values({**self.config.__dict__, **changes})
+        """The config with the node's own parameters among ``params`` (None: none of them;
+        use_sim_time, qos_overrides.* are rclpy's)."""
+        return self.config.changed({p.name: p.value for p in params})
 
     def _validate_parameters(self, params) -> SetParametersResult:
         try:
@@ -317,22 +323,13 @@ class GraspSuccessNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     def _load_beside(self, config: NodeConfig) -> GraspClassifier:
-        """Load the new model now, beside the one serving (which keeps answering), so one
-        that cannot serve is refused with the reason; one load at a time (core/loads.py)."""
-        started, old = time.monotonic(), self.service.serving.scorer.source
+        """The new model, loaded beside the one serving (which keeps answering)."""
         try:
-            classifier = self._loads.run(
-                lambda: load_classifier(config, config.model_path, self.get_logger()),
-                config.model_path, LOAD_TIMEOUT_S)
-        except Exception as exc:  # any model that cannot serve is refused, never fatal
-            self._last_load_error = str(exc) if isinstance(exc, GraspSuccessError) \
-                else f"{type(exc).__name__}: {exc}"
-            self.get_logger().error(f"model_path {config.model_path} refused, still serving "
-                                    f"{old}: {self._last_load_error}")
-            raise GraspSuccessError(self._last_load_error) from None
-        self.get_logger().info(f"loaded {classifier.source} in "
-                               f"{time.monotonic() - started:.1f} s")
-        return classifier
+            return load_beside(self._loads, config, self.service.serving.scorer.source,
+                               self.get_logger())
+        except GraspSuccessError as exc:
+            self._last_load_error = str(exc)
+            raise
 
     def _commit_parameters(self, params) -> None:
         config = self._configured(params)  # validated by _validate_parameters
@@ -347,17 +344,11 @@ class GraspSuccessNode(LifecycleNode):
             self._last_load_error = ""
             self.get_logger().info(f"model swapped: {swapped[0]} -> {swapped[1]}")
 
-    def _publish_diagnostics(self) -> None:
-        now = self._now()[0]
+    def _status(self) -> tuple[int, str, dict]:
         state = self._state_machine.current_state[1]  # checked by guard_change_state
-        level, message, values = grasp_status(
-            self.service, self.config, state, now, self.get_clock().ros_time_is_active,
-            self._last_load_error, [c.topics.name for c in self._cameras])
-        array = DiagnosticArray(status=[status_message(
-            level, message, values, f"{self.get_name()}: grasp success",
-            self.get_fully_qualified_name())])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diag_pub.publish(array)
+        return grasp_status(self.service, self.config, state, self._now()[0],
+                            self.get_clock().ros_time_is_active, self._last_load_error,
+                            [c.topics.name for c in self._cameras])
 
 
 def main(args=None) -> int:
