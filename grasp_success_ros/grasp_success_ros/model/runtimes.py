@@ -57,8 +57,9 @@ class Runtime(Protocol):
     ``predict`` takes a float32 batch (N, S, S, 3) prepared as the card says
     (``data/preprocessing.prepare_batch``, S = ``input_size``) and returns the model's raw
     output, (N, 1): what the card's ``output`` says it is, P(success) or, for the seed's
-    models, P(unsuccessful) (``ModelCard.p_success`` turns it into P(success)). A runtime
-    runs one batch at a time; callers from several threads are serialised.
+    models, P(unsuccessful) (``ModelCard.p_success`` turns it into P(success)). It may be
+    called from several threads (OpenVINO and LiteRT run one batch at a time: they take
+    turns).
     """
 
     name: str  # keras, onnx, openvino or tflite (RUNTIMES)
