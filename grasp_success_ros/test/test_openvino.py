@@ -67,7 +67,7 @@ def test_fp32_gives_onnx_runtimes_outputs_within_1e_5(trained_onnx):
     openvino, onnxruntime = OpenVinoModel(trained_onnx.path, choice=FP32), \
         OnnxModel(trained_onnx.path)
     x = batch(onnxruntime.input_size)
-    assert np.max(np.abs(openvino(x) - onnxruntime(x))) < 1e-5
+    assert np.max(np.abs(openvino.predict(x) - onnxruntime.predict(x))) < 1e-5
 
 
 def test_fp32_is_asked_for_explicitly_and_threads_are_one_per_usable_core(trained_onnx):

@@ -478,9 +478,9 @@ def test_a_bf16_keras_export_computes_in_bfloat16_with_float32_outputs(
     result = export_model(trained_model, "keras", "bf16", out=tmp_path / "tiny.bf16.keras",
                           samples_dir=synth_data["valid"], log=lambda s: None)
     clf, _ = GraspClassifier.from_path(result.path)
-    layers = clf.model.layers[1].layers  # the backbone's own layers
+    layers = clf.model.keras_model.layers[1].layers  # the backbone's own layers
     assert {layer.dtype_policy.name for layer in layers[1:]} == {"mixed_bfloat16"}
-    assert clf.model.layers[-1].dtype_policy.name == "float32"
+    assert clf.model.keras_model.layers[-1].dtype_policy.name == "float32"
     # bf16 keeps 8 bits of mantissa: close to the float model, the same verdicts here
     assert 0 < result.max_abs_diff < 0.05 and result.verdicts_agree == result.samples
 
@@ -587,7 +587,7 @@ def test_a_tflite_int8_export_is_the_model_the_converter_makes_in_one_call(
     write_dataset(tmp_path / "other", 8, seed=6)
     inputs = sample_batch(tmp_path / "other", card, seed=1)
     assert apart.interpreter.get_input_details()[0]["dtype"] == np.float32
-    np.testing.assert_array_equal(apart(inputs), one(inputs))
+    np.testing.assert_array_equal(apart.predict(inputs), one.predict(inputs))
     assert result.size_bytes == (tmp_path / "one.tflite").stat().st_size
 
 

@@ -489,7 +489,7 @@ def _parity(path: Path, written: Path, source: Path, fmt: str, quantize: str | N
     before the Keras model is loaded."""
     exported = (compiled_forward(_load_checked(written, allow_custom_code).model,
                                  card.input_size)
-                if fmt == "keras" else open_exported(written))
+                if fmt == "keras" else open_exported(written).predict)
     got = card.p_success(_in_batches(exported, samples))
     exported_ms = _median_ms(exported, samples[:1])
     del exported

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from grasp_success_ros.core.errors import (
     ModelCardError,
@@ -16,13 +17,17 @@ from grasp_success_ros.model.card import ModelCard, card_path_for, seed_card
 from grasp_success_ros.model.digest import check_card, recorded
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+M = TypeVar("M")
 
 
 @dataclass
-class LoadedModel:
-    """A Keras model, its card, and what the loader had to assume (for the log)."""
+class LoadedModel(Generic[M]):
+    """A model as its loader returned it, the card checked to describe it, and what the
+    loader had to assume (notes, for the log). ``model`` is a keras.Model from
+    ``load_model`` (for training, export and the tools that reach into its layers), or a
+    ``Runtime`` from ``runtimes.open_runtime`` / ``load_exported`` (for serving)."""
 
-    model: object
+    model: M
     card: ModelCard
     path: Path
     notes: list[str] = field(default_factory=list)
@@ -75,9 +80,12 @@ def _model_input_size(model, path: Path) -> int:
     return int(shape[1])
 
 
-def _card_for(path: Path, accept_card_mismatch: bool, notes: list[str]) -> ModelCard | None:
+def checked_card(path: Path, accept_card_mismatch: bool, notes: list[str],
+                 how_to_write: str = "train with 'grasp-success train' or write a card (see "
+                 "README, 'Model card')") -> ModelCard | None:
     """The card beside ``path``, checked against the file before the model is loaded (a
-    mismatch costs no load); None for a seed .h5 without one (``_seed_card``)."""
+    mismatch costs no load; its notes added to ``notes``); None for a seed .h5 without one
+    (``_seed_card``). A missing card's error says ``how_to_write`` one."""
     card_path = card_path_for(path)
     if card_path.is_file():
         card = ModelCard.load(card_path)
@@ -85,10 +93,7 @@ def _card_for(path: Path, accept_card_mismatch: bool, notes: list[str]) -> Model
         return card
     if path.suffix in (".h5", ".hdf5"):
         return None
-    raise ModelCardError(
-        f"no model card beside {path} (expected {card_path}); train with 'grasp-success "
-        "train' or write a card (see README, 'Model card')"
-    )
+    raise ModelCardError(f"no model card beside {path} (expected {card_path}); {how_to_write}")
 
 
 def _seed_card(path: Path, input_size: int, notes: list[str]) -> ModelCard:
@@ -102,9 +107,9 @@ def _seed_card(path: Path, input_size: int, notes: list[str]) -> ModelCard:
 
 def load_model(path: str | Path, allow_custom_code: bool = False,
                accept_card_mismatch: bool = False) -> LoadedModel:
-    """Load a ``.keras`` or seed-format ``.h5`` model and its card, and check they fit (the
-    card's digest: ``model/digest.py``; ``accept_card_mismatch`` loads a file the card does
-    not describe, with a note)."""
+    """Load a ``.keras`` or seed-format ``.h5`` model (a keras.Model) and its card, and
+    check they fit (the card's digest: ``model/digest.py``; ``accept_card_mismatch`` loads
+    a file the card does not describe, with a note). To serve a model, ``open_runtime``."""
     path = Path(path).expanduser()
     if not str(path) or not path.is_file():
         raise ModelLoadError(f"model file not found: '{path}'")
@@ -113,7 +118,7 @@ def load_model(path: str | Path, allow_custom_code: bool = False,
             f"{path}: unknown model format {path.suffix!r}; expected one of {MODEL_SUFFIXES}"
         )
     notes: list[str] = []
-    card = _card_for(path, accept_card_mismatch, notes)
+    card = checked_card(path, accept_card_mismatch, notes)
     if path.suffix == ".keras":
         model = _load_keras_file(path, allow_custom_code)
     else:

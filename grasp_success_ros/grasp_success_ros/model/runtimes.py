@@ -1,26 +1,37 @@
-"""Runtimes for exported models: ONNX Runtime or OpenVINO (``.onnx``) and TFLite / LiteRT
-(``.tflite``).
+"""What runs a model: one ``Runtime`` protocol, one function that opens any model file.
 
-An exported model is a callable ``forward(batch) -> (N, 1)`` taking the same float32 batch
-a Keras model takes (``preprocessing.prepare_batch``), with its card beside it
-(``m.onnx`` -> ``m.card.json``), so ``GraspClassifier`` treats every format alike.  The
-runtime is chosen by file type; for ``.onnx`` by an ``OnnxRuntimeChoice`` too (ONNX Runtime
-unless it names OpenVINO).
+``open_runtime(path)`` picks the runtime by file type: ``.keras`` / ``.h5`` in Keras (on
+TensorFlow's GPU when it sees one), ``.onnx`` in ONNX Runtime or OpenVINO (an
+``OnnxRuntimeChoice``), ``.tflite`` in LiteRT. Each opens the model with its card beside it
+(``m.onnx`` -> ``m.card.json``), checked to belong together, so ``GraspClassifier`` treats
+every format alike through the protocol alone.
+
+The exported runtimes import nothing of TensorFlow or Keras (the robot runtime: their
+packages are imported inside the functions that need them); the Keras one does.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from functools import cached_property
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from grasp_success_ros.core.errors import ModelCardError, ModelLoadError, ModelShapeError
+from grasp_success_ros.core.errors import (
+    ModelCardError,
+    ModelLoadError,
+    ModelShapeError,
+    missing_dependency,
+)
 from grasp_success_ros.core.params import OnnxRuntimeChoice
 from grasp_success_ros.core.policy import is_success
-from grasp_success_ros.model.card import ModelCard, card_path_for
+from grasp_success_ros.model.card import ModelCard
+from grasp_success_ros.model.forward import compiled_forward
+from grasp_success_ros.model.loading import LoadedModel, checked_card, load_model
 
 EXPORTED_SUFFIXES = (".onnx", ".tflite")
 RUNTIMES = ("keras", "onnx", "tflite", "openvino")  # openvino: an .onnx file run by OpenVINO
@@ -37,6 +48,39 @@ PARITY_KEY = "openvino_bf16"
 # inputs (flips within FLIP_MARGIN of the threshold are not counted: FP32 itself is a coin
 # toss there).
 MAX_BF16_FLIP_SHARE, FLIP_MARGIN = 0.01, 0.01
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """A model's forward pass, whatever runs it: all ``GraspClassifier`` knows of a model.
+
+    ``predict`` takes a float32 batch (N, S, S, 3) prepared as the card says
+    (``data/preprocessing.prepare_batch``, S = ``input_size``) and returns the model's raw
+    output, (N, 1): what the card's ``output`` says it is, P(success) or, for the seed's
+    models, P(unsuccessful) (``ModelCard.p_success`` turns it into P(success)). It may be
+    called from several threads (OpenVINO and LiteRT run one batch at a time: they take
+    turns).
+    """
+
+    name: str  # keras, onnx, openvino or tflite (RUNTIMES)
+    source: str  # the model file ("" for a Keras model handed over in memory)
+    input_size: int  # S
+    device: str  # what runs it: GPU:0 / CPU, an ONNX Runtime provider, openvino:CPU bf16
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """The raw output for a prepared batch, (N, 1)."""
+        ...
+
+    def warm_up(self, batch_sizes: Iterable[int] = (1,)) -> None:
+        """Run once per batch size (Keras traces its graph, LiteRT sizes its tensors), so the
+        first real batch is not the slow one."""
+        ...
+
+
+def _run_zeros(runtime: Runtime, batch_sizes: Iterable[int]) -> None:
+    size = runtime.input_size
+    for n in sorted(set(batch_sizes)):
+        runtime.predict(np.zeros((n, size, size, 3), np.float32))
 
 
 def choose_providers(requested: Sequence[str] | None, available: Sequence[str]) -> list[str]:
@@ -72,18 +116,61 @@ def runtime_for(path: str | Path) -> str:
     return {".onnx": "onnx", ".tflite": "tflite"}.get(suffix, "keras")
 
 
-class ExportedModel:
-    """Base of the exported-model runtimes: a forward pass and the input size."""
+class KerasModel:
+    """A Keras model (in memory) run through its one compiled forward pass
+    (``model/forward.py``), on TensorFlow's GPU when it sees one."""
 
-    runtime = ""
+    name = "keras"
+
+    def __init__(self, model, source: str = "") -> None:
+        self.keras_model = model  # for what reaches into its layers
+        self.source = source
+        self.input_size = int(model.inputs[0].shape[1])
+        self._forward = compiled_forward(model)
+
+    @cached_property
+    def device(self) -> str:
+        return keras_device()
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self._forward(batch)
+
+    def warm_up(self, batch_sizes: Iterable[int] = (1,)) -> None:
+        _run_zeros(self, batch_sizes)
+
+
+def as_runtime(model, source: str = "") -> Runtime:
+    """``model`` when it is a Runtime already; else a Keras model (what training and tests
+    hand ``GraspClassifier``), run as a ``KerasModel``."""
+    return model if isinstance(model, Runtime) else KerasModel(model, source)
+
+
+class ExportedModel:
+    """Base of the exported-model runtimes (a ``Runtime``): the file, its input size and
+    the checks of its card."""
+
+    name = ""
     device = "CPU"  # what runs the forward pass (ONNX: the first provider in use)
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.source = str(path)
         self.input_size = 0
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def predict(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def warm_up(self, batch_sizes: Iterable[int] = (1,)) -> None:
+        _run_zeros(self, batch_sizes)
+
+    def verify(self, card: ModelCard) -> list[str]:
+        """Refuse a card that does not describe this model (its input size); the note
+        saying what runs it."""
+        if card.input_size != self.input_size:
+            raise ModelShapeError(
+                f"{self.path}: the card says {card.input_size} px but the model takes "
+                f"{self.input_size} px")
+        return [f"running {self.path.name} with the {self.name} runtime on {self.device}"]
 
     def _check_input(self, shape) -> int:
         dims = list(shape)
@@ -121,7 +208,7 @@ class OnnxModel(ExportedModel):
     """An ONNX model run by ONNX Runtime on its best available provider, or the requested
     ones (``choose_providers``)."""
 
-    runtime = "onnx"
+    name = "onnx"
 
     def __init__(self, path: Path, threads: int | None = None,
                  providers: Sequence[str] | None = None) -> None:
@@ -145,7 +232,7 @@ class OnnxModel(ExportedModel):
         self.input_size = self._check_input(inputs[0].shape)
         self.device = self.session.get_providers()[0]  # a provider that failed is dropped
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def predict(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.asarray(batch, np.float32)})[0]
 
 
@@ -198,7 +285,7 @@ class OpenVinoModel(ExportedModel):
     device lacks it runs FP32, ``fallback`` saying why (a fleet's one configuration runs
     on every robot; FP32 is the exact model, only slower)."""
 
-    runtime = "openvino"
+    name = "openvino"
 
     def __init__(self, path: Path, threads: int | None = None,
                  choice: OnnxRuntimeChoice | None = None) -> None:
@@ -233,7 +320,14 @@ class OpenVinoModel(ExportedModel):
         self._request = self.compiled.create_infer_request()
         self._lock = threading.Lock()  # one infer request runs one batch at a time
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def verify(self, card: ModelCard) -> list[str]:
+        """As every exported model, and bf16 only with the card's parity record
+        (``check_parity``); the note on a bf16 that fell back to FP32."""
+        if self.precision == "bf16":
+            check_parity(card, self.path)
+        return super().verify(card) + ([self.fallback] if self.fallback else [])
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, np.float32)
         with self._lock:
             return self._request.infer({0: batch})[0].copy()
@@ -251,7 +345,7 @@ def openvino_parity(path: Path, card: ModelCard, samples: np.ndarray,
         if model.fallback:
             raise ModelLoadError(f"{path}: no bf16 parity here: {model.fallback}")
         outputs[precision] = card.p_success(
-            np.concatenate([model(samples[i:i + 16]) for i in range(0, len(samples), 16)]))
+            np.concatenate([model.predict(samples[i:i + 16]) for i in range(0, len(samples), 16)]))
     import openvino
 
     return {**parity_record(outputs["fp32"], outputs["bf16"], card.threshold),
@@ -293,7 +387,7 @@ def _tflite_interpreter(path: Path, threads: int | None):
 class TFLiteModel(ExportedModel):
     """A TFLite model run by the LiteRT interpreter (``ai-edge-litert``), XNNPACK on CPU."""
 
-    runtime = "tflite"
+    name = "tflite"
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         super().__init__(path)
@@ -307,7 +401,7 @@ class TFLiteModel(ExportedModel):
         self._batch = -1
         self._lock = threading.Lock()  # an interpreter runs one batch at a time
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def predict(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, np.float32)
         with self._lock:
             if batch.shape[0] != self._batch:
@@ -322,8 +416,8 @@ class TFLiteModel(ExportedModel):
 def open_exported(path: str | Path, threads: int | None = None,
                   providers: Sequence[str] | None = None,
                   choice: OnnxRuntimeChoice | None = None) -> ExportedModel:
-    """An exported model's runtime; ``providers`` (ONNX Runtime's) and ``choice`` (ONNX
-    Runtime or OpenVINO) apply to ``.onnx``."""
+    """An exported model's runtime, without its card; ``providers`` (ONNX Runtime's) and
+    ``choice`` (ONNX Runtime or OpenVINO) apply to ``.onnx``."""
     path = Path(path)
     kind = runtime_for(path)
     if kind == "onnx" and choice is not None and choice.openvino:
@@ -337,30 +431,60 @@ def open_exported(path: str | Path, threads: int | None = None,
 
 def load_exported(path: str | Path, threads: int | None = None,
                   providers: Sequence[str] | None = None,
-                  choice: OnnxRuntimeChoice | None = None, accept_card_mismatch: bool = False):
-    """An exported model and its card, checked against each other (a ``LoadedModel``; the
-    card's digest before the runtime opens the file: ``model/digest.py``); OpenVINO bf16
-    only with the card's parity record (``check_parity``)."""
-    from grasp_success_ros.model.digest import check_card
-    from grasp_success_ros.model.loading import LoadedModel
-
+                  choice: OnnxRuntimeChoice | None = None,
+                  accept_card_mismatch: bool = False) -> LoadedModel[ExportedModel]:
+    """An exported model's runtime and its card, checked against each other: the card's
+    digest before the runtime opens the file (``model/digest.py``), then the input size
+    and, for OpenVINO bf16, the card's parity record (``ExportedModel.verify``)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ModelLoadError(f"model file not found: '{path}'")
-    card_path = card_path_for(path)
-    if not card_path.is_file():
-        raise ModelCardError(
-            f"no model card beside {path} (expected {card_path}); 'grasp-success export' "
-            "writes one")
-    card = ModelCard.load(card_path)
-    notes = check_card(card, card_path, [path], accept_card_mismatch)
+    notes: list[str] = []
+    card = checked_card(path, accept_card_mismatch, notes, "'grasp-success export' writes one")
     model = open_exported(path, threads, providers, choice)
-    if getattr(model, "precision", "") == "bf16":
-        check_parity(card, path)
-    if card.input_size != model.input_size:
-        raise ModelShapeError(
-            f"{path}: the card says {card.input_size} px but the model takes "
-            f"{model.input_size} px")
-    notes += [f"running {path.name} with the {model.runtime} runtime on {model.device}"]
-    return LoadedModel(model=model, card=card, path=path,
-                       notes=notes + ([model.fallback] if getattr(model, "fallback", "") else []))
+    notes += model.verify(card)
+    return LoadedModel(model=model, card=card, path=path, notes=notes)
+
+
+def _open_keras(path: Path, allow_custom_code: bool,
+                accept_card_mismatch: bool) -> LoadedModel[KerasModel]:
+    try:
+        loaded = load_model(path, allow_custom_code=allow_custom_code,
+                            accept_card_mismatch=accept_card_mismatch)
+    except ModuleNotFoundError as exc:  # the robot runtime: exported models only
+        raise missing_dependency(exc, f"a {path.suffix} model") or exc from None
+    return LoadedModel(model=KerasModel(loaded.model, str(loaded.path)), card=loaded.card,
+                       path=loaded.path, notes=loaded.notes)
+
+
+def _ignored_options(kind: str, providers: Sequence[str] | None,
+                     choice: OnnxRuntimeChoice | None) -> list[str]:
+    notes = []
+    if choice is not None and choice.openvino and kind != "onnx":
+        notes.append(f"the openvino runtime applies to .onnx models only; ignored for "
+                     f"this {kind} model")
+    if providers and kind != "onnx":
+        notes.append(f"ONNX Runtime providers ({', '.join(providers)}) apply to .onnx "
+                     f"models only; ignored for this {kind} model")
+    return notes
+
+
+def open_runtime(path: str | Path, *, allow_custom_code: bool = False,
+                 threads: int | None = None, providers: Sequence[str] | None = None,
+                 choice: OnnxRuntimeChoice | None = None,
+                 accept_card_mismatch: bool = False) -> LoadedModel[Runtime]:
+    """Any model file's runtime with its card, checked to belong together (a card written
+    for another file refused unless ``accept_card_mismatch``, then noted), and the notes
+    for the log. The runtime is chosen by file type: ``.keras`` / ``.h5`` in Keras
+    (``allow_custom_code``: a Lambda layer's code may run), ``.onnx`` in ONNX Runtime on
+    ``providers`` (default: the best available) or in OpenVINO (``choice``), ``.tflite``
+    in LiteRT; ``threads`` sizes the exported ones (default: one per usable core).
+    Options that do not apply to the file's type are ignored, with a note."""
+    path = Path(path).expanduser()
+    kind = runtime_for(path)
+    if kind == "keras":
+        loaded: LoadedModel = _open_keras(path, allow_custom_code, accept_card_mismatch)
+    else:
+        loaded = load_exported(path, threads, providers, choice, accept_card_mismatch)
+    loaded.notes += _ignored_options(kind, providers, choice)
+    return loaded
