@@ -300,7 +300,8 @@ class GraspService:
             records = self._judge([job for _, job in ready], serving)
             for (index, job), record in zip(ready, records, strict=True):
                 self.cameras[index].pending.remove(job.event)
-                chosen = tuple(f for f in job.frames if f.stamp in set(record.frame_stamps))
+                stamps = set(record.frame_stamps)
+                chosen = tuple(f for f in job.frames if f.stamp in stamps)
                 out.answers.append(self._answered(Answer(index, record, job.event, chosen)))
             return out
 
