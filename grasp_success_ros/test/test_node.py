@@ -18,6 +18,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Empty, Header
 
 from grasp_success_ros.core.params import PARAM_NAMES
+from grasp_success_ros.core.policy import N_FRAMES_RANGE
 from grasp_success_ros.data.image_conversion import rgb_to_image_fields
 from grasp_success_ros.data.synth import grasp_stream
 from grasp_success_ros.evaluation.metrics import accuracy
@@ -145,12 +146,17 @@ def test_the_node_declares_exactly_the_parameters_of_the_params_file(live):
     assert set(PARAM_NAMES) <= set(result.result.names)
 
 
+LATEST_BUFFER = 20
+
+
 @pytest.fixture(scope="module")
 def latest(ros, ros_install, trained_model, tmp_path_factory):
-    """A node judging the newest frame at a std_msgs/Header event."""
+    """A node judging the newest frame at a std_msgs/Header event, keeping 20 frames (so a
+    goal may ask for n_after with up to 10)."""
     log = tmp_path_factory.mktemp("node") / "node.log"
     proc = rosnode.start(ros_install, trained_model, log, "-r", "__ns:=/latest",
-                         "-p", "frame_selection:=latest", "-p", "trigger_type:=header")
+                         "-p", "frame_selection:=latest", "-p", "trigger_type:=header",
+                         "-p", f"buffer_size:={LATEST_BUFFER}")
     player = StreamPlayer(namespace="/latest", trigger_type="header")
     header_pub = player.event_pub
     deadline = time.monotonic() + 120
@@ -190,6 +196,33 @@ def test_a_verify_goal_with_an_invalid_policy_override_is_refused(latest):
     outcome = send_verify_goal(player, "/latest/grasp_success_node/verify",
                                frame_selection="best_of_three")
     assert outcome.accepted is False
+
+
+def test_a_verify_goal_with_n_frames_beyond_the_parameters_range_is_refused(latest):
+    """The n_frames parameter's range (1 to 30) holds for a goal's n_frames too."""
+    player, _, _ = latest
+    outcome = send_verify_goal(player, "/latest/grasp_success_node/verify",
+                               frame_selection="n_after", n_frames=100)
+    assert outcome.accepted is False
+
+
+def test_a_verify_goal_needing_over_half_the_frame_buffer_is_refused_one_within_is_answered(
+        latest):
+    """buffer_size must hold 2 x n_frames, for a goal's n_frames as for the parameter's: a
+    goal the buffer could never satisfy is refused at once, not left to its deadline."""
+    player, _, _ = latest
+    action = "/latest/grasp_success_node/verify"
+    n_frames = 15  # within the parameter's range, over half the frames the node keeps
+    assert n_frames <= N_FRAMES_RANGE[1] and 2 * n_frames > LATEST_BUFFER
+    too_many = send_verify_goal(player, action, frame_selection="n_after", n_frames=n_frames)
+    assert too_many.accepted is False
+    player.clear()
+    within = send_verify_goal(
+        player, action, frame_selection="n_after", n_frames=5,
+        during=lambda: [player.publish_frame(frame(13, True)) or time.sleep(0.1)
+                        for _ in range(8)])
+    assert within.accepted and within.verdict.status == GraspVerdict.SUCCESS, within.verdict
+    assert within.verdict.policy == "n_after(5,mean)" and len(within.verdict.frame_stamps) == 5
 
 
 def test_verdicts_are_typed_and_stamped_with_the_event_time_and_the_camera_frame_id(latest):

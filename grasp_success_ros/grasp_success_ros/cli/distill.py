@@ -69,7 +69,7 @@ def format_report(report: dict) -> str:
 
 
 def _distill(args: argparse.Namespace) -> int:
-    from grasp_success_ros.cli.tools import _dump
+    from grasp_success_ros.cli.tools import json_dump
     from grasp_success_ros.training.distill import distill
 
     if args.runs < 1:
@@ -80,7 +80,7 @@ def _distill(args: argparse.Namespace) -> int:
                      accept_card_mismatch=args.accept_card_mismatch)
     report = distill_report(result, args.teacher, args.student_out, args.valid_dir, args.runs)
     path = report_path(args.student_out)
-    write_text(path, _dump(report) + "\n")
+    write_text(path, json_dump(report) + "\n")
     print(format_report(report))
     print(f"wrote {path}")
     return 0

@@ -30,7 +30,9 @@ def _jsonable(value):
     return value
 
 
-def _dump(data) -> str:
+def json_dump(data) -> str:
+    """``data`` as the tools' indented, strict JSON (NaN and inf as null); cli/distill.py's
+    report too."""
     return json.dumps(_jsonable(data), indent=1, allow_nan=False)
 
 
@@ -102,7 +104,7 @@ def _predict(args: argparse.Namespace) -> int:
         plot = Path(args.plot) if args.plot else Path(args.path).with_suffix(".frames.png")
         video_plot(pred, plot)
         if args.json:
-            print(_dump({**pred.to_dict(), "plot": str(plot)}))
+            print(json_dump({**pred.to_dict(), "plot": str(plot)}))
         elif args.csv:
             print(pred.frames_csv())
         else:
@@ -289,7 +291,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                 {k: v for k, v in band.__dict__.items() if k != "success"})
         for warning in data["warnings"]:
             print(f"warning: {warning}", file=sys.stderr)
-        print(_dump(data))
+        print(json_dump(data))
         return 0
     print(report_text(ev, sweep))
     print(f"plots: {', '.join(str(p) for p in plots.values())}")
@@ -393,10 +395,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     card = classifier.card.with_calibration(fitted)
     path = _bound(card, classifier.source).save(card_path_for(classifier.source))
     if args.json:
-        print(_dump({"card": str(path), "temperature": fitted.temperature,
-                     "images": fitted.images, "at_bound": fitted.at_bound,
-                     "threshold": card.threshold, "threshold_failure": card.threshold_failure,
-                     **fitted.scores}))
+        print(json_dump({"card": str(path), "temperature": fitted.temperature,
+                         "images": fitted.images, "at_bound": fitted.at_bound,
+                         "threshold": card.threshold,
+                         "threshold_failure": card.threshold_failure, **fitted.scores}))
         return 0
     print(f"temperature {fitted.temperature:.4g} fitted on {fitted.images} images of "
           f"{args.data_dir}")
@@ -440,7 +442,7 @@ def _export(args: argparse.Namespace) -> int:
                           log=lambda s: print(s, file=sys.stderr),
                           accept_card_mismatch=args.accept_card_mismatch,
                           check_openvino=args.check_openvino)
-    print(_dump(result.__dict__) if args.json else result.summary())
+    print(json_dump(result.__dict__) if args.json else result.summary())
     return 0
 
 
