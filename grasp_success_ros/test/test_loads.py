@@ -16,6 +16,14 @@ class Model:
     """Stands for a loaded model: only its lifetime matters here."""
 
 
+def wait_for(late: list, timeout_s: float = 2.0) -> None:
+    """Until the timed-out load has reported its end (or the timeout passes)."""
+    for _ in range(int(timeout_s / 0.01)):
+        if late:
+            return
+        threading.Event().wait(0.01)
+
+
 def test_a_load_returns_its_model_and_frees_the_slot():
     loads = OneLoad()
     model = loads.run(Model, "a.onnx", timeout_s=5.0)
@@ -41,10 +49,7 @@ def test_a_second_load_is_refused_while_a_timed_out_one_runs_on():
     with pytest.raises(ModelLoadError, match=r"in flight \(slow.onnx"):
         loads.run(Model, "next.onnx", timeout_s=5.0)
     release.set()
-    for _ in range(200):
-        if late:
-            break
-        threading.Event().wait(0.01)
+    wait_for(late)
     assert late and "slow.onnx" in late[0] and "dropped" in late[0]
     assert isinstance(loads.run(Model, "next.onnx", timeout_s=5.0), Model)
 
@@ -62,9 +67,6 @@ def test_the_model_of_a_timed_out_load_is_released_when_it_ends():
     with pytest.raises(ModelLoadError):
         loads.run(slow, "slow.onnx", timeout_s=0.05)
     release.set()
-    for _ in range(200):
-        if late:
-            break
-        threading.Event().wait(0.01)
+    wait_for(late)
     gc.collect()
     assert refs and refs[0]() is None
