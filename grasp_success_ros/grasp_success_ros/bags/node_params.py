@@ -108,13 +108,15 @@ def _flatten(params: Mapping, prefix: str = "") -> dict[str, Any]:
 
 def _typed(name: str, value: Any, path: Path) -> Any:
     """``value`` if it has the type the node declares ``name`` with (its default's)."""
-    default = SPECS[name].default
+    default, hint = SPECS[name].default, ""
     if isinstance(default, bool):
         ok, kind = isinstance(value, bool), "a bool (true or false)"
     elif isinstance(default, int):
         ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
     elif isinstance(default, float):
-        ok, kind = isinstance(value, float), "a double (e.g. 2.0, not 2)"
+        ok, kind = isinstance(value, float), "a double"
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        hint = f" (write {value}.0)" if whole else ""
     elif isinstance(default, list):
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         kind = "a list of strings"
@@ -122,7 +124,7 @@ def _typed(name: str, value: Any, path: Path) -> Any:
         ok, kind = isinstance(value, str), "a string"
     if not ok:
         raise ConfigError(f"params file {path}: {name} must be {kind}, as the node declares "
-                          f"it, not {value!r}")
+                          f"it, not {value!r}{hint}")
     return value
 
 
