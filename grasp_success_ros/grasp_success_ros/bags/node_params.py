@@ -51,11 +51,7 @@ def read_node_params(path: str | Path) -> NodeParams:
     or to a value of the wrong type."""
     path = Path(path)
     flat = _node_section(_load(path), path)
-    names = check_camera_names(_camera_names(flat.pop("cameras", []), path))
-    cameras = tuple(CameraTopics.named(name, {
-        field: _string(flat.pop(camera_param_name(name, field), ""),
-                       camera_param_name(name, field), path)
-        for field in CAMERA_FIELDS}) for name in names)
+    cameras = _cameras(flat, path)
     unknown = sorted(name for name in flat if name not in SPECS and name not in ROS_PARAMS
                      and not name.startswith(ROS_PREFIXES))
     if unknown:
@@ -134,11 +130,21 @@ def _string(value: Any, name: str, path: Path) -> str:
     return value
 
 
-def _camera_names(value: Any, path: Path) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+def _cameras(flat: dict[str, Any], path: Path) -> tuple[CameraTopics, ...]:
+    """The ``cameras`` list and each camera's ``cameras.NAME.*``, taken out of ``flat``."""
+    names = flat.pop("cameras", [])
+    if not isinstance(names, list) or not all(isinstance(v, str) and v for v in names):
         raise ConfigError(f"params file {path}: cameras must be a list of camera names, "
-                          f"not {value!r}")
-    return value
+                          f"not {names!r}")
+    try:
+        return tuple(CameraTopics.named(name, {
+            field: _string(flat.pop(camera_param_name(name, field), ""),
+                           camera_param_name(name, field), path)
+            for field in CAMERA_FIELDS}) for name in check_camera_names(names))
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith("params file") else
+                          f"params file {path}: {message}") from None
 
 
 # ------------------------------------------------------------------------- topics
