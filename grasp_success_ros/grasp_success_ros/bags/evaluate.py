@@ -10,13 +10,14 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from grasp_success_ros.bags.engines import run_bags
-from grasp_success_ros.bags.labels import labelled_session
+from grasp_success_ros.bags.labels import labelled_sessions
 from grasp_success_ros.bags.reader import (
     BagEvent,
     Session,
@@ -24,7 +25,7 @@ from grasp_success_ros.bags.reader import (
     raw_stamp,
     session_messages,
 )
-from grasp_success_ros.bags.topics import BagTopics
+from grasp_success_ros.bags.topics import BagTopics, CameraTopicsMap, by_camera
 from grasp_success_ros.core.errors import ConfigError
 from grasp_success_ros.core.grasp_service import Answer, GraspService, Scorer
 from grasp_success_ros.core.judge import Frame, GraspRecord
@@ -45,6 +46,7 @@ class EventResult:
     log_time: float
     truth: bool | None
     record: GraspRecord
+    camera: str = ""  # which of the bag's cameras ("": the single one)
 
     @property
     def correct(self) -> bool | None:
@@ -81,30 +83,77 @@ class BagClock:
 def judge_session(session: Session, scorer: Scorer, policy: PolicyConfig,
                   settings: ServiceSettings = ServiceSettings()
                   ) -> list[tuple[BagEvent, GraspRecord]]:
-    """Every event of a session through the node's grasp service, driven by the bag's
-    timeline: frames and triggers in log-time order, "now" the log time, each deadline met
-    when it comes. The records are, by construction, what the node would have published."""
+    """Every event of a one-camera session through the node's grasp service
+    (:func:`judge_sessions`)."""
+    return [(ev, rec) for _, ev, rec in judge_sessions([session], scorer, policy, settings)]
+
+
+def judge_sessions(sessions: Sequence[Session], scorer: Scorer, policy: PolicyConfig,
+                   settings: ServiceSettings = ServiceSettings()
+                   ) -> list[tuple[int, BagEvent, GraspRecord]]:
+    """Every event of a bag's cameras (one session each, in the service's camera order)
+    through one grasp service, as the node with these cameras: their frames and triggers in
+    log-time order, "now" the log time, each deadline met when it comes. The messages logged
+    at one time are taken in together, then one pass answers (as the node's worker, woken
+    once), so the events of all cameras ready together are judged in one forward pass.
+    Returns (camera, event, record) in the order the service took the events; the records
+    are, by construction, what the node would have published."""
     clock = BagClock()
-    service = GraspService(1, raw_decoder(session), settings.buffer_size, settings.streaming,
-                           steady=clock)
+    service = GraspService(len(sessions), _decoder(sessions), settings.buffer_size,
+                           settings.streaming, steady=clock)
     service.serve(scorer, policy)
     service.activate()
-    events = iter(session.events)
-    by_id: dict[int, BagEvent] = {}
+    intake = _Intake(service, sessions)
     answers: list[Answer] = []
-    for topic, log_ns, raw in session_messages(session):
+    for log_ns, messages in groupby(session_messages(sessions), key=lambda m: m[1]):
         answers += _until(service, clock, ns_to_s(log_ns))
-        if topic == session.topics.image:
-            service.frame(0, raw_stamp(session, raw), clock.t, raw)
-        else:
-            ev = next(events)
-            intake = service.event(0, TriggerInfo(ev.stamp, ev.trigger, ev.rejection), log_ns)
-            by_id[intake.event.event_id] = ev
-            answers += [intake.answer] if intake.answer is not None else []
+        for topic, _, raw in messages:
+            answers += intake.take(topic, log_ns, raw, clock.t)
         answers += service.answer_ready(clock.t).answers
     answers += _until(service, clock, math.inf)
-    return sorted(((by_id[a.event.event_id], a.record) for a in answers),
-                  key=lambda pair: pair[1].event_id)
+    return sorted(((*intake.by_id[a.event.event_id], a.record) for a in answers),
+                  key=lambda judged: judged[2].event_id)
+
+
+class _Intake:
+    """A bag's messages into the service: each to the cameras whose topic it is on."""
+
+    def __init__(self, service: GraspService, sessions: Sequence[Session]) -> None:
+        self.service, self.sessions = service, sessions
+        self.routes = _routes(sessions)
+        self.events = [iter(s.events) for s in sessions]
+        self.by_id: dict[int, tuple[int, BagEvent]] = {}  # event id -> (camera, event)
+
+    def take(self, topic: str, log_ns: int, raw: bytes, now: float) -> list[Answer]:
+        """Take one message in at ``now``; the answers it got at once (rejected events)."""
+        answers = []
+        for camera, is_image in self.routes[topic]:
+            if is_image:
+                stamp = raw_stamp(self.sessions[camera], raw)
+                self.service.frame(camera, stamp, now, (camera, raw))
+                continue
+            ev = next(self.events[camera])
+            intake = self.service.event(
+                camera, TriggerInfo(ev.stamp, ev.trigger, ev.rejection), log_ns)
+            self.by_id[intake.event.event_id] = (camera, ev)
+            answers += [intake.answer] if intake.answer is not None else []
+        return answers
+
+
+def _routes(sessions: Sequence[Session]) -> dict[str, list[tuple[int, bool]]]:
+    """topic -> [(camera, is its image topic)]: where each message of the timeline goes."""
+    routes: dict[str, list[tuple[int, bool]]] = {}
+    for camera, session in enumerate(sessions):
+        routes.setdefault(session.topics.image, []).append((camera, True))
+        routes.setdefault(session.topics.trigger, []).append((camera, False))
+    return routes
+
+
+def _decoder(sessions: Sequence[Session]) -> Callable[[tuple[int, bytes]], np.ndarray]:
+    """The service's frame decoder: a frame's payload is (camera, raw message), decoded as
+    its camera's image type."""
+    decoders = [raw_decoder(s) for s in sessions]
+    return lambda payload: decoders[payload[0]](payload[1])
 
 
 def _until(service: GraspService, clock: BagClock, t: float) -> list[Answer]:
@@ -119,16 +168,21 @@ def _until(service: GraspService, clock: BagClock, t: float) -> list[Answer]:
 
 
 def evaluate_bag(path: str | Path, scorer: Scorer, policy: PolicyConfig,
-                 topics: BagTopics | None = None, labels_csv: Path | None = None,
-                 tolerance_s: float = 0.5, settings: ServiceSettings = ServiceSettings()
+                 topics: BagTopics | CameraTopicsMap | None = None,
+                 labels_csv: Path | None = None, tolerance_s: float = 0.5,
+                 settings: ServiceSettings = ServiceSettings()
                  ) -> tuple[list[EventResult], str | None]:
     """(results, label source) for one bag, judged by ``scorer`` (its source names it in the
-    records)."""
-    path, topics = Path(path), topics or BagTopics()
-    bag, session, source = labelled_session(path, topics, labels_csv, tolerance_s)
+    records). ``topics``: one camera's, or {camera name: topics} for several cameras judged
+    by one service (each result names its camera)."""
+    cameras = by_camera(topics)
+    bag, sessions, source = labelled_sessions(Path(path), list(cameras.values()), labels_csv,
+                                              tolerance_s)
+    names = list(cameras)
     with bag:
-        judged = judge_session(session, scorer, policy, settings)
-    return [EventResult(bag.name, ns_to_s(ev.log_ns), ev.label, rec) for ev, rec in judged], source
+        judged = judge_sessions(sessions, scorer, policy, settings)
+    return [EventResult(bag.name, ns_to_s(ev.log_ns), ev.label, rec, names[camera])
+            for camera, ev, rec in judged], source
 
 
 class LockedScorer:
@@ -154,7 +208,7 @@ class BagEvalJob:
     runs (once per Ray worker). ``scorer`` is not pickled."""
 
     policy: PolicyConfig
-    topics: BagTopics
+    topics: BagTopics | CameraTopicsMap
     labels_csv: Path | None = None
     tolerance_s: float = 0.5
     model_path: str = ""
@@ -191,8 +245,8 @@ def _absolute(path: str | Path | None) -> Path | None:
 
 
 def evaluate_bags(paths: Sequence[str | Path], scorer: Scorer | None, policy: PolicyConfig,
-                  topics: BagTopics | None = None, labels_csv: Path | None = None,
-                  tolerance_s: float = 0.5, jobs: int = 2,
+                  topics: BagTopics | CameraTopicsMap | None = None,
+                  labels_csv: Path | None = None, tolerance_s: float = 0.5, jobs: int = 2,
                   on_bag_done: Callable[[str, str], None] | None = None,
                   engine: str = "local", address: str | None = None, model_path: str = "",
                   allow_custom_code: bool = False, providers: tuple[str, ...] = (),
@@ -201,8 +255,9 @@ def evaluate_bags(paths: Sequence[str | Path], scorer: Scorer | None, policy: Po
                   ) -> tuple[list[EventResult], dict[str, str], dict[str, str | None]]:
     """All bags, ``jobs`` at a time, on an engine (``engines.py``: local threads sharing
     ``scorer``, or Ray, which loads the model from ``model_path`` in its workers).
-    ``on_bag_done(bag name, note)`` is called as each bag ends (e.g. for a progress bar).
-    Returns (results in bag order, {bag: error}, {bag: label source})."""
+    ``on_bag_done(bag name, note)`` is called as each bag ends (e.g. for a progress bar);
+    ``topics`` as :func:`evaluate_bag`'s. Returns (results in bag order, {bag: error},
+    {bag: label source})."""
     if engine == "ray" and not model_path:
         raise ConfigError("the ray engine loads the model in its workers: give model_path")
     job = BagEvalJob(policy, topics or BagTopics(), _absolute(labels_csv), tolerance_s,
@@ -238,7 +293,8 @@ def model_warnings(results: Sequence[EventResult], threshold: float) -> list[str
 def summarize(results: Sequence[EventResult], threshold: float) -> dict:
     """Counts, the seed's line, the warnings that the model learned nothing (judged at the
     success ``threshold``, as ``evaluate`` judges them), confusion, precision/recall, coverage
-    (the share with a verdict) and the error rate among verdicts (labelled events only)."""
+    (the share with a verdict), the error rate among verdicts (labelled events only), and
+    the counts per bag and, with several cameras, per camera."""
     labelled = [r for r in results if r.truth is not None]
     truth = [bool(r.truth) for r in labelled]
     verdicts = [r.record.verdict for r in labelled]
@@ -248,14 +304,7 @@ def summarize(results: Sequence[EventResult], threshold: float) -> dict:
     for r in results:
         if r.record.error_code:
             codes[r.record.error_code] = codes.get(r.record.error_code, 0) + 1
-    per_bag: dict[str, dict] = {}
-    for r in results:
-        b = per_bag.setdefault(r.bag, {"events": 0, "labelled": 0, "correct": 0})
-        b["events"] += 1
-        b["labelled"] += r.truth is not None
-        b["correct"] += bool(r.correct)
-    for b in per_bag.values():
-        b["accuracy"] = _ratio(b["correct"], b["labelled"])
+    cameras = {"cameras": _counts(results, "camera")} if several_cameras(results) else {}
     return {
         "events": len(results), "labelled": len(labelled),
         "verdicts": sum(r.record.verdict is not None for r in results),
@@ -267,5 +316,23 @@ def summarize(results: Sequence[EventResult], threshold: float) -> dict:
         "confusion": counted.table,
         **{cls: {"precision": _rounded(s["precision"]), "recall": _rounded(s["recall"])}
            for cls, s in scores.items()},
-        "bags": per_bag,
+        "bags": _counts(results, "bag"), **cameras,
     }
+
+
+def several_cameras(results: Sequence[EventResult]) -> bool:
+    """Whether the results are of several cameras (then reports name each event's)."""
+    return any(r.camera for r in results)
+
+
+def _counts(results: Sequence[EventResult], key: str) -> dict[str, dict]:
+    """Events, labelled, correct and accuracy per bag (``key`` "bag") or camera."""
+    out: dict[str, dict] = {}
+    for r in results:
+        b = out.setdefault(getattr(r, key), {"events": 0, "labelled": 0, "correct": 0})
+        b["events"] += 1
+        b["labelled"] += r.truth is not None
+        b["correct"] += bool(r.correct)
+    for b in out.values():
+        b["accuracy"] = _ratio(b["correct"], b["labelled"])
+    return out

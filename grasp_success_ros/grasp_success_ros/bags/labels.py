@@ -5,6 +5,7 @@ or an event time (seconds)."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +19,8 @@ LABEL_FALSE = {"0", "false", "f", "no", "n", "failure", "fail", "unsuccessful", 
 INDEX_COLUMNS = ("event", "event_id", "index")
 TIME_COLUMNS = ("time", "stamp", "event_stamp", "t")
 LABEL_COLUMNS = ("label", "success", "truth", "ground_truth")
+MULTI_CAMERA_CSV = ("a labels CSV numbers one camera's events: with several cameras the ground "
+                    "truth is each camera's label topic")
 
 
 def labels_csv_beside(bag_path: Path) -> Path | None:
@@ -87,20 +90,37 @@ def labelled_session(path: Path, topics: BagTopics, labels_csv: Path | None,
                      tolerance_s: float = 0.5) -> tuple[Bag, Session, str | None]:
     """Open a bag and read pass one; the ground truth from ``labels_csv``, else the label
     topic, else a CSV beside the bag. Returns (bag, session, source of the labels)."""
+    bag, sessions, source = labelled_sessions(path, [topics], labels_csv, tolerance_s)
+    return bag, sessions[0], source
+
+
+def labelled_sessions(path: Path, cameras: Sequence[BagTopics], labels_csv: Path | None,
+                      tolerance_s: float = 0.5) -> tuple[Bag, list[Session], str | None]:
+    """Open a bag and read pass one of each camera's topics. One camera: as
+    :func:`labelled_session`. Several: each camera's ground truth is its own label topic (a
+    CSV numbers one camera's events, so it is refused). Returns (bag, sessions, source)."""
+    if len(cameras) > 1 and labels_csv is not None:
+        raise BagError(MULTI_CAMERA_CSV)
     bag = open_bag(path)
     try:
-        session = read_session(bag, topics)
-        csv_path = labels_csv
-        if csv_path is None and not session.has_label_topic:
-            csv_path = labels_csv_beside(Path(path))
-        if csv_path is not None:
-            session.events = attach_csv_labels(session.events, Path(csv_path), tolerance_s)
-            source = str(csv_path)
-        elif session.has_label_topic:
-            source = topics.label
-        else:
-            source = None
-        return bag, session, source
+        sessions = [read_session(bag, topics) for topics in cameras]
+        if len(sessions) > 1:
+            sources = [s.topics.label for s in sessions if s.has_label_topic]
+            return bag, sessions, ", ".join(sources) or None
+        return bag, sessions, _label(sessions[0], Path(path), labels_csv, tolerance_s)
     except BaseException:
         bag.close()
         raise
+
+
+def _label(session: Session, path: Path, labels_csv: Path | None,
+           tolerance_s: float) -> str | None:
+    """Attach one camera's ground truth (``labels_csv``, else the label topic, else a CSV
+    beside the bag); the source, None without any."""
+    csv_path = labels_csv
+    if csv_path is None and not session.has_label_topic:
+        csv_path = labels_csv_beside(path)
+    if csv_path is not None:
+        session.events = attach_csv_labels(session.events, Path(csv_path), tolerance_s)
+        return str(csv_path)
+    return session.topics.label if session.has_label_topic else None

@@ -418,11 +418,14 @@ def frame_decoder(session: Session, raws: dict[int, bytes]):
 # ------------------------------------------------------------------------- timeline
 
 
-def session_messages(session: Session) -> Iterator[tuple[str, int, bytes]]:
-    """The session's image and trigger messages, raw, in log-time order: the timeline the
-    grasp service is driven with (pass two)."""
-    topics = {session.topics.image, session.topics.trigger}
-    for topic, _, log_ns, raw in session.bag.messages(topics):
+def session_messages(sessions: Sequence[Session]) -> Iterator[tuple[str, int, bytes]]:
+    """The image and trigger messages of one bag's sessions (one per camera), raw, in
+    log-time order, in one read: the timeline the grasp service is driven with (pass two)."""
+    topics = {t for s in sessions for t in (s.topics.image, s.topics.trigger)}
+    bags = {id(s.bag) for s in sessions}
+    if len(bags) != 1:
+        raise ValueError("session_messages reads the sessions of one open bag")
+    for topic, _, log_ns, raw in sessions[0].bag.messages(topics):
         yield topic, log_ns, bytes(raw)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grasp_success_ros.bags.evaluate import EventResult
+from grasp_success_ros.bags.evaluate import EventResult, several_cameras
 from grasp_success_ros.data.atomic import atomic_open
 
 
@@ -26,7 +26,8 @@ def format_event(r: EventResult) -> str:
     truth = {True: "SUCCESS", False: "FAILURE", None: "?"}[r.truth]
     detail = rec.error if rec.verdict is None else f"confidence {rec.confidence:.3f}"
     mark = {True: "ok", False: "WRONG", None: ""}[r.correct]
-    return (f"{r.bag} event {rec.event_id:3d} at {rec.event_stamp:.3f}: truth {truth:7s} "
+    where = f"{r.bag} {r.camera}" if r.camera else r.bag
+    return (f"{where} event {rec.event_id:3d} at {rec.event_stamp:.3f}: truth {truth:7s} "
             f"verdict {shown:7s} {detail}  {mark}").rstrip()
 
 
@@ -53,15 +54,18 @@ def format_report(summary: dict, results: Sequence[EventResult], per_event: bool
                      f"recall {_fmt(summary[cls]['recall'])}")
     lines.append(f"coverage {_fmt(summary['coverage'])} (labelled events with a verdict), "
                  f"error rate {_fmt(summary['error_rate'])} among those verdicts")
-    if len(summary["bags"]) > 1:
-        for name, b in summary["bags"].items():
-            lines.append(f"  {name}: {b['correct']}/{b['labelled']} correct "
-                         f"(accuracy {_fmt(b['accuracy'])}), {b['events']} events")
+    for group in ("bags", "cameras"):  # a line each where there are several
+        if len(summary.get(group, ())) > 1:
+            lines += [f"  {name}: {b['correct']}/{b['labelled']} correct "
+                      f"(accuracy {_fmt(b['accuracy'])}), {b['events']} events"
+                      for name, b in summary[group].items()]
     return "\n".join(lines)
 
 
 def to_json(summary: dict, results: Sequence[EventResult], errors: dict[str, str]) -> str:
-    events = [{"bag": r.bag, "log_time": r.log_time, "truth": r.truth, "correct": r.correct,
+    cameras = several_cameras(results)
+    events = [{"bag": r.bag, **({"camera": r.camera} if cameras else {}),
+               "log_time": r.log_time, "truth": r.truth, "correct": r.correct,
                **asdict(r.record)} for r in results]
     return json.dumps({"summary": summary, "errors": errors, "events": events},
                       allow_nan=False, default=lambda o: None)
@@ -73,7 +77,8 @@ CSV_FIELDS = ("bag", "event_id", "event_stamp", "log_time", "trigger", "truth", 
 
 def _csv_row(e: EventResult) -> dict:
     r = e.record
-    return {"bag": e.bag, "event_id": r.event_id, "event_stamp": f"{r.event_stamp:.9f}",
+    return {"bag": e.bag, "camera": e.camera, "event_id": r.event_id,
+            "event_stamp": f"{r.event_stamp:.9f}",
             "log_time": f"{e.log_time:.9f}", "trigger": r.trigger,
             "truth": "" if e.truth is None else int(e.truth),
             "verdict": "" if r.verdict is None else int(r.verdict),
@@ -85,9 +90,11 @@ def _csv_row(e: EventResult) -> dict:
 
 
 def write_csv(path: Path, results: Sequence[EventResult]) -> None:
+    """One row per event; a ``camera`` column after ``bag`` where there are several."""
+    fields = ("bag", "camera", *CSV_FIELDS[1:]) if several_cameras(results) else CSV_FIELDS
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         for r in results:
             w.writerow(_csv_row(r))

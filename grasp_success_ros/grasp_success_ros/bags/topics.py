@@ -3,6 +3,7 @@ namespace), its default trigger type, and the ROS 2 Jazzy message definitions.""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
@@ -18,6 +19,18 @@ class BagTopics:
     trigger: str = DEFAULT_TRIGGER_TOPIC
     label: str = DEFAULT_LABEL_TOPIC
     trigger_type: str = "empty"
+
+
+# One bag's cameras: {camera name: its topics} ("" names the single camera).
+CameraTopicsMap = Mapping[str, BagTopics]
+
+
+def by_camera(topics: BagTopics | CameraTopicsMap | None) -> dict[str, BagTopics]:
+    """{camera name: topics}; one :class:`BagTopics` (or None: the node's) is the single
+    camera, named ""."""
+    if topics is None or isinstance(topics, BagTopics):
+        return {"": topics or BagTopics()}
+    return dict(topics)
 
 
 def typestore():

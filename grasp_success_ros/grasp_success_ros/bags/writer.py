@@ -14,7 +14,7 @@ half a frame.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +118,55 @@ def write_items(out: str | Path, items: Iterable, *, fps: float = 30.0,
     "message" or "file" compresses with zstd as ``ros2 bag record --compression-mode`` does;
     frames are stamped ``camera_ahead_s`` after their log (receive) time (a camera clock
     ahead of the recorder's; 0: stamp = log time)."""
+    return write_cameras(out, [CameraStream(items, image_topic, trigger_topic, label_topic)],
+                         fps=fps, storage=storage, trigger_type=trigger_type, version=version,
+                         start_ns=start_ns, labels=labels, compression=compression,
+                         camera_ahead_s=camera_ahead_s)
+
+
+@dataclass(frozen=True)
+class CameraStream:
+    """One camera's stream items and the topics they are recorded on."""
+
+    items: Iterable
+    image_topic: str = DEFAULT_IMAGE_TOPIC
+    trigger_topic: str = DEFAULT_TRIGGER_TOPIC
+    label_topic: str = DEFAULT_LABEL_TOPIC
+
+
+def write_cameras(out: str | Path, cameras: Sequence[CameraStream], *, fps: float = 30.0,
+                  storage: str = "sqlite3", trigger_type: str = "empty", version: int = 9,
+                  start_ns: int = DEFAULT_START_NS, labels: bool = True,
+                  compression: str = "none", camera_ahead_s: float = 0.0) -> SessionSummary:
+    """Several cameras' streams (each on its own topics) in one rosbag2, as
+    :func:`write_items` writes one; the counts are over all cameras."""
+    ts = typestore()
+    writer = _open_writer(Path(out), storage, version, compression)
+    half_frame_ns, ahead_ns = s_to_ns(0.5 / fps), s_to_ns(camera_ahead_s)
+    counts = {"frame": 0, "event": 0, "success": 0}
+    last_ns = start_ns
+    with writer:
+        conns = [_connections(writer, ts, camera, trigger_type, labels) for camera in cameras]
+        timeline = sorted(((item.t, k, n, item) for k, camera in enumerate(cameras)
+                           for n, item in enumerate(camera.items)), key=lambda x: x[:3])
+        for _, k, _, item in timeline:
+            cam, trig, lab = conns[k]
+            t_ns = start_ns + s_to_ns(item.t)
+            if item.kind == "frame":
+                writer.write(cam, t_ns, image_cdr(ts, item.image, t_ns + ahead_ns))
+            else:
+                t_ns = max(start_ns, t_ns - half_frame_ns)
+                writer.write(trig, t_ns, trigger_cdr(ts, trigger_type, t_ns, counts["event"]))
+                if lab is not None:
+                    writer.write(lab, t_ns + 1000, bool_cdr(ts, bool(item.label)))
+                counts["success"] += bool(item.label)
+            counts[item.kind] += 1
+            last_ns = max(last_ns, t_ns)
+    return SessionSummary(Path(out), counts["frame"], counts["event"], counts["success"],
+                          ns_to_s(last_ns - start_ns))
+
+
+def _open_writer(out: Path, storage: str, version: int, compression: str):
     from rosbags.rosbag2 import (
         CompressionFormat,
         CompressionMode,
@@ -126,38 +175,23 @@ def write_items(out: str | Path, items: Iterable, *, fps: float = 30.0,
         WriterError,
     )
 
-    out = Path(out)
-    ts = typestore()
     if compression not in COMPRESSIONS:
         raise BagError(f"compression must be one of {COMPRESSIONS}, not {compression!r}")
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-    half_frame_ns = s_to_ns(0.5 / fps)
-    ahead_ns = s_to_ns(camera_ahead_s)
-    frames = events = successes = 0
-    last_ns = start_ns
     try:
         writer = Writer(out, version=version, storage_plugin=plugin)
         if compression != "none":
             writer.set_compression(CompressionMode[compression.upper()], CompressionFormat.ZSTD)
     except WriterError as exc:
         raise BagError(f"cannot write bag {out}: {exc}") from None
-    with writer:
-        cam = writer.add_connection(image_topic, "sensor_msgs/msg/Image", typestore=ts)
-        trig = writer.add_connection(trigger_topic, TRIGGER_MSGTYPES[trigger_type],
-                                     typestore=ts)
-        lab = writer.add_connection(label_topic, "std_msgs/msg/Bool", typestore=ts) \
-            if labels else None
-        for item in items:
-            t_ns = start_ns + s_to_ns(item.t)
-            if item.kind == "frame":
-                writer.write(cam, t_ns, image_cdr(ts, item.image, t_ns + ahead_ns))
-                frames += 1
-            else:
-                t_ns = max(start_ns, t_ns - half_frame_ns)
-                writer.write(trig, t_ns, trigger_cdr(ts, trigger_type, t_ns, events))
-                if lab is not None:
-                    writer.write(lab, t_ns + 1000, bool_cdr(ts, bool(item.label)))
-                events += 1
-                successes += bool(item.label)
-            last_ns = max(last_ns, t_ns)
-    return SessionSummary(out, frames, events, successes, ns_to_s(last_ns - start_ns))
+    return writer
+
+
+def _connections(writer, ts, camera: CameraStream, trigger_type: str, labels: bool):
+    """(image, trigger, label or None) connections of one camera."""
+    cam = writer.add_connection(camera.image_topic, "sensor_msgs/msg/Image", typestore=ts)
+    trig = writer.add_connection(camera.trigger_topic, TRIGGER_MSGTYPES[trigger_type],
+                                 typestore=ts)
+    lab = writer.add_connection(camera.label_topic, "std_msgs/msg/Bool", typestore=ts) \
+        if labels else None
+    return cam, trig, lab

@@ -14,10 +14,12 @@ from grasp_success_ros.bags.topics import (
     DEFAULT_LABEL_TOPIC,
     DEFAULT_TRIGGER_TOPIC,
     BagTopics,
+    CameraTopicsMap,
 )
+from grasp_success_ros.cli.bag_params import add_policy_options, node_default
 from grasp_success_ros.cli.tools import add_card_mismatch_option, add_providers_option
 from grasp_success_ros.core.errors import BagError
-from grasp_success_ros.core.params import PARAMS, NodeConfig
+from grasp_success_ros.core.params import PARAMS
 from grasp_success_ros.data.atomic import write_text
 
 NODE_DEFAULTS = {p.name: p for p in PARAMS}
@@ -28,18 +30,25 @@ def _default(name: str):
 
 
 def _add_topic_options(p: argparse.ArgumentParser, labels: bool = True) -> None:
+    """The topic options; default None (the node's topics, or with bag-eval's --params-file
+    its cameras'), so that one given is told from one left out."""
     g = p.add_argument_group("topics (the node's defaults)")
-    g.add_argument("--image-topic", default=DEFAULT_IMAGE_TOPIC)
-    g.add_argument("--trigger-topic", default=DEFAULT_TRIGGER_TOPIC)
-    g.add_argument("--trigger-type", default=_default("trigger_type"),
-                   choices=NODE_DEFAULTS["trigger_type"].choices,
-                   help="message type on the trigger topic, as the node's trigger_type")
+    g.add_argument("--image-topic", default=None,
+                   help=f"default: {DEFAULT_IMAGE_TOPIC} (with --params-file: its camera's)")
+    g.add_argument("--trigger-topic", default=None,
+                   help=f"default: {DEFAULT_TRIGGER_TOPIC} (with --params-file: its camera's)")
+    g.add_argument("--trigger-type", default=None, choices=NODE_DEFAULTS["trigger_type"].choices,
+                   help=node_default("trigger_type", "message type on the trigger topic, as "
+                                     "the node's trigger_type"))
     if labels:
-        g.add_argument("--label-topic", default=DEFAULT_LABEL_TOPIC,
-                       help="std_msgs/Bool ground truth; the first one at or after each event")
+        g.add_argument("--label-topic", default=None,
+                       help=f"std_msgs/Bool ground truth; the first one at or after each event "
+                       f"(default: {DEFAULT_LABEL_TOPIC}; with cameras from --params-file, in "
+                       f"each camera's namespace: /NAMESPACE{DEFAULT_LABEL_TOPIC})")
         g.add_argument("--labels", default=None, metavar="CSV",
                        help="ground truth CSV (columns label and event (1-based) or time (s)); "
-                            "default: the label topic, else BAG/labels.csv or BAG.csv")
+                            "default: the label topic, else BAG/labels.csv or BAG.csv; one "
+                            "camera's only")
         g.add_argument("--label-tolerance", type=float, default=0.5, metavar="S",
                        help="max distance of a CSV time from its event")
 
@@ -78,9 +87,11 @@ def _report_errors(command: str, errors: dict[str, str], n_bags: int) -> int:
 
 
 def _topics(args) -> BagTopics:
-    return BagTopics(image=args.image_topic, trigger=args.trigger_topic,
-                     label=getattr(args, "label_topic", DEFAULT_LABEL_TOPIC),
-                     trigger_type=args.trigger_type)
+    """extract's topics: the options, else the node's."""
+    return BagTopics(image=args.image_topic or DEFAULT_IMAGE_TOPIC,
+                     trigger=args.trigger_topic or DEFAULT_TRIGGER_TOPIC,
+                     label=getattr(args, "label_topic", None) or DEFAULT_LABEL_TOPIC,
+                     trigger_type=args.trigger_type or _default("trigger_type"))
 
 
 def _labels(args) -> Path | None:
@@ -98,14 +109,11 @@ def _labels(args) -> Path | None:
 
 def _bag_eval(args: argparse.Namespace) -> int:
     from grasp_success_ros.bags.evaluate import evaluate_bags, summarize
-    from grasp_success_ros.bags.report import format_report, to_json, write_csv, write_plots
+    from grasp_success_ros.cli.bag_params import eval_setup
     from grasp_success_ros.model.classifier import GraspClassifier
 
-    values = {name: getattr(args, name) for name in (
-        "frame_selection", "n_frames", "combine", "settle_s", "deadline_s", "max_frame_age_s",
-        "threshold", "threshold_failure", "trigger_type", "frame_stamp", "clock_tolerance_s")}
-    config = NodeConfig.from_values({**values, "model_path": args.model})
-    topics, labels = _topics(args), _labels(args)
+    setup = eval_setup(args)
+    labels = _labels(args)
     if args.review_dir:
         from grasp_success_ros.evaluation.review import check_review_dir
 
@@ -116,15 +124,25 @@ def _bag_eval(args: argparse.Namespace) -> int:
                                                   accept_card_mismatch=args.accept_card_mismatch)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    policy = config.policy(classifier.card.threshold, classifier.card.threshold_failure)
+    policy = setup.config.policy(classifier.card.threshold, classifier.card.threshold_failure)
     results, errors, sources = evaluate_bags(
-        args.bags, classifier, policy, topics, labels, args.label_tolerance,
+        args.bags, classifier, policy, setup.topics, labels, args.label_tolerance,
         jobs=args.jobs, on_bag_done=_progress(args, len(args.bags), "bag-eval"),
         engine=args.engine, address=args.address,
         model_path=args.model, allow_custom_code=args.allow_custom_code,
-        providers=args.providers, accept_card_mismatch=args.accept_card_mismatch)
+        providers=args.providers, accept_card_mismatch=args.accept_card_mismatch,
+        settings=setup.settings)
     summary = summarize(results, policy.threshold)
     summary["label_sources"] = sources
+    _bag_eval_outputs(args, summary, results, errors, setup.topics, policy, classifier.card)
+    return _report_errors("bag-eval", errors, len(args.bags))
+
+
+def _bag_eval_outputs(args, summary: dict, results, errors: dict[str, str], topics,
+                      policy, card) -> None:
+    """The report (text or JSON) and, with --out / --review-dir, the files."""
+    from grasp_success_ros.bags.report import format_report, to_json, write_csv, write_plots
+
     if args.json:
         for warning in summary["warnings"]:  # as evaluate --json: on stderr too
             print(f"warning: {warning}", file=sys.stderr)
@@ -141,16 +159,14 @@ def _bag_eval(args: argparse.Namespace) -> int:
                   + "".join(f", {p}" for p in plots)
                   + ("" if plots else " (no plots: matplotlib is not installed)"))
     if args.out or args.review_dir:
-        line = _review(args, results, topics, policy, classifier.card)
+        line = _review(args, results, topics, policy, card)
         print(line, file=sys.stderr if args.json else sys.stdout)
     if args.out:
-        report = _html_report(args, results, summary, topics, classifier.card,
-                              policy.frame_stamp)
+        report = _html_report(args, results, summary, topics, card, policy.frame_stamp)
         print(f"report: {report}", file=sys.stderr if args.json else sys.stdout)
-    return _report_errors("bag-eval", errors, len(args.bags))
 
 
-def _html_report(args, results, summary: dict, topics: BagTopics, card,
+def _html_report(args, results, summary: dict, topics: BagTopics | CameraTopicsMap, card,
                  frame_stamp: str) -> Path:
     """report.html in --out: the report, the plots, the contact sheet and every event with
     the frame it was judged on."""
@@ -160,7 +176,8 @@ def _html_report(args, results, summary: dict, topics: BagTopics, card,
 
     out = Path(args.out)
     frames = judged_frames(results, args.bags, topics, frame_stamp)
-    rows = [ReportRow(f"{r.bag} event {r.record.event_id}", r.truth, r.record.verdict,
+    rows = [ReportRow(f"{r.bag} {r.camera + ' ' if r.camera else ''}event "
+                      f"{r.record.event_id}", r.truth, r.record.verdict,
                       r.record.p_success, r.record.error or f"t = {r.record.event_stamp:.3f}",
                       frames.get((r.bag, r.record.event_id))) for r in results]
     figures = sorted(p for p in out.glob("*.png"))
@@ -169,7 +186,7 @@ def _html_report(args, results, summary: dict, topics: BagTopics, card,
                         (card.success_class, card.failure_class), unit="event")
 
 
-def _review(args, results, topics: BagTopics, policy, card) -> str:
+def _review(args, results, topics: BagTopics | CameraTopicsMap, policy, card) -> str:
     """The contact sheet of the mistakes (in --out) and, with --review-dir, their frames
     exported for a person to correct (``bags/review.py``, ``evaluation/review.py``)."""
     from grasp_success_ros.bags.review import bag_cases
@@ -211,31 +228,7 @@ def _add_bag_eval(sub) -> None:
     add_card_mismatch_option(p)
     add_providers_option(p)
     _add_topic_options(p)
-    g = p.add_argument_group("decision policy (the node's parameters and defaults)")
-    g.add_argument("--frame-selection", dest="frame_selection",
-                   default=_default("frame_selection"),
-                   choices=NODE_DEFAULTS["frame_selection"].choices)
-    g.add_argument("--n-frames", dest="n_frames", type=int, default=_default("n_frames"))
-    g.add_argument("--combine", default=_default("combine"),
-                   choices=NODE_DEFAULTS["combine"].choices)
-    g.add_argument("--settle-s", dest="settle_s", type=float, default=_default("settle_s"))
-    g.add_argument("--deadline-s", dest="deadline_s", type=float,
-                   default=_default("deadline_s"))
-    g.add_argument("--max-frame-age-s", dest="max_frame_age_s", type=float,
-                   default=_default("max_frame_age_s"))
-    g.add_argument("--frame-stamp", dest="frame_stamp", default=_default("frame_stamp"),
-                   choices=NODE_DEFAULTS["frame_stamp"].choices,
-                   help="header: frames timed by their stamps, and an event judged with a "
-                   "frame stamped after it was logged by more than --clock-tolerance-s gets "
-                   "clock_skew; arrival: by their log times")
-    g.add_argument("--clock-tolerance-s", dest="clock_tolerance_s", type=float,
-                   default=_default("clock_tolerance_s"))
-    g.add_argument("--threshold", type=float, default=_default("threshold"),
-                   help="negative: the model card's threshold (and threshold_failure)")
-    g.add_argument("--threshold-failure", dest="threshold_failure", type=float,
-                   default=_default("threshold_failure"),
-                   help="failure at or below it, no verdict (uncertain) up to --threshold; "
-                   "needs --threshold; negative: one threshold, or the card's pair")
+    add_policy_options(p)
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write DIR/events.csv (every event), DIR/report.json and plots")
     p.add_argument("--review-dir", default=None, metavar="DIR",
