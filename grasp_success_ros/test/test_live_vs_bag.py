@@ -1,10 +1,11 @@
-"""A live session recorded over real DDS (camera, triggers and the node's verdicts, written as
-rosbag2 writes them: raw CDR at its receive time), judged again by bag-eval with the same model
-and parameters: record by record, bag-eval says what the node said (the grasp service is the
-one engine of both)."""
+"""A live session recorded over real DDS (two hands' cameras, triggers and the node's
+verdicts, written as rosbag2 writes them: raw CDR at its receive time), judged again by
+bag-eval with the same model and the same parameters file: record by record, bag-eval says
+what the node said (the grasp service is the one engine of both)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -19,25 +20,38 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from grasp_success_ros.bags.evaluate import ServiceSettings, evaluate_bag
-from grasp_success_ros.bags.topics import BagTopics, typestore
-from grasp_success_ros.core.params import NodeConfig
-from grasp_success_ros.model.classifier import GraspClassifier
+from grasp_success_ros.bags.topics import typestore
+from grasp_success_ros.cli import main as cli
 from grasp_success_ros.ros.stream_player import StreamPlayer
 from grasp_success_ros.ros.verdicts import record_fields
 
 pytestmark = pytest.mark.ros
 
-NS = "/recorded"
-PARAMS = {"trigger_type": "header", "frame_selection": "n_after", "n_frames": 3,
-          "deadline_s": 0.6, "threshold": 0.5, "threshold_failure": 0.2}
+CAMERAS = ("hand_a", "hand_b")
+PARAMS_FILE = """\
+grasp_success_node:
+  ros__parameters:
+    cameras: [hand_a, hand_b]
+    trigger_type: header
+    frame_selection: n_after
+    n_frames: 3
+    deadline_s: 0.6
+    threshold: 0.5
+    threshold_failure: 0.2
+    qos_overrides:
+""" + "".join(f"""\
+      /{name}/camera/image_raw:
+        subscription: {{reliability: reliable, history: keep_all}}
+""" for name in CAMERAS)
+DEADLINE_S = 0.6
 FPS = 30.0
 GRASPS = 8  # judged while frames flow, alternately a success and a failure scene
+PAUSED = 2  # sent with the first camera paused: answered at the deadline, no_fresh_frame
 MSGS = Path(__file__).resolve().parents[2] / "grasp_success_msgs" / "msg"
-PAUSED = 2  # sent with the camera paused: answered at the deadline, no_fresh_frame
 RECORDED = {"camera/image_raw": ("sensor_msgs/msg/Image", Image),
             "grasp_completed": ("std_msgs/msg/Header", Header),
             "grasp_success/result": ("grasp_success_msgs/msg/GraspVerdict", GraspVerdict)}
+TOPICS = {f"/{name}/{topic}": kind for name in CAMERAS for topic, kind in RECORDED.items()}
 
 
 class Recorder(Node):
@@ -46,27 +60,25 @@ class Recorder(Node):
 
     def __init__(self) -> None:
         super().__init__("session_recorder")
-        self.items: list[tuple[str, str, int, bytes]] = []
+        self.items: list[tuple[str, int, bytes]] = []
         self._lock = threading.Lock()
         qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
-        for topic, (msgtype, cls) in RECORDED.items():
-            self.create_subscription(cls, f"{NS}/{topic}",
-                                     lambda raw, t=topic, m=msgtype: self._keep(t, m, raw),
-                                     qos, raw=True)
+        for topic, (_, cls) in TOPICS.items():
+            self.create_subscription(cls, topic, lambda raw, t=topic: self._keep(t, raw), qos,
+                                     raw=True)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
         self._thread.start()
 
-    def _keep(self, topic: str, msgtype: str, raw: bytes) -> None:
+    def _keep(self, topic: str, raw: bytes) -> None:
         with self._lock:
-            self.items.append((f"{NS}/{topic}", msgtype, self.get_clock().now().nanoseconds,
-                               bytes(raw)))
+            self.items.append((topic, self.get_clock().now().nanoseconds, bytes(raw)))
 
-    def verdicts(self) -> list[dict]:
+    def verdicts(self, camera: str) -> list[dict]:
         with self._lock:
             return [record_fields(deserialize_message(raw, GraspVerdict))
-                    for topic, _, _, raw in self.items if topic.endswith("/result")]
+                    for topic, _, raw in self.items if topic == f"/{camera}/grasp_success/result"]
 
     def write(self, out: Path) -> None:
         """The recording as a rosbag2 (sqlite3), in receive order."""
@@ -79,17 +91,17 @@ class Recorder(Node):
         verdict = RECORDED["grasp_success/result"][0]
         ts.register(get_types_from_msg((MSGS / "GraspVerdict.msg").read_text(), verdict))
         with Writer(out, version=9) as writer:
-            connections = {f"{NS}/{t}": writer.add_connection(f"{NS}/{t}", m, typestore=ts)
-                           for t, (m, _) in RECORDED.items()}
-            for topic, _, log_ns, raw in sorted(self.items, key=lambda item: item[2]):
+            connections = {t: writer.add_connection(t, m, typestore=ts)
+                           for t, (m, _) in TOPICS.items()}
+            for topic, log_ns, raw in sorted(self.items, key=lambda item: item[1]):
                 writer.write(connections[topic], log_ns, raw)
 
 
 class Camera:
     """30 Hz frames of the scene of the moment, until paused or stopped."""
 
-    def __init__(self, player: StreamPlayer) -> None:
-        self.player, self.success, self.seed = player, True, 0
+    def __init__(self, player: StreamPlayer, seed: int) -> None:
+        self.player, self.success, self.seed = player, True, seed
         self.running, self.stopped = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -97,7 +109,7 @@ class Camera:
     def _run(self) -> None:
         while not self.stopped.is_set():
             if self.running.wait(0.05):
-                self.player.publish_frame(rosnode.frame(self.seed, self.success, (120, 160)))
+                self.player.publish_frame(rosnode.frame(self.seed, self.success, (96, 128)))
                 time.sleep(1.0 / FPS)
 
     def stop(self) -> None:
@@ -105,68 +117,85 @@ class Camera:
         self._thread.join(timeout=5.0)
 
 
-def live_session(player: StreamPlayer, recorder: Recorder) -> int:
-    """Grasps while the camera runs, then a few with it paused; returns the events sent."""
-    camera = Camera(player)
-    camera.running.set()
+def live_session(players: list[StreamPlayer]) -> dict[str, int]:
+    """Grasps on both hands while their cameras run (some at the same moment, judged in one
+    forward pass), then a few on the first hand with its camera paused; the events sent."""
+    cameras = [Camera(player, seed) for seed, player in enumerate(players)]
+    for camera in cameras:
+        camera.running.set()
     time.sleep(0.5)  # a buffer of frames before the first grasp, as on a robot
+    sent = dict.fromkeys(CAMERAS, 0)
     for k in range(GRASPS):
-        camera.success, camera.seed = k % 2 == 0, k
+        hands = range(len(players)) if k % 3 == 0 else [k % 2]
+        for i in hands:
+            cameras[i].success, cameras[i].seed = (k + i) % 2 == 0, k
         time.sleep(0.1)  # the scene has changed in the frames the event will get
-        player.publish_event()
+        for i in hands:
+            players[i].publish_event()
+            sent[CAMERAS[i]] += 1
         time.sleep(0.4)
     for _ in range(PAUSED):
-        camera.running.clear()
+        cameras[0].running.clear()
         time.sleep(0.2)
-        player.publish_event()
-        time.sleep(PARAMS["deadline_s"] + 0.4)
-        camera.running.set()
+        players[0].publish_event()
+        sent[CAMERAS[0]] += 1
+        time.sleep(DEADLINE_S + 0.4)
+        cameras[0].running.set()
         time.sleep(0.3)
-    camera.stop()
-    return GRASPS + PAUSED
+    for camera in cameras:
+        camera.stop()
+    return sent
+
+
+def record_live(ros_install: Path, model: Path, params: Path, log: Path) -> tuple:
+    """The node on two hands, configured by ``params``, and its session recorded."""
+    proc = rosnode.start(ros_install, model, log, "--params-file", str(params))
+    players = [StreamPlayer(name=f"player_{name}", camera=name, trigger_type="header")
+               for name in CAMERAS]
+    recorder = None
+    try:
+        for player in players:
+            assert player.wait_for_node(120.0, alive=lambda: proc.poll() is None), \
+                log.read_text()
+        recorder = Recorder()
+        time.sleep(1.0)  # the recorder has matched the players' and the node's writers
+        sent = live_session(players)
+        time.sleep(1.0)
+    finally:
+        for player in players:
+            player.close()
+        rosnode.stop(proc)
+    return recorder, sent
 
 
 def test_bag_eval_of_a_recorded_live_session_gives_the_nodes_records(
-        ros, ros_install, trained_model, tmp_path):
+        ros, ros_install, trained_model, tmp_path, capsys):
+    params = tmp_path / "hands.yaml"
+    params.write_text(PARAMS_FILE)
     log = tmp_path / "node.log"
-    reliable = [f"qos_overrides.{NS}/camera/image_raw.subscription.{k}:={v}" for k, v in
-                (("reliability", "reliable"), ("history", "keep_all"))]
-    args = [a for k, v in PARAMS.items() for a in ("-p", f"{k}:={v}")] + \
-        [a for r in reliable for a in ("-p", r)]
-    proc = rosnode.start(ros_install, trained_model, log, "-r", f"__ns:={NS}", *args)
-    player = StreamPlayer(name="live_player", namespace=NS, trigger_type="header")
-    recorder = None
-    try:
-        assert player.wait_for_node(120.0, alive=lambda: proc.poll() is None), log.read_text()
-        recorder = Recorder()
-        time.sleep(1.0)  # the recorder has matched the player's and the node's writers
-        sent = live_session(player, recorder)
-        time.sleep(1.0)
-    finally:
-        player.close()
-        rosnode.stop(proc)
-    live = recorder.verdicts()
+    recorder, sent = record_live(ros_install, trained_model, params, log)
     bag = tmp_path / "session"
     recorder.write(bag)
+    live = {name: recorder.verdicts(name) for name in CAMERAS}
     recorder.destroy_node()
 
-    clf, _ = GraspClassifier.from_path(trained_model)
-    config = NodeConfig.from_values({"model_path": str(trained_model), **PARAMS})
-    topics = BagTopics(image=f"{NS}/camera/image_raw", trigger=f"{NS}/grasp_completed",
-                       trigger_type="header")
-    offline, _ = evaluate_bag(bag, clf, config.policy(clf.card.threshold), topics,
-                              settings=ServiceSettings(config.buffer_size, config.streaming))
+    capsys.readouterr()
+    assert cli.main(["bag-eval", str(bag), "--model", str(trained_model), "--params-file",
+                str(params), "--json", "--no-progress"]) == 0
+    events = json.loads(capsys.readouterr().out)["events"]
 
-    assert len(live) == len(offline) == sent, log.read_text()[-3000:]
-    codes = [r.record.error_code for r in offline]
-    assert codes.count("no_fresh_frame") == PAUSED and codes.count(None) >= 2
-    for node_rec, bag_res in zip(live, offline, strict=True):
-        rec = bag_res.record
-        assert node_rec["event_stamp"] == rec.event_stamp
-        assert (node_rec["verdict"], node_rec["error_code"]) == (rec.verdict, rec.error_code)
-        assert node_rec["frame_stamps"] == rec.frame_stamps
-        if rec.p_success is None:
-            assert node_rec["p_success"] is None
-        else:
-            assert node_rec["p_success"] == pytest.approx(rec.p_success, abs=1e-5)
-        assert node_rec["frame_p_success"] == pytest.approx(rec.frame_p_success, abs=1e-5)
+    for name in CAMERAS:
+        offline = [e for e in events if e["camera"] == name]
+        assert len(live[name]) == len(offline) == sent[name], log.read_text()[-3000:]
+        for node_rec, bag_rec in zip(live[name], offline, strict=True):
+            assert node_rec["event_stamp"] == bag_rec["event_stamp"]
+            assert (node_rec["verdict"], node_rec["error_code"]) == \
+                (bag_rec["verdict"], bag_rec["error_code"])
+            assert node_rec["frame_stamps"] == bag_rec["frame_stamps"]
+            expected = bag_rec["p_success"]
+            assert node_rec["p_success"] == (None if expected is None
+                                             else pytest.approx(expected, abs=1e-5))
+            assert node_rec["frame_p_success"] == pytest.approx(bag_rec["frame_p_success"],
+                                                                abs=1e-5)
+    codes = [e["error_code"] for e in events]
+    assert codes.count("no_fresh_frame") == PAUSED and codes.count(None) >= 4
