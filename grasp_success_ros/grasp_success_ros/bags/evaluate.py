@@ -98,7 +98,8 @@ def judge_session(session: Session, scorer: Scorer, policy: PolicyConfig,
             service.frame(0, raw_stamp(session, raw), clock.t, raw)
         else:
             ev = next(events)
-            intake = service.event(0, TriggerInfo(ev.stamp, ev.trigger, ev.rejection), log_ns)
+            info = TriggerInfo(ev.stamp, ev.trigger, ev.rejection, grasp_id=ev.grasp_id)
+            intake = service.event(0, info, log_ns)
             by_id[intake.event.event_id] = ev
             answers += [intake.answer] if intake.answer is not None else []
         answers += service.answer_ready(clock.t).answers
