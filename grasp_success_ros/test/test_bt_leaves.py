@@ -276,6 +276,42 @@ def test_a_goal_naming_an_unknown_camera_is_refused_with_the_cameras_logged(hand
     assert re.search(r"VerifyGrasp goal refused: " + re.escape(line), hands.log.read_text())
 
 
+def change_state(player, label: str) -> bool:
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    client = player.create_client(ChangeState, f"{NS}/grasp_success_node/change_state")
+    try:
+        assert client.wait_for_service(10.0)
+        request = ChangeState.Request(transition=Transition(label=label))
+        response = client.call(request, timeout_sec=30.0)
+        return response is not None and response.success
+    finally:
+        player.destroy_client(client)
+
+
+def test_a_goal_waiting_when_the_node_is_deactivated_ends_aborted(hands):
+    """Not about the grasp: the node stopped serving (onFailure for a BT.ROS2 leaf)."""
+    from action_msgs.msg import GoalStatus
+    from grasp_success_msgs.action import VerifyGrasp
+    from rclpy.action import ActionClient
+
+    client = ActionClient(hands.left, VerifyGrasp, ACTION)
+    try:
+        assert client.wait_for_server(10.0)
+        goal = _done(client.send_goal_async(VerifyGrasp.Goal(grasp_id="deactivated-1")))
+        assert goal.accepted
+        time.sleep(0.2)  # waiting for frames
+        assert change_state(hands.left, "deactivate")
+        result = _done(goal.get_result_async())
+    finally:
+        client.destroy()
+        assert change_state(hands.left, "activate")
+    assert result.status == GoalStatus.STATUS_ABORTED
+    assert result.result.verdict.error_code == "deactivated"
+    assert result.result.verdict.grasp_id == "deactivated-1"
+
+
 def test_the_examples_are_installed_with_the_package(ros_install):
     share = ros_install / "grasp_success_ros" / "share" / "grasp_success_ros" / "examples"
     assert {p.name for p in share.iterdir()} >= {
