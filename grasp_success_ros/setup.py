@@ -19,6 +19,8 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config",
          glob("config/*.yaml") + glob(f"{PACKAGE}/ros/resources/*.xml")),
+        # behaviour-tree leaves for VerifyGrasp (README, "Behaviour-tree leaves")
+        (f"share/{PACKAGE}/examples", glob("examples/*.py") + glob("examples/*.xml")),
     ],
     install_requires=["setuptools"],
     # bag-eval / extract --engine ray (bags/engines.py); imported only with that option.

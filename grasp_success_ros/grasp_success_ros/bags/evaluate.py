@@ -134,7 +134,8 @@ class _Intake:
                 continue
             ev = next(self.events[camera])
             intake = self.service.event(
-                camera, TriggerInfo(ev.stamp, ev.trigger, ev.rejection), log_ns)
+                camera, TriggerInfo(ev.stamp, ev.trigger, ev.rejection, grasp_id=ev.grasp_id),
+                log_ns)
             self.by_id[intake.event.event_id] = (camera, ev)
             answers += [intake.answer] if intake.answer is not None else []
         return answers

@@ -296,6 +296,7 @@ class BagEvent:
     trigger: str
     rejection: tuple[str, str] | None = None
     label: bool | None = None
+    grasp_id: str = ""  # the trigger's grasp id (core/triggers.trigger_info)
 
 
 @dataclass
@@ -359,7 +360,7 @@ def read_session(bag: Bag, topics: BagTopics) -> Session:
         elif topic == topics.trigger:
             info = trigger_info(topics.trigger_type, bag.deserialize(raw, msgtype), receipt)
             session.events.append(BagEvent(next(event_ids), info.stamp, log_ns, info.trigger,
-                                           info.rejection))
+                                           info.rejection, grasp_id=info.grasp_id))
         else:
             session.labels.append((log_ns, bool(bag.deserialize(raw, msgtype).data)))
     session.frames.sort(key=lambda f: f.stamp)  # as the node's buffer snapshot is

@@ -71,15 +71,16 @@ def to_json(summary: dict, results: Sequence[EventResult], errors: dict[str, str
                       allow_nan=False, default=lambda o: None)
 
 
-CSV_FIELDS = ("bag", "event_id", "event_stamp", "log_time", "trigger", "truth", "verdict",
-              "confidence", "p_success", "correct", "frame_stamps", "error_code", "error")
+CSV_FIELDS = ("bag", "event_id", "event_stamp", "log_time", "trigger", "grasp_id", "truth",
+              "verdict", "confidence", "p_success", "correct", "frame_stamps", "error_code",
+              "error")
 
 
 def _csv_row(e: EventResult) -> dict:
     r = e.record
     return {"bag": e.bag, "camera": e.camera, "event_id": r.event_id,
             "event_stamp": f"{r.event_stamp:.9f}",
-            "log_time": f"{e.log_time:.9f}", "trigger": r.trigger,
+            "log_time": f"{e.log_time:.9f}", "trigger": r.trigger, "grasp_id": r.grasp_id,
             "truth": "" if e.truth is None else int(e.truth),
             "verdict": "" if r.verdict is None else int(r.verdict),
             "confidence": "" if r.confidence is None else r.confidence,

@@ -5,9 +5,10 @@ events waiting for frames (trigger events and VerifyGrasp goals), the streaming 
 ``n_after``; for all cameras, the model that serves with its policy (and one staged to swap
 in), the answer counts and the stage timings. Its interface is plain calls with the time
 passed in: a frame arrives, an event arrives, "answer what is ready now", "when is the next
-deadline", deactivate. It never reads a clock of its own: ``now`` is the frames' clock (ROS
-time at the node, the log time in a bag) and ``steady`` a monotonic clock it is given (the
-node's ``time.monotonic``; a bag's log time), so a test or a bag drives it on any timeline.
+deadline", "a goal was cancelled", deactivate. It never reads a clock of its own: ``now`` is
+the frames' clock (ROS time at the node, the log time in a bag) and ``steady`` a monotonic
+clock it is given (the node's ``time.monotonic``; a bag's log time), so a test or a bag
+drives it on any timeline.
 
 No ROS, no ML framework, no image library: the model is a :class:`Scorer` and the frame
 decoder a callable, both given by the caller (``ros/node.py``, ``bags/evaluate.py``).
@@ -46,6 +47,7 @@ DEADLINE_MARGIN_S = 0.001  # a deadline is passed once the clock is beyond it
 DEACTIVATED = ("deactivated", "the node is not active")
 DEACTIVATED_WAITING = ("deactivated", "the node was deactivated before frames for this event "
                        "arrived")
+CANCELED = ("canceled", "the goal was cancelled before its event was judged")
 
 
 class Scorer(Protocol):
@@ -243,7 +245,8 @@ class GraspService:
         answered at once when rejected (Bool false) or while inactive."""
         stamp_ns = now_ns if info.stamp_ns is None else info.stamp_ns
         event = GraspEvent(next(self._event_ids), info.stamp, self._steady(), info.trigger,
-                           stamp_ns=stamp_ns, overrides=dict(overrides or {}))
+                           stamp_ns=stamp_ns, overrides=dict(overrides or {}),
+                           grasp_id=info.grasp_id)
         note = self._watch_trigger(info.stamp_ns, now_ns, clock_set)
         with self._intake_lock:
             accepting = self._accepting and self._serving is not None
@@ -255,6 +258,18 @@ class GraspService:
         if rejection is None:
             return Intake(event, None, note)
         return Intake(event, self._failure(camera, event, rejection), note)
+
+    def cancel(self, event_id: int) -> Answer | None:
+        """Withdraw a waiting event (a cancelled goal): its one answer now, a ``canceled``
+        failure record; None when it has had its answer (judged, failed, cancelled) or was
+        never waiting. Under the answer lock, so a pass judging it at the same moment and
+        this call cannot both answer it."""
+        with self._answer_lock:
+            for index, camera in enumerate(self.cameras):
+                for event in camera.pending.snapshot():
+                    if event.event_id == event_id and camera.pending.remove(event):
+                        return self._failure(index, event, CANCELED)
+        return None
 
     def _watch_trigger(self, stamp_ns: int | None, now_ns: int, clock_set: bool) -> str | None:
         """A Header trigger's or goal's own stamp minus its arrival, for /diagnostics."""

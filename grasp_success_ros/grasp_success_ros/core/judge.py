@@ -33,6 +33,7 @@ ERROR_CODES = {
     "clock_skew": "a chosen frame is stamped after it was received by more than "
                   "clock_tolerance_s: the camera's clock runs ahead",
     "no_clock": "use_sim_time is true and no /clock has come: the node's clock stands at 0",
+    "canceled": "the VerifyGrasp goal was cancelled before its event was judged",
 }
 
 
@@ -60,6 +61,7 @@ class GraspEvent:
     stamp_ns: int | None = None
     # Policy fields this event overrides (a VerifyGrasp goal's), applied to the node's policy.
     overrides: dict[str, Any] = field(default_factory=dict)
+    grasp_id: str = ""  # which grasp it is about (a goal's grasp_id, a trigger's text)
 
 
 @dataclass
@@ -81,6 +83,7 @@ class GraspRecord:
     trigger: str = ""
     model: str = ""  # the source path of the model that judged (or would have judged)
     threshold_failure: float | None = None  # the band's lower end; None: one threshold
+    grasp_id: str = ""  # the event's grasp id ("" : none given)
 
     @property
     def ok(self) -> bool:
@@ -106,6 +109,7 @@ def failure_record(event: GraspEvent, cfg: PolicyConfig, code: str, reason: str,
         latency_ms=None, error=f"{code}: {reason}", error_code=code,
         threshold=cfg.threshold, threshold_failure=cfg.threshold_failure,
         policy=describe_policy(cfg), trigger=event.trigger, model=model,
+        grasp_id=event.grasp_id,
     )
 
 
@@ -177,6 +181,7 @@ def judge_selected(event: GraspEvent, frames: Sequence[Frame], selection: Select
         error_code="uncertain" if unsure else None, threshold=cfg.threshold,
         threshold_failure=cfg.threshold_failure,
         policy=describe_policy(cfg), trigger=event.trigger, model=model,
+        grasp_id=event.grasp_id,
     )
 
 

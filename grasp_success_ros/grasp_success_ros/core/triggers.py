@@ -31,18 +31,20 @@ class TriggerInfo:
     trigger: str
     rejection: tuple[str, str] | None = None
     stamp_ns: int | None = None  # the message's own stamp, exact; None: the receipt time
+    grasp_id: str = ""  # which grasp the event is about, echoed in its record ("" : none)
 
 
 def trigger_info(trigger_type: str, msg: Any, receipt_s: float) -> TriggerInfo:
     """Empty/String/Bool: the event time is the receipt time; Header: its stamp (receipt
-    time when zero); Bool false is rejected as ``not_completed``."""
+    time when zero); Bool false is rejected as ``not_completed``. The grasp id, by
+    convention: a Header's ``frame_id``, a String's ``data`` (the two types that carry text)."""
     if trigger_type == "header":
         label = f"header:{msg.frame_id}" if msg.frame_id else "header"
         if ns := stamp_ns(msg.stamp):
-            return TriggerInfo(ns_to_s(ns), label, stamp_ns=ns)
-        return TriggerInfo(receipt_s, label)
+            return TriggerInfo(ns_to_s(ns), label, stamp_ns=ns, grasp_id=msg.frame_id)
+        return TriggerInfo(receipt_s, label, grasp_id=msg.frame_id)
     if trigger_type == "string":
-        return TriggerInfo(receipt_s, f"string:{msg.data[:200]}")
+        return TriggerInfo(receipt_s, f"string:{msg.data[:200]}", grasp_id=msg.data)
     if trigger_type == "bool" and not msg.data:
         return TriggerInfo(receipt_s, trigger_type, NOT_COMPLETED)
     return TriggerInfo(receipt_s, trigger_type)

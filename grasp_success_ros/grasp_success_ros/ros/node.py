@@ -28,8 +28,8 @@ from grasp_success_ros.core.errors import GraspSuccessError
 from grasp_success_ros.core.grasp_service import Answer, GraspService, Intake, Pass
 from grasp_success_ros.core.loads import OneLoad
 from grasp_success_ros.core.params import NodeConfig
-from grasp_success_ros.core.stamps import ns_to_s, stamp_ns, stamp_s
-from grasp_success_ros.core.triggers import TriggerInfo, trigger_info
+from grasp_success_ros.core.stamps import ns_to_s, stamp_s
+from grasp_success_ros.core.triggers import trigger_info
 from grasp_success_ros.core.wakeups import WorkerWakeups
 from grasp_success_ros.data.image_conversion import to_rgb
 from grasp_success_ros.model.classifier import GraspClassifier
@@ -44,7 +44,7 @@ from grasp_success_ros.ros.rclpy_compat import (
     guard_change_state,
 )
 from grasp_success_ros.ros.verdicts import answer_message
-from grasp_success_ros.ros.verify import VerifyServer, goal_values
+from grasp_success_ros.ros.verify import VerifyServer
 
 # The longest the worker sleeps while an event waits: a deadline on a simulated clock that
 # runs faster than the steady one is met this late at most.
@@ -143,6 +143,11 @@ class GraspSuccessNode(LifecycleNode):
             c.image_group for c in self._cameras] + [self.default_callback_group]
         return sum(1 for g in groups if not isinstance(g, InlineCallbackGroup))
 
+    @property
+    def camera_names(self) -> list[str]:
+        """The ``cameras`` names in the service's order ("" for the one unnamed camera)."""
+        return [camera.topics.name for camera in self._cameras]
+
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> bool:
@@ -160,8 +165,8 @@ class GraspSuccessNode(LifecycleNode):
         self._outputs = [pub for camera in self._cameras for pub in camera.create_outputs(self)]
         # From configure to cleanup, refusing goals while inactive: a server that vanished at
         # deactivate could not deliver the answers to the goals pending then.
-        self._verify = VerifyServer(self, self._verify_group, self._accept_goal,
-                                    self._submit_goal, self._publish_lock)
+        self._verify = VerifyServer(self, self._verify_group, self._publish_lock,
+                                    self._wakeups.request)
         self.get_logger().info(f"configured: model {classifier.source}")
         return SUCCESS
 
@@ -240,28 +245,6 @@ class GraspSuccessNode(LifecycleNode):
         now_ns = self.get_clock().now().nanoseconds
         info = trigger_info(self.config.trigger_type, msg, ns_to_s(now_ns))
         self._take(self.service.event(camera, info, now_ns, self._now()[1]))
-
-    def _accept_goal(self, values: dict) -> str | None:
-        """Why a goal is refused: inactive, or overrides the node's rules forbid."""
-        if self.service.serving is None or not self.service.accepting:
-            return "the node is not active"
-        try:
-            self.config.goal_overrides(values)
-        except GraspSuccessError as exc:
-            return str(exc)
-        return None
-
-    def _submit_goal(self, request) -> Intake:
-        """A goal's event: its own stamp, or now; judged on the first camera."""
-        now_ns = self.get_clock().now().nanoseconds
-        own = stamp_ns(request.stamp)
-        info = TriggerInfo(ns_to_s(own or now_ns), "action", stamp_ns=own or None)
-        intake = self.service.event(0, info, now_ns, self._now()[1], goal=True,
-                                    overrides=self.config.goal_overrides(goal_values(request)))
-        self._note(intake.note)
-        if intake.answer is None:
-            self._wakeups.request()
-        return intake
 
     def _take(self, intake: Intake) -> None:
         self._note(intake.note)
@@ -348,7 +331,7 @@ class GraspSuccessNode(LifecycleNode):
         state = self._state_machine.current_state[1]  # checked by guard_change_state
         return grasp_status(self.service, self.config, state, self._now()[0],
                             self.get_clock().ros_time_is_active, self._last_load_error,
-                            [c.topics.name for c in self._cameras])
+                            self.camera_names)
 
 
 def main(args=None) -> int:

@@ -57,7 +57,7 @@ def verdict_message(record: GraspRecord, header: Header,
         latency_ms=_or_nan(record.latency_ms), error_code=record.error_code or "",
         error=record.error or "", threshold=record.threshold,
         threshold_failure=_or_nan(record.threshold_failure), policy=record.policy,
-        model=record.model, trigger=record.trigger)
+        model=record.model, trigger=record.trigger, grasp_id=record.grasp_id)
 
 
 def answer_message(answer: Answer, frame_id: str) -> GraspVerdict:
@@ -93,6 +93,7 @@ def record_fields(msg: GraspVerdict) -> dict[str, Any]:
         "error_code": msg.error_code or None, "threshold": float(msg.threshold),
         "policy": msg.policy, "trigger": msg.trigger, "model": msg.model,
         "threshold_failure": _or_none(msg.threshold_failure), "frame_id": msg.header.frame_id,
+        "grasp_id": msg.grasp_id,
     }
 
 
