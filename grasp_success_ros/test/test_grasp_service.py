@@ -101,6 +101,28 @@ def test_a_stopped_clock_is_overtaken_by_the_steady_backstop():
     assert answer.record.error_code == "no_fresh_frame"
 
 
+def test_an_event_stamped_an_hour_ahead_is_answered_by_the_backstop_not_held_for_an_hour():
+    svc, clock = service(PolicyConfig(deadline_s=0.5))
+    svc.event(0, trigger(10.0 + 3600.0), ns(10.0))  # received at steady 100.0
+    for k in range(50):  # frames keep coming for 5 s, all stamped before the event
+        clock.t = 100.0 + k * 0.1
+        svc.frame(0, 10.0 + k * 0.1, 10.0 + k * 0.1, image(200), "hand")
+        assert svc.answer_ready(10.0 + k * 0.1).answers == []
+    assert svc.next_deadline(14.9) == pytest.approx(0.5 + 5.0 - 4.9 + 0.001)
+    clock.t = 100.0 + 0.5 + 5.0 + 0.01  # the steady backstop: deadline_s + 5 s after arrival
+    [answer] = svc.answer_ready(15.51).answers
+    assert answer.record.error_code == "no_fresh_frame"
+
+
+def test_frames_between_the_two_thresholds_get_an_uncertain_record_with_their_scores():
+    svc, clock = service(PolicyConfig(threshold=0.7, threshold_failure=0.3))
+    svc.event(0, trigger(10.0), ns(10.0))
+    feed(svc, clock, 0, 10.02, 128)
+    [answer] = svc.answer_ready(10.02).answers
+    assert answer.record.error_code == "uncertain" and answer.record.verdict is None
+    assert answer.record.p_success == pytest.approx(128 / 255, abs=1e-6)
+
+
 def test_events_of_two_cameras_ready_together_share_one_forward_pass():
     scorer = Brightness()
     svc, clock = service(cameras=2, scorer=scorer)

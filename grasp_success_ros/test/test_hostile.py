@@ -460,14 +460,11 @@ def test_a_hundred_events_in_one_second_are_each_answered_once(hostile):
     pytest.param((-100_000, 0), id="negative"),
     pytest.param((2**31 - 1, 999_999_999), id="2038"),
     pytest.param("past", id="a day ago"),
-    pytest.param("future", id="in an hour"),
-])
+])  # an event an hour ahead (met by the steady backstop): test_grasp_service, in-process
 def test_header_events_far_from_now_get_a_failure_record_in_time(hostile, stamp):
     now = hostile.now()
     if stamp == "past":
         stamp = (int(now) - 86_400, 0)
-    elif stamp == "future":
-        stamp = (int(now) + 3_600, 0)
     sec, nanosec = stamp
     hostile.trigger_pub.publish(Header(stamp=TimeMsg(sec=sec, nanosec=nanosec)))
     hostile.camera_pub.publish(stamp_msg(good_image(3), hostile.now()))

@@ -89,15 +89,6 @@ def test_a_malformed_image_gives_a_failure_record_and_the_node_keeps_serving(liv
     assert record["verdict"] is not None and proc.poll() is None
 
 
-def test_no_frame_after_the_event_gives_a_failure_record_at_the_deadline(live):
-    player, _, _ = live
-    player.clear()
-    event_then_frames(player, [])
-    (record,) = player.wait_for_results(1, timeout=10.0)
-    assert record["verdict"] is None and record["error_code"] == "no_fresh_frame"
-    assert 2000.0 <= record["latency_ms"] < 3000.0  # deadline_s, not the 5 s backstop after it
-
-
 def test_a_verify_goal_waits_for_its_frames_and_reports_them_as_feedback(live):
     """A goal stamped now (zero) with its own policy: the five frames after it, combined."""
     player, _, _ = live
