@@ -1,12 +1,15 @@
 """rclpy's bugs worked around in ros/rclpy_compat.py: each workaround applies exactly where the
 installed rclpy still has its bug (a test here fails the day rclpy fixes it: narrow the gate
-or drop the workaround), and each still works.
+or drop the workaround), and each still works. Run on Jazzy (``make test``) and on Kilted
+(``make test-kilted``).
 
 ros2/rclpy#1209: an unoffered lifecycle transition ends the spin; the guard answers
-success=false instead. ros2/rclpy#1452: the MultiThreadedExecutor re-submits a task queued
-for its pool until a thread starts it; the node's executor submits every ready callback
-exactly once, even while another callback group keeps the cores busy, and runs an inline
-group's callbacks on the spinning thread itself."""
+success=false instead, and where rclpy answers so itself the node's set-up leaves it to
+rclpy. ros2/rclpy#1452: the MultiThreadedExecutor re-submits a task queued for its pool until
+a thread starts it; the node's executor submits every ready callback exactly once, even while
+another callback group keeps the cores busy, and runs an inline group's callbacks on the
+spinning thread itself. The parameter callbacks the node registers exist (Humble's rclpy
+lacks the post-set one)."""
 
 from __future__ import annotations
 
@@ -39,8 +42,6 @@ from grasp_success_ros.ros.rclpy_compat import (
 
 pytestmark = pytest.mark.ros
 MESSAGES = 200
-NEEDS_GUARD = pytest.mark.skipif(not CHANGE_STATE_ESCAPES.applies(),
-                                 reason="this rclpy answers unoffered transitions itself")
 NEEDS_OVERRIDE = pytest.mark.skipif(not TASK_RESUBMISSION.applies(),
                                     reason="NodeExecutor is rclpy's own on this rclpy")
 
@@ -94,6 +95,14 @@ def test_rclpy_reports_its_version_so_the_gates_are_not_guesses():
     assert installed is not None and len(installed) >= 2 and installed[0] >= 7
 
 
+def test_the_parameter_callbacks_the_node_registers_exist_in_this_rclpy():
+    """Validate before a set, commit after it (ros2/rclpy#966: rclpy 3.7, not Humble's)."""
+    from rclpy.node import Node
+
+    assert callable(getattr(Node, "add_on_set_parameters_callback", None))
+    assert callable(getattr(Node, "add_post_set_parameters_callback", None))
+
+
 def test_versions_compare_by_their_release_numbers():
     assert release("7.1.5") == (7, 1, 5) and release("10.0.4.dev0") == (10, 0, 4)
     assert TASK_RESUBMISSION.applies((7, 1, 9)) and TASK_RESUBMISSION.applies((10, 0, 3))
@@ -111,23 +120,35 @@ def change_state(node, transition_id: int = 0, label: str = ""):
 
 def test_rclpy_lets_an_unoffered_transition_escape_exactly_where_the_guard_applies(context):
     node = LifecycleNode("plain_lifecycle", context=context)
+    answer = None
     try:
-        change_state(node, Transition.TRANSITION_ACTIVATE)  # unconfigured offers no activate
+        answer = change_state(node, Transition.TRANSITION_ACTIVATE)  # unconfigured: no activate
         escaped = False
     except RuntimeError as exc:  # rclpy's RCLError, which ends the spin
         escaped = "Transition is not registered" in str(exc)
     finally:
+        state = node._state_machine.current_state[1]
         node.destroy_node()
     assert escaped == CHANGE_STATE_ESCAPES.applies(), (
         f"rclpy {rclpy_version()} {'still has' if escaped else 'fixed'} "
         f"{CHANGE_STATE_ESCAPES.issue}: move CHANGE_STATE_ESCAPES.fixed_in")
+    assert escaped or answer.success is False  # a fixed rclpy refuses it itself
+    assert state == "unconfigured"
 
 
-@NEEDS_GUARD
-def test_the_guard_refuses_an_unoffered_transition_by_id_or_label_and_stays_put(context):
+def test_the_guard_is_installed_exactly_where_rclpy_lets_the_error_escape(context):
+    node = LifecycleNode("gate_lifecycle", context=context)
+    try:
+        assert guard_change_state(node, node.get_logger()) == CHANGE_STATE_ESCAPES.applies()
+    finally:
+        node.destroy_node()
+
+
+def test_the_nodes_set_up_refuses_an_unoffered_transition_by_id_or_label_and_stays_put(context):
+    """The guard where rclpy has the bug, rclpy itself where it does not."""
     node = LifecycleNode("guarded_lifecycle", context=context)
     try:
-        assert guard_change_state(node, node.get_logger())
+        guard_change_state(node, node.get_logger())
         assert change_state(node, Transition.TRANSITION_ACTIVATE).success is False
         assert change_state(node, label="activate").success is False
         assert node._state_machine.current_state[1] == "unconfigured"
@@ -137,8 +158,7 @@ def test_the_guard_refuses_an_unoffered_transition_by_id_or_label_and_stays_put(
         node.destroy_node()
 
 
-@NEEDS_GUARD
-def test_a_guarded_node_answers_an_unoffered_transition_and_keeps_spinning(context):
+def test_a_node_set_up_so_answers_an_unoffered_transition_and_keeps_spinning(context):
     node = LifecycleNode("spinning_lifecycle", context=context)
     guard_change_state(node, node.get_logger())
     client_node = rclpy.create_node("lifecycle_client", context=context)

@@ -1,23 +1,32 @@
-"""rclpy's bugs the node works around, in one place, each gated on the rclpy versions that
-have it.
+"""Where the ROS 2 distributions' rclpy differ for the node, decided in one place: each bug
+the node works around is gated on the rclpy versions that have it.
 
 - ros2/rclpy#1209 (:func:`guard_change_state`): rcl's "Transition is not registered" error
   escapes a LifecycleNode's change_state service callback and ends the executor's spin, so
   one request for a transition the current state does not offer kills the node. Fixed
-  upstream by ros2/rclpy#1319 (Rolling, August 2024; Kilted's 9.x has it); not backported
-  to Jazzy: rclpy 7.1.x up to 7.1.9 has the bug. Applies to rclpy < 9.
+  upstream by ros2/rclpy#1319 (Rolling, August 2024); not backported to Jazzy: rclpy 7.1.x
+  up to 7.1.9 has the bug. Kilted's 9.1.2 answers such a request with success=false itself
+  (tested). Applies to rclpy < 9.
 - ros2/rclpy#1452 (:class:`NodeExecutor`): MultiThreadedExecutor yields every task that has
   not *started* again on the next spin, so a callback queued for the pool but not picked up
   yet is submitted over and over, the spin loop never blocks, and while inference holds the
   cores the duplicates pile up by thousands (measured here: a 100 Hz ``/clock`` replay took
   the node to 110-175 % CPU with 3,700 queued duplicates; frames and events were handled
   seconds late). Fixed upstream by ros2/rclpy#1547, released in 10.0.4 (Rolling); Jazzy's
-  7.1.x up to 7.1.9 has it. Applies to rclpy < 10.0.4.
+  7.1.x up to 7.1.9 and Kilted's 9.1.2 have it (tested; 9.1.2's MultiThreadedExecutor has
+  the same ``_spin_once_impl``, ``_executor`` and ``_futures`` as 7.1.x). Applies to
+  rclpy < 10.0.4.
 
-Both lean on rclpy's private names. ``test/test_rclpy_compat.py`` fails when a bug is gone
-from the installed rclpy while its gate still applies (narrow the gate, or drop the
-workaround), when it is there while the gate does not, and when a workaround stops working.
-An rclpy whose version no distribution reports gets every workaround.
+Both lean on rclpy's private names. ``test/test_rclpy_compat.py`` (run on Jazzy by ``make
+test`` and on Kilted by ``make test-kilted``) fails when a bug is gone from the installed
+rclpy while its gate still applies (narrow the gate, or drop the workaround), when it is there
+while the gate does not, and when a workaround stops working. An rclpy whose version no
+distribution reports gets every workaround.
+
+Not worked around: Humble's rclpy (3.3.x) lacks ``Node.add_post_set_parameters_callback``
+(ros2/rclpy#966, rclpy 3.7.0, after Humble branched), on which the node commits a parameter
+change only once it is set: the node needs rclpy >= 3.7 (Iron and later; tested on Jazzy
+and Kilted; README, "ROS 2 distributions").
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from rclpy.executors import (
 
 # Where rclpy's version is registered: ``rclpy`` (an apt install's egg-info, the ROS 2
 # wheels' setup.py metadata), then the wheels' own distribution names.
-RCLPY_DISTRIBUTIONS = ("rclpy", "ros-rclpy", "ros-jazzy-rclpy")
+RCLPY_DISTRIBUTIONS = ("rclpy", "ros-rclpy", "ros-jazzy-rclpy", "ros-kilted-rclpy")
 # How long the spin loop yields the GIL when the only ready work is already queued.
 QUEUED_BACKOFF_S = 0.0005
 _NOT_READY = (ConditionReachedException, ExternalShutdownException, ShutdownException,
