@@ -8,8 +8,10 @@ success=false instead, and where rclpy answers so itself the node's set-up leave
 rclpy. ros2/rclpy#1452: the MultiThreadedExecutor re-submits a task queued for its pool until
 a thread starts it; the node's executor submits every ready callback exactly once, even while
 another callback group keeps the cores busy, and runs an inline group's callbacks on the
-spinning thread itself. The parameter callbacks the node registers exist (Humble's rclpy
-lacks the post-set one)."""
+spinning thread itself. ros2/rclpy#1385: a waitable destroyed by another thread while the
+executor builds its wait set ends the spin; the node's executor rides it out, but not a
+destroyed waitable left on the node. The parameter callbacks the node registers exist
+(Humble's rclpy lacks the post-set one)."""
 
 from __future__ import annotations
 
@@ -24,15 +26,21 @@ import pytest
 import rclpy
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
+from rclpy.action import ActionServer
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Int32
+from test_msgs.action import Fibonacci
 
+from grasp_success_ros.ros import rclpy_compat
 from grasp_success_ros.ros.rclpy_compat import (
     CHANGE_STATE_ESCAPES,
     TASK_RESUBMISSION,
+    WAITABLE_DESTROYED,
     InlineCallbackGroup,
     NodeExecutor,
     guard_change_state,
@@ -108,6 +116,7 @@ def test_versions_compare_by_their_release_numbers():
     assert TASK_RESUBMISSION.applies((7, 1, 9)) and TASK_RESUBMISSION.applies((10, 0, 3))
     assert not TASK_RESUBMISSION.applies((10, 0, 4))
     assert CHANGE_STATE_ESCAPES.applies((7, 1, 9)) and not CHANGE_STATE_ESCAPES.applies((9, 1))
+    assert WAITABLE_DESTROYED.applies((99,))  # no release fixes it yet
 
 
 # --- ros2/rclpy#1209: an unoffered lifecycle transition -----------------------------------
@@ -312,3 +321,100 @@ def test_an_inline_groups_callbacks_run_on_the_spinning_thread_each_message_once
         talker.destroy_node()
     assert [data for data, _ in received] == list(range(50))
     assert {thread for _, thread in received} == {spinner}
+
+
+# --- ros2/rclpy#1385: a waitable destroyed while the executor builds its wait set ----------
+
+def half_destroyed_action_server(node):
+    """An action server destroyed but still listed by ``node``: what an executor sees between
+    the two steps of ActionServer.destroy() on another thread. Returns the second step."""
+    server = ActionServer(node, Fibonacci, "fibonacci", lambda goal: Fibonacci.Result())
+    yield
+    server._handle.destroy_when_not_in_use()
+    yield
+    node.remove_waitable(server)
+    yield
+
+
+def half_destroyed_event_handlers(node):
+    """A subscription's QoS event handlers destroyed while the executor still holds the list
+    of waitables it took before Node.destroy_subscription removed them."""
+    sub = node.create_subscription(Int32, "half_destroyed", lambda m: None, 10)
+    yield
+    for handler in sub.event_handlers:
+        handler.destroy()
+    yield
+    node.destroy_subscription(sub)
+    yield
+
+
+HALF_DESTROYED = {"action_server": half_destroyed_action_server,
+                  "qos_event_handlers": half_destroyed_event_handlers}
+
+
+@pytest.fixture(params=list(HALF_DESTROYED))
+def half_destroyed(request, context):
+    """(node, steps): next(steps) creates the waitable, destroys it, then removes it."""
+    node = rclpy.create_node(f"half_destroyed_{request.param}", context=context)
+    steps = HALF_DESTROYED[request.param](node)
+    next(steps)
+    yield node, steps
+    node.destroy_node()
+
+
+def test_rclpy_ends_the_spin_on_a_destroyed_waitable_exactly_where_the_workaround_applies(
+        half_destroyed, context):
+    node, steps = half_destroyed
+    executor = MultiThreadedExecutor(2, context=context)
+    executor.add_node(node)
+    try:
+        executor.spin_once(timeout_sec=0.05)
+        next(steps)  # destroyed, still listed
+        executor.spin_once(timeout_sec=0.05)
+        ended = False
+    except (_rclpy.RCLError, InvalidHandle):
+        ended = True
+    finally:
+        executor.shutdown()
+    assert ended == WAITABLE_DESTROYED.applies(), (
+        f"rclpy {rclpy_version()} fixed {WAITABLE_DESTROYED.issue}: set "
+        "WAITABLE_DESTROYED.fixed_in")
+
+
+def test_the_node_executor_rides_out_a_waitable_destroyed_meanwhile_and_keeps_serving(
+        half_destroyed, context):
+    node, steps = half_destroyed
+    served = threading.Event()
+    wake = node.create_guard_condition(served.set, MutuallyExclusiveCallbackGroup())
+    executor = NodeExecutor(2, context=context)
+    executor.add_node(node)
+    try:
+        executor.spin_once(timeout_sec=0.05)
+        next(steps)  # destroyed, still listed
+        executor.spin_once(timeout_sec=0.05)
+        next(steps)  # removed: the destroying thread's second step
+        wake.trigger()
+        end = time.monotonic() + 10.0
+        while not served.is_set() and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        executor.shutdown()
+    assert served.is_set()
+
+
+def test_a_destroyed_waitable_left_on_the_node_still_ends_the_spin(
+        half_destroyed, context, monkeypatch):
+    """Only the race is ridden out: a waitable never removed is a bug of its own."""
+    monkeypatch.setattr(rclpy_compat, "DESTROYED_GRACE_S", 0.2)
+    node, steps = half_destroyed
+    executor = NodeExecutor(2, context=context)
+    executor.add_node(node)
+    try:
+        executor.spin_once(timeout_sec=0.05)
+        next(steps)  # destroyed, and left listed
+        with pytest.raises((_rclpy.RCLError, InvalidHandle)):
+            end = time.monotonic() + 5.0
+            while time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.01)
+    finally:
+        executor.shutdown()
