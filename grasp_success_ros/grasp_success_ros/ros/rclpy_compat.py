@@ -1,5 +1,6 @@
-"""Where the ROS 2 distributions' rclpy differ for the node, decided in one place: each bug
-the node works around is gated on the rclpy versions that have it.
+"""Where the ROS 2 distributions differ for the node, decided in one place, told apart by
+their rclpy's version: each rclpy bug the node works around is gated on the releases that
+have it, and the Fast DDS profile variable goes by the distribution.
 
 - ros2/rclpy#1209 (:func:`guard_change_state`): rcl's "Transition is not registered" error
   escapes a LifecycleNode's change_state service callback and ends the executor's spin, so
@@ -25,7 +26,12 @@ the node works around is gated on the rclpy versions that have it.
   could kill it (seen once in a Kilted run; Jazzy's 7.1.x has the same code). Open upstream:
   no release fixes it; applies to every rclpy.
 
-They lean on rclpy's private names. ``test/test_rclpy_compat.py`` (run on Jazzy by ``make
+- Fast DDS's profile file (:func:`fast_dds_profile_vars`): Fast DDS 2.x (Jazzy, rclpy 7.x)
+  reads ``FASTRTPS_DEFAULT_PROFILES_FILE`` only; 3.x (Kilted, rclpy 9.x) reads
+  ``FASTDDS_DEFAULT_PROFILES_FILE``, and Kilted's rmw_fastrtps warns at every participant's
+  start that the old name is deprecated when it is set.
+
+The workarounds lean on rclpy's private names. ``test/test_rclpy_compat.py`` (run on Jazzy by ``make
 test`` and on Kilted by ``make test-kilted``) fails when a bug is gone from the installed
 rclpy while its gate still applies (narrow the gate, or drop the workaround), when it is there
 while the gate does not, and when a workaround stops working. An rclpy whose version no
@@ -108,6 +114,20 @@ class Workaround:
 CHANGE_STATE_ESCAPES = Workaround("ros2/rclpy#1209", fixed_in=(9,))
 TASK_RESUBMISSION = Workaround("ros2/rclpy#1452", fixed_in=(10, 0, 4))
 WAITABLE_DESTROYED = Workaround("ros2/rclpy#1385", fixed_in=None)
+# The first rclpy of a distribution whose middleware is Fast DDS 3 (Kilted's 9.x).
+FAST_DDS_3_RCLPY = (9,)
+FAST_DDS_2_PROFILE_VAR = "FASTRTPS_DEFAULT_PROFILES_FILE"
+FAST_DDS_3_PROFILE_VAR = "FASTDDS_DEFAULT_PROFILES_FILE"
+
+
+def fast_dds_profile_vars(installed: tuple[int, ...] | None = None) -> tuple[str, ...]:
+    """The variable(s) naming a profile file that this distribution's Fast DDS reads, by
+    ``installed`` (default: this rclpy); both where the version is unknown."""
+    installed = installed or rclpy_version()
+    if installed is None:
+        return (FAST_DDS_2_PROFILE_VAR, FAST_DDS_3_PROFILE_VAR)
+    return ((FAST_DDS_3_PROFILE_VAR,) if installed >= FAST_DDS_3_RCLPY
+            else (FAST_DDS_2_PROFILE_VAR,))
 
 
 def guard_change_state(node: Any, logger: Any) -> bool:
