@@ -74,7 +74,7 @@ KILTED := unset _ROS_WHEELS_BOOTSTRAP_COMPLETE LD_LIBRARY_PATH PYTHONPATH AMENT_
 	  CMAKE_PREFIX_PATH COLCON_PREFIX_PATH && source $(KILTED_VENV)/bin/activate
 KILTED_MODEL_DIR := build-kilted/test-model
 KILTED_MODEL := $(KILTED_MODEL_DIR)/tiny.onnx
-# The subset (about 3 min): everything of these files but the tests that measure the model or
+# The subset (about 2.5 min): everything of these files but the tests that measure the model or
 # repeat a case on the same rclpy paths (README, "ROS 2 distributions", says why each is out).
 KILTED_TESTS := $(addprefix grasp_success_ros/test/,test_rclpy_compat.py test_dds_profile.py \
 	test_lifecycle.py test_node.py test_hostile.py test_bag_replay.py)
