@@ -13,8 +13,6 @@ from collections.abc import Mapping, MutableMapping
 from importlib import resources
 from pathlib import Path
 
-from grasp_success_ros.ros.rclpy_compat import fast_dds_profile_vars
-
 # Either names a profile file the user chose (Fast DDS 2.x reads the first, 3.x the second).
 PROFILE_VARS = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
 FAST_DDS_RMWS = ("", "rmw_fastrtps_cpp", "rmw_fastrtps_dynamic_cpp")
@@ -37,6 +35,10 @@ def profile_vars_to_set(env: Mapping[str, str], path: Path | str) -> dict[str, s
         return {}
     if any(var in env for var in PROFILE_VARS):
         return {}
+    # rclpy_compat imports rclpy: only here, where a process is about to use DDS (the CLI
+    # imports this module for every command, ROS or not)
+    from grasp_success_ros.ros.rclpy_compat import fast_dds_profile_vars
+
     return {var: str(path) for var in fast_dds_profile_vars()}
 
 
