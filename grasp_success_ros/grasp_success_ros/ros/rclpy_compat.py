@@ -25,17 +25,16 @@ have it, and the Fast DDS profile variable goes by the distribution.
   cleanup and its subscriptions at deactivate from pool threads, so a lifecycle transition
   could kill it (seen once in a Kilted run; Jazzy's 7.1.x has the same code). Open upstream:
   no release fixes it; applies to every rclpy.
-
 - Fast DDS's profile file (:func:`fast_dds_profile_vars`): Fast DDS 2.x (Jazzy, rclpy 7.x)
   reads ``FASTRTPS_DEFAULT_PROFILES_FILE`` only; 3.x (Kilted, rclpy 9.x) reads
   ``FASTDDS_DEFAULT_PROFILES_FILE``, and Kilted's rmw_fastrtps warns at every participant's
   start that the old name is deprecated when it is set.
 
-The workarounds lean on rclpy's private names. ``test/test_rclpy_compat.py`` (run on Jazzy by ``make
-test`` and on Kilted by ``make test-kilted``) fails when a bug is gone from the installed
-rclpy while its gate still applies (narrow the gate, or drop the workaround), when it is there
-while the gate does not, and when a workaround stops working. An rclpy whose version no
-distribution reports gets every workaround.
+The workarounds lean on rclpy's private names. ``test/test_rclpy_compat.py`` (run on Jazzy
+by ``make test`` and on Kilted by ``make test-kilted``) fails when a bug is gone from the
+installed rclpy while its gate still applies (narrow the gate, or drop the workaround), when
+it is there while the gate does not, and when a workaround stops working. An rclpy whose
+version no distribution reports gets every workaround.
 
 Not worked around: Humble's rclpy (3.3.x) lacks ``Node.add_post_set_parameters_callback``
 (ros2/rclpy#966, rclpy 3.7.0, after Humble branched), on which the node commits a parameter
