@@ -41,8 +41,8 @@ ARGUMENTS = (
                                               "fastdds_large_images.xml"]),
      "Fast DDS profile (a 16 MB shared-memory segment, so camera-sized images are not lost "
      "as UDP fragments); '' to leave DDS as configured. Not applied when "
-     "FASTRTPS_DEFAULT_PROFILES_FILE is already set or RMW_IMPLEMENTATION is another "
-     "middleware."),
+     "FASTRTPS_DEFAULT_PROFILES_FILE or FASTDDS_DEFAULT_PROFILES_FILE is already set or "
+     "RMW_IMPLEMENTATION is another middleware."),
     ("fastdds_profile_scope", "node", "Where the profile applies: 'node' (this node's "
      "process only), 'launch' (every process started after this in the launch, e.g. a "
      "camera driver: the segment belongs to the publisher) or 'none'."),

@@ -216,7 +216,8 @@ def test_a_verify_goal_needing_over_half_the_frame_buffer_is_refused_one_within_
     assert within.verdict.policy == "n_after(5,mean)" and len(within.verdict.frame_stamps) == 5
 
 
-def test_verdicts_are_typed_and_stamped_with_the_event_time_and_the_camera_frame_id(latest):
+def test_verdicts_are_typed_and_stamped_with_the_event_time_and_the_camera_frame_id(
+        latest, trained_model):
     """An independent GraspVerdict subscriber, as a C++ grasp manager would have."""
     player, header_pub, _ = latest
     seen: list[GraspVerdict] = []
@@ -237,7 +238,7 @@ def test_verdicts_are_typed_and_stamped_with_the_event_time_and_the_camera_frame
     assert verdict.header.frame_id == "allegro_palm_camera"
     assert verdict.status == GraspVerdict.SUCCESS and verdict.error_code == ""
     assert verdict.frame_stamps[0] == image.header.stamp
-    assert verdict.p_success >= verdict.threshold and verdict.model.endswith(".keras")
+    assert verdict.p_success >= verdict.threshold and verdict.model == str(trained_model)
 
 
 def test_header_events_use_their_own_stamp(latest):
@@ -320,10 +321,20 @@ def test_frames_between_the_two_thresholds_get_no_verdict_but_an_uncertain_recor
         assert set_parameter(player, node, "threshold", -1.0).successful
 
 
-def test_diagnostics_report_model_camera_and_counts(live):
-    from diagnostic_msgs.msg import DiagnosticArray
+def expected_device(model) -> str:
+    """Where the node runs MODEL: TensorFlow's device for a Keras model, else ONNX Runtime's
+    best provider here."""
+    from grasp_success_ros.model.runtimes import choose_providers, keras_device, runtime_for
 
-    from grasp_success_ros.model.runtimes import keras_device
+    if runtime_for(model) == "keras":
+        return keras_device()
+    import onnxruntime
+
+    return choose_providers(None, onnxruntime.get_available_providers())[0]
+
+
+def test_diagnostics_report_model_camera_and_counts(live, trained_model):
+    from diagnostic_msgs.msg import DiagnosticArray
 
     player, _, _ = live
     seen = []
@@ -338,7 +349,7 @@ def test_diagnostics_report_model_camera_and_counts(live):
     player.destroy_subscription(sub)
     values = {kv.key: kv.value for kv in mine[-1].values}
     assert values["model_loaded"] == "True"
-    assert values["device"] == keras_device()  # a Keras model: where TensorFlow runs it
+    assert values["device"] == expected_device(trained_model)
     assert {"camera_rate_hz", "newest_frame_age_s", "last_latency_ms", "verdicts",
             "failures"} <= set(values)
     assert int(values["verdicts"]) >= 1

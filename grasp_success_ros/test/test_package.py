@@ -234,6 +234,18 @@ def test_ros_2_wheels_are_only_in_requirements_ros_txt():
         assert not {n for n in requirement_names(REPO / other) if n.startswith("ros-")}
 
 
+def test_the_kilted_wheels_are_the_jazzy_set_for_kilted():
+    """``make test-kilted`` installs requirements-ros-kilted.txt: the same ROS 2 packages,
+    plus ament_cmake_ros_core (split out of ament_cmake_ros in Kilted), less
+    python_cmake_module (Kilted's rosidl finds Python without it)."""
+    jazzy = requirement_names(REPO / "requirements-ros.txt")
+    kilted = requirement_names(REPO / "requirements-ros-kilted.txt")
+    assert all(name.startswith("ros-kilted-") for name in kilted)
+    as_kilted = {name.replace("ros-jazzy-", "ros-kilted-") for name in jazzy}
+    assert kilted == (as_kilted - {"ros-kilted-python-cmake-module"}) | {
+        "ros-kilted-ament-cmake-ros-core"}
+
+
 def test_a_clone_in_a_workspace_builds_both_packages_interfaces_first(workspace):
     """The repository in ``ws/src/`` and a plain ``colcon build``: both packages are found
     (colcon stops descending at a package, so they are siblings) and built in order."""

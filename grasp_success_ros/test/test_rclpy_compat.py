@@ -1,12 +1,17 @@
 """rclpy's bugs worked around in ros/rclpy_compat.py: each workaround applies exactly where the
 installed rclpy still has its bug (a test here fails the day rclpy fixes it: narrow the gate
-or drop the workaround), and each still works.
+or drop the workaround), and each still works. Run on Jazzy (``make test``) and on Kilted
+(``make test-kilted``).
 
 ros2/rclpy#1209: an unoffered lifecycle transition ends the spin; the guard answers
-success=false instead. ros2/rclpy#1452: the MultiThreadedExecutor re-submits a task queued
-for its pool until a thread starts it; the node's executor submits every ready callback
-exactly once, even while another callback group keeps the cores busy, and runs an inline
-group's callbacks on the spinning thread itself."""
+success=false instead, and where rclpy answers so itself the node's set-up leaves it to
+rclpy. ros2/rclpy#1452: the MultiThreadedExecutor re-submits a task queued for its pool until
+a thread starts it; the node's executor submits every ready callback exactly once, even while
+another callback group keeps the cores busy, and runs an inline group's callbacks on the
+spinning thread itself. ros2/rclpy#1385: a waitable destroyed by another thread while the
+executor builds its wait set ends the spin; the node's executor rides it out, but not a
+destroyed waitable left on the node. The parameter callbacks the node registers exist
+(Humble's rclpy lacks the post-set one)."""
 
 from __future__ import annotations
 
@@ -21,15 +26,21 @@ import pytest
 import rclpy
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
+from rclpy.action import ActionServer
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Int32
+from test_msgs.action import Fibonacci
 
+from grasp_success_ros.ros import rclpy_compat
 from grasp_success_ros.ros.rclpy_compat import (
     CHANGE_STATE_ESCAPES,
     TASK_RESUBMISSION,
+    WAITABLE_DESTROYED,
     InlineCallbackGroup,
     NodeExecutor,
     guard_change_state,
@@ -39,8 +50,6 @@ from grasp_success_ros.ros.rclpy_compat import (
 
 pytestmark = pytest.mark.ros
 MESSAGES = 200
-NEEDS_GUARD = pytest.mark.skipif(not CHANGE_STATE_ESCAPES.applies(),
-                                 reason="this rclpy answers unoffered transitions itself")
 NEEDS_OVERRIDE = pytest.mark.skipif(not TASK_RESUBMISSION.applies(),
                                     reason="NodeExecutor is rclpy's own on this rclpy")
 
@@ -94,11 +103,20 @@ def test_rclpy_reports_its_version_so_the_gates_are_not_guesses():
     assert installed is not None and len(installed) >= 2 and installed[0] >= 7
 
 
+def test_the_parameter_callbacks_the_node_registers_exist_in_this_rclpy():
+    """Validate before a set, commit after it (ros2/rclpy#966: rclpy 3.7, not Humble's)."""
+    from rclpy.node import Node
+
+    assert callable(getattr(Node, "add_on_set_parameters_callback", None))
+    assert callable(getattr(Node, "add_post_set_parameters_callback", None))
+
+
 def test_versions_compare_by_their_release_numbers():
     assert release("7.1.5") == (7, 1, 5) and release("10.0.4.dev0") == (10, 0, 4)
     assert TASK_RESUBMISSION.applies((7, 1, 9)) and TASK_RESUBMISSION.applies((10, 0, 3))
     assert not TASK_RESUBMISSION.applies((10, 0, 4))
     assert CHANGE_STATE_ESCAPES.applies((7, 1, 9)) and not CHANGE_STATE_ESCAPES.applies((9, 1))
+    assert WAITABLE_DESTROYED.applies((99,))  # no release fixes it yet
 
 
 # --- ros2/rclpy#1209: an unoffered lifecycle transition -----------------------------------
@@ -111,23 +129,35 @@ def change_state(node, transition_id: int = 0, label: str = ""):
 
 def test_rclpy_lets_an_unoffered_transition_escape_exactly_where_the_guard_applies(context):
     node = LifecycleNode("plain_lifecycle", context=context)
+    answer = None
     try:
-        change_state(node, Transition.TRANSITION_ACTIVATE)  # unconfigured offers no activate
+        answer = change_state(node, Transition.TRANSITION_ACTIVATE)  # unconfigured: no activate
         escaped = False
     except RuntimeError as exc:  # rclpy's RCLError, which ends the spin
         escaped = "Transition is not registered" in str(exc)
     finally:
+        state = node._state_machine.current_state[1]
         node.destroy_node()
     assert escaped == CHANGE_STATE_ESCAPES.applies(), (
         f"rclpy {rclpy_version()} {'still has' if escaped else 'fixed'} "
         f"{CHANGE_STATE_ESCAPES.issue}: move CHANGE_STATE_ESCAPES.fixed_in")
+    assert escaped or answer.success is False  # a fixed rclpy refuses it itself
+    assert state == "unconfigured"
 
 
-@NEEDS_GUARD
-def test_the_guard_refuses_an_unoffered_transition_by_id_or_label_and_stays_put(context):
+def test_the_guard_is_installed_exactly_where_rclpy_lets_the_error_escape(context):
+    node = LifecycleNode("gate_lifecycle", context=context)
+    try:
+        assert guard_change_state(node, node.get_logger()) == CHANGE_STATE_ESCAPES.applies()
+    finally:
+        node.destroy_node()
+
+
+def test_the_nodes_set_up_refuses_an_unoffered_transition_by_id_or_label_and_stays_put(context):
+    """The guard where rclpy has the bug, rclpy itself where it does not."""
     node = LifecycleNode("guarded_lifecycle", context=context)
     try:
-        assert guard_change_state(node, node.get_logger())
+        guard_change_state(node, node.get_logger())
         assert change_state(node, Transition.TRANSITION_ACTIVATE).success is False
         assert change_state(node, label="activate").success is False
         assert node._state_machine.current_state[1] == "unconfigured"
@@ -137,8 +167,7 @@ def test_the_guard_refuses_an_unoffered_transition_by_id_or_label_and_stays_put(
         node.destroy_node()
 
 
-@NEEDS_GUARD
-def test_a_guarded_node_answers_an_unoffered_transition_and_keeps_spinning(context):
+def test_a_node_set_up_so_answers_an_unoffered_transition_and_keeps_spinning(context):
     node = LifecycleNode("spinning_lifecycle", context=context)
     guard_change_state(node, node.get_logger())
     client_node = rclpy.create_node("lifecycle_client", context=context)
@@ -292,3 +321,100 @@ def test_an_inline_groups_callbacks_run_on_the_spinning_thread_each_message_once
         talker.destroy_node()
     assert [data for data, _ in received] == list(range(50))
     assert {thread for _, thread in received} == {spinner}
+
+
+# --- ros2/rclpy#1385: a waitable destroyed while the executor builds its wait set ----------
+
+def half_destroyed_action_server(node):
+    """An action server destroyed but still listed by ``node``: what an executor sees between
+    the two steps of ActionServer.destroy() on another thread. Returns the second step."""
+    server = ActionServer(node, Fibonacci, "fibonacci", lambda goal: Fibonacci.Result())
+    yield
+    server._handle.destroy_when_not_in_use()
+    yield
+    node.remove_waitable(server)
+    yield
+
+
+def half_destroyed_event_handlers(node):
+    """A subscription's QoS event handlers destroyed while the executor still holds the list
+    of waitables it took before Node.destroy_subscription removed them."""
+    sub = node.create_subscription(Int32, "half_destroyed", lambda m: None, 10)
+    yield
+    for handler in sub.event_handlers:
+        handler.destroy()
+    yield
+    node.destroy_subscription(sub)
+    yield
+
+
+HALF_DESTROYED = {"action_server": half_destroyed_action_server,
+                  "qos_event_handlers": half_destroyed_event_handlers}
+
+
+@pytest.fixture(params=list(HALF_DESTROYED))
+def half_destroyed(request, context):
+    """(node, steps): next(steps) creates the waitable, destroys it, then removes it."""
+    node = rclpy.create_node(f"half_destroyed_{request.param}", context=context)
+    steps = HALF_DESTROYED[request.param](node)
+    next(steps)
+    yield node, steps
+    node.destroy_node()
+
+
+def test_rclpy_ends_the_spin_on_a_destroyed_waitable_exactly_where_the_workaround_applies(
+        half_destroyed, context):
+    node, steps = half_destroyed
+    executor = MultiThreadedExecutor(2, context=context)
+    executor.add_node(node)
+    try:
+        executor.spin_once(timeout_sec=0.05)
+        next(steps)  # destroyed, still listed
+        executor.spin_once(timeout_sec=0.05)
+        ended = False
+    except (_rclpy.RCLError, InvalidHandle):
+        ended = True
+    finally:
+        executor.shutdown()
+    assert ended == WAITABLE_DESTROYED.applies(), (
+        f"rclpy {rclpy_version()} fixed {WAITABLE_DESTROYED.issue}: set "
+        "WAITABLE_DESTROYED.fixed_in")
+
+
+def test_the_node_executor_rides_out_a_waitable_destroyed_meanwhile_and_keeps_serving(
+        half_destroyed, context):
+    node, steps = half_destroyed
+    served = threading.Event()
+    wake = node.create_guard_condition(served.set, MutuallyExclusiveCallbackGroup())
+    executor = NodeExecutor(2, context=context)
+    executor.add_node(node)
+    try:
+        executor.spin_once(timeout_sec=0.05)
+        next(steps)  # destroyed, still listed
+        executor.spin_once(timeout_sec=0.05)
+        next(steps)  # removed: the destroying thread's second step
+        wake.trigger()
+        end = time.monotonic() + 10.0
+        while not served.is_set() and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        executor.shutdown()
+    assert served.is_set()
+
+
+def test_a_destroyed_waitable_left_on_the_node_still_ends_the_spin(
+        half_destroyed, context, monkeypatch):
+    """Only the race is ridden out: a waitable never removed is a bug of its own."""
+    monkeypatch.setattr(rclpy_compat, "DESTROYED_GRACE_S", 0.2)
+    node, steps = half_destroyed
+    executor = NodeExecutor(2, context=context)
+    executor.add_node(node)
+    try:
+        executor.spin_once(timeout_sec=0.05)
+        next(steps)  # destroyed, and left listed
+        with pytest.raises((_rclpy.RCLError, InvalidHandle)):
+            end = time.monotonic() + 5.0
+            while time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.01)
+    finally:
+        executor.shutdown()

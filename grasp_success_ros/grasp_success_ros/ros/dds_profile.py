@@ -13,6 +13,7 @@ from collections.abc import Mapping, MutableMapping
 from importlib import resources
 from pathlib import Path
 
+# Either names a profile file the user chose (Fast DDS 2.x reads the first, 3.x the second).
 PROFILE_VARS = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
 FAST_DDS_RMWS = ("", "rmw_fastrtps_cpp", "rmw_fastrtps_dynamic_cpp")
 # Where the launch file applies the profile: every process started after it in the launch
@@ -27,14 +28,18 @@ def profile_path() -> Path:
 
 
 def profile_vars_to_set(env: Mapping[str, str], path: Path | str) -> dict[str, str]:
-    """The variables that point Fast DDS at ``path``: none under another middleware or when
-    the user chose a profile already (set, even empty). The launch file uses it too."""
+    """The variable that points this distribution's Fast DDS at ``path`` (rclpy_compat
+    decides which): none under another middleware or when the user chose a profile already
+    (either name set, even empty). The launch file uses it too."""
     if env.get("RMW_IMPLEMENTATION", "") not in FAST_DDS_RMWS:
         return {}
     if any(var in env for var in PROFILE_VARS):
         return {}
-    # FASTRTPS_ for Fast DDS 2.x (Jazzy), FASTDDS_ for 3.x
-    return {var: str(path) for var in PROFILE_VARS}
+    # rclpy_compat imports rclpy: only here, where a process is about to use DDS (the CLI
+    # imports this module for every command, ROS or not)
+    from grasp_success_ros.ros.rclpy_compat import fast_dds_profile_vars
+
+    return {var: str(path) for var in fast_dds_profile_vars()}
 
 
 def use_large_image_profile(env: MutableMapping[str, str] | None = None) -> Path | None:
