@@ -57,8 +57,11 @@ demo: build $(DEMO_MODEL)
 	  grasp-success demo --model $(DEMO_MODEL) --grasps 20
 
 # The tests talk to the node with its own interfaces: build, source, then test (ROS's order).
-test: build
-	$(ACTIVATE) && source install/setup.bash && python -m pytest -ra --durations=20
+# Their model is the demo's, whose recipe test/conftest.py's trained_model fixture follows when
+# pytest runs without it: trained once, for this suite and (exported to ONNX) for Kilted's.
+test: build $(DEMO_MODEL)
+	$(ACTIVATE) && source install/setup.bash && \
+	  GRASP_SUCCESS_TEST_MODEL="$(abspath $(DEMO_MODEL))" python -m pytest -ra --durations=20
 
 lint: venv
 	$(ACTIVATE) && ruff check .
@@ -99,20 +102,11 @@ build-kilted: $(KILTED_VENV)/.installed
 	  --build-base build-kilted --install-base install-kilted --paths $(PACKAGES) \
 	  --event-handlers console_cohesion-
 
-# The Kilted tests' model, trained by the Jazzy venv's TensorFlow and exported to ONNX, which
-# the Kilted venv serves with ONNX Runtime alone. A quicker recipe than the suite's
-# (test/conftest.py): scenes drawn at 128x96, 64 px, 3 epochs; 0.95 on 200 held-out scenes
-# drawn at camera size.
-$(KILTED_MODEL): | venv
-	$(ACTIVATE) && grasp-success synth $(KILTED_MODEL_DIR)/data/train --images 10000 --seed 1 \
-	  --width 128 --height 96
-	$(ACTIVATE) && grasp-success synth $(KILTED_MODEL_DIR)/data/valid --images 200 --seed 2
-	$(ACTIVATE) && grasp-success train $(KILTED_MODEL_DIR)/data/train \
-	  $(KILTED_MODEL_DIR)/data/valid $(KILTED_MODEL_DIR)/tiny.keras \
-	  --backbone mobilenet_v3_small --input-size 64 --weights none --epochs 3 --batch-size 32 \
-	  --optimizer adam --learning-rate 1e-3 --lr-schedule cosine --augment none \
-	  --no-early-stopping --no-tensorboard
-	$(ACTIVATE) && grasp-success export $(KILTED_MODEL_DIR)/tiny.keras --format onnx --out $@
+# The Kilted tests' model: the Jazzy suite's (the demo model), exported to ONNX by the Jazzy
+# venv's TensorFlow, which the Kilted venv serves with ONNX Runtime alone.
+$(KILTED_MODEL): $(DEMO_MODEL) | venv
+	mkdir -p $(KILTED_MODEL_DIR)
+	$(ACTIVATE) && grasp-success export $(DEMO_MODEL) --format onnx --out $@
 
 test-kilted: build-kilted $(KILTED_MODEL)
 	$(KILTED) && source install-kilted/setup.bash && \

@@ -57,33 +57,35 @@ def ros():
 
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> dict[str, Path]:
-    """Synthetic train / valid folders (different seeds)."""
+    """Synthetic validation scenes (seed 2), as the demo recipe draws them."""
     from grasp_success_ros.data.synth import write_dataset
 
     root = tmp_path_factory.mktemp("synth")
-    write_dataset(root / "train", TRAIN_IMAGES, seed=1)
     write_dataset(root / "valid", 200, seed=2)
-    return {"train": root / "train", "valid": root / "valid"}
+    return {"valid": root / "valid"}
 
 
 @pytest.fixture(scope="session")
 def trained_model(request, tmp_path_factory) -> Path:
-    """A small MobileNetV3 classifier trained from scratch on synthetic scenes.
+    """A small MobileNetV3 classifier trained from scratch on synthetic scenes: the demo
+    recipe (Makefile).
 
-    ``GRASP_SUCCESS_TEST_MODEL=/path/model.keras`` (trained with the Makefile's demo recipe)
-    skips the training when iterating on the ROS tests."""
+    ``GRASP_SUCCESS_TEST_MODEL=/path/model.keras`` (a model of that recipe) skips the
+    training: ``make test`` trains the demo model once and passes it so."""
+    from grasp_success_ros.data.synth import write_dataset
     from grasp_success_ros.training.train import TrainConfig, train
 
     if os.environ.get("GRASP_SUCCESS_TEST_MODEL"):
         return Path(os.environ["GRASP_SUCCESS_TEST_MODEL"])
     synth_data = request.getfixturevalue("synth_data")
-
+    train_dir = tmp_path_factory.mktemp("synth_train") / "train"
+    write_dataset(train_dir, TRAIN_IMAGES, seed=1)
     out = tmp_path_factory.mktemp("model") / "tiny.keras"
     cfg = TrainConfig(backbone="mobilenet_v3_small", input_size=TINY_SIZE, weights=None,
                       epochs=4, batch_size=32, learning_rate=1e-3, optimizer="adam",
                       lr_schedule="cosine", augment=False, early_stopping=False, seed=0,
                       tensorboard=False, plots=False, progress=False)
-    train(synth_data["train"], synth_data["valid"], out, cfg)
+    train(train_dir, synth_data["valid"], out, cfg)
     return out
 
 
