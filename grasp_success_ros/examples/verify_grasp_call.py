@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from action_msgs.msg import GoalStatus
 from grasp_success_msgs.action import VerifyGrasp
 from grasp_success_msgs.msg import GraspVerdict
-from rclpy.action import ActionClient
 from rclpy.node import Node
+
+from grasp_success_ros.ros.rclpy_compat import ActionClient
 
 DEFAULT_ACTION = "/grasp_success_node/verify"
 # BT.ROS2's RosActionNode waits this long on halt for the server to accept the cancel.

@@ -127,7 +127,8 @@ def send_verify_goal(player, action: str, timeout: float = 15.0, during=None,
     """Send one VerifyGrasp goal as a grasp manager's action client would; ``during()`` runs
     once the goal is accepted (e.g. publishes frames)."""
     from grasp_success_msgs.action import VerifyGrasp
-    from rclpy.action import ActionClient
+
+    from grasp_success_ros.ros.rclpy_compat import ActionClient
 
     client = ActionClient(player, VerifyGrasp, action)
     try:

@@ -220,7 +220,8 @@ def test_a_cancelled_goal_ends_canceled_and_the_other_goal_in_flight_gets_its_ve
     from action_msgs.msg import GoalStatus
     from grasp_success_msgs.action import VerifyGrasp
     from grasp_success_msgs.msg import GraspVerdict
-    from rclpy.action import ActionClient
+
+    from grasp_success_ros.ros.rclpy_compat import ActionClient
 
     client = ActionClient(hands.left, VerifyGrasp, ACTION)
     try:
@@ -294,7 +295,8 @@ def test_a_goal_waiting_when_the_node_is_deactivated_ends_aborted(hands):
     """Not about the grasp: the node stopped serving (onFailure for a BT.ROS2 leaf)."""
     from action_msgs.msg import GoalStatus
     from grasp_success_msgs.action import VerifyGrasp
-    from rclpy.action import ActionClient
+
+    from grasp_success_ros.ros.rclpy_compat import ActionClient
 
     client = ActionClient(hands.left, VerifyGrasp, ACTION)
     try:

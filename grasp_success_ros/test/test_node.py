@@ -38,7 +38,7 @@ def live(ros, ros_install, trained_model, tmp_path_factory):
 def test_held_out_synthetic_grasps_are_judged_right_through_the_live_node(live):
     player, proc, _ = live
     player.clear()
-    labels = player.play(grasp_stream(seed=7, n_grasps=40, approach_s=0.4, hold_s=1.0))
+    labels = player.play(grasp_stream(seed=7, n_grasps=40, approach_s=0.3, hold_s=0.5))
     results = player.wait_for_results(len(labels), timeout=30.0)
     verdicts = [r["verdict"] for r in results]
     assert len(results) == len(labels) == 40

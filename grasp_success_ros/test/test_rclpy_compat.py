@@ -41,8 +41,10 @@ from grasp_success_ros.ros.rclpy_compat import (
     CHANGE_STATE_ESCAPES,
     TASK_RESUBMISSION,
     WAITABLE_DESTROYED,
+    ActionClient,
     InlineCallbackGroup,
     NodeExecutor,
+    action_client_lock_late,
     guard_change_state,
     rclpy_version,
     release,
@@ -418,3 +420,51 @@ def test_a_destroyed_waitable_left_on_the_node_still_ends_the_spin(
                 executor.spin_once(timeout_sec=0.01)
     finally:
         executor.shutdown()
+
+
+# --- the action client's lock ----------------------------------------------------------
+
+
+def lock_when_added(node, make_client) -> tuple[bool, object]:
+    """Whether the client had its ``_lock`` when it joined the node's waitables, and it."""
+    seen: list[bool] = []
+    add = node.add_waitable
+
+    def recording_add(waitable) -> None:
+        seen.append(hasattr(waitable, "_lock"))
+        add(waitable)
+
+    node.add_waitable = recording_add
+    client = make_client(node)
+    node.add_waitable = add
+    return seen[0], client
+
+
+def test_rclpys_action_client_joins_the_waitables_before_its_lock_exactly_where_it_applies(
+        context):
+    from rclpy.action import ActionClient as RclpyActionClient
+    from test_msgs.action import Fibonacci
+
+    node = rclpy.create_node("lock_order", context=context)
+    try:
+        had_lock, client = lock_when_added(
+            node, lambda n: RclpyActionClient(n, Fibonacci, "fibonacci"))
+        late = not had_lock and hasattr(client, "_lock")
+        assert late == action_client_lock_late(), (
+            f"rclpy {rclpy_version()}: ActionClient makes its lock "
+            f"{'late' if late else 'in time, or has none'}: adjust ACTION_CLIENT_LOCK_SINCE")
+        client.destroy()
+    finally:
+        node.destroy_node()
+
+
+def test_our_action_client_has_its_lock_when_a_spinning_executor_can_see_it(context):
+    from test_msgs.action import Fibonacci
+
+    node = rclpy.create_node("lock_first", context=context)
+    try:
+        had_lock, client = lock_when_added(node, lambda n: ActionClient(n, Fibonacci, "fib"))
+        assert had_lock == action_client_lock_late()  # made first wherever rclpy makes one
+        client.destroy()
+    finally:
+        node.destroy_node()

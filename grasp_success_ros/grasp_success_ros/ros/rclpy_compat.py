@@ -25,6 +25,11 @@ have it, and the Fast DDS profile variable goes by the distribution.
   cleanup and its subscriptions at deactivate from pool threads, so a lifecycle transition
   could kill it (seen once in a Kilted run; Jazzy's 7.1.x has the same code). Open upstream:
   no release fixes it; applies to every rclpy.
+- The action client's lock (:class:`ActionClient`): rclpy 9.x (Kilted) adds an ActionClient
+  to its node's waitables before it creates the lock its ``get_num_entities`` takes, so an
+  executor spinning that node in another thread meanwhile dies with AttributeError (seen in
+  a Kilted run: a test's action client killed its player's spin thread). Jazzy's 7.1.x has
+  no such lock. Applies to rclpy >= 9; no release fixes it yet.
 - Fast DDS's profile file (:func:`fast_dds_profile_vars`): Fast DDS 2.x (Jazzy, rclpy 7.x)
   reads ``FASTRTPS_DEFAULT_PROFILES_FILE`` only; 3.x (Kilted, rclpy 9.x) reads
   ``FASTDDS_DEFAULT_PROFILES_FILE``, and Kilted's rmw_fastrtps warns at every participant's
@@ -52,6 +57,7 @@ from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from rclpy.action import ActionClient as RclpyActionClient
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import InvalidHandle
 from rclpy.executors import (
@@ -113,6 +119,8 @@ class Workaround:
 CHANGE_STATE_ESCAPES = Workaround("ros2/rclpy#1209", fixed_in=(9,))
 TASK_RESUBMISSION = Workaround("ros2/rclpy#1452", fixed_in=(10, 0, 4))
 WAITABLE_DESTROYED = Workaround("ros2/rclpy#1385", fixed_in=None)
+# rclpy 9.x: ActionClient.__init__ calls node.add_waitable(self) before self._lock exists.
+ACTION_CLIENT_LOCK_SINCE = (9,)
 # The first rclpy of a distribution whose middleware is Fast DDS 3 (Kilted's 9.x).
 FAST_DDS_3_RCLPY = (9,)
 FAST_DDS_2_PROFILE_VAR = "FASTRTPS_DEFAULT_PROFILES_FILE"
@@ -157,6 +165,24 @@ def guard_change_state(node: Any, logger: Any) -> bool:
 
     service.callback = change_state
     return True
+
+
+class ActionClient(RclpyActionClient):
+    """rclpy's ActionClient, safe to create on a node that another thread spins: its lock is
+    made before rclpy 9.x's ``__init__`` puts the client among the node's waitables (module
+    doc). Where rclpy has no such lock, rclpy's own class as it is."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if action_client_lock_late():
+            self._lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+
+def action_client_lock_late(installed: tuple[int, ...] | None = None) -> bool:
+    """Whether this rclpy's ActionClient makes its lock after it joins the node's
+    waitables (rclpy >= 9; unknown versions are taken to)."""
+    installed = installed or rclpy_version()
+    return installed is None or installed >= ACTION_CLIENT_LOCK_SINCE
 
 
 class InlineCallbackGroup(MutuallyExclusiveCallbackGroup):
