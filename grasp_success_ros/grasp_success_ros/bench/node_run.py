@@ -36,18 +36,14 @@ Frames = dict[tuple[int, int], list]  # pre-rendered RGB frames by (width, heigh
 def dds_session(cfg: BenchConfig) -> Iterator[tuple[str, Frames]]:
     """rclpy for the node phase, with the bench's own namespace (it meets no other node on
     the domain) and the camera's frames, rendered once."""
-    import rclpy
-
     from grasp_success_ros.data.synth import render_scene
+    from grasp_success_ros.ros.processes import ros_context
 
     rng = np.random.default_rng(2)
     frames = {(w, h): [render_scene(rng, i % 2 == 0, h, w) for i in range(4)]
               for w, h in cfg.resolutions}
-    rclpy.init()
-    try:
+    with ros_context():
         yield f"/grasp_bench_{os.getpid()}", frames
-    finally:
-        rclpy.try_shutdown()
 
 
 class Camera:
@@ -55,12 +51,8 @@ class Camera:
     ``pause`` / ``resume`` let a quiet yardstick be timed between the events."""
 
     def __init__(self, player, frames, fps: float) -> None:
-        from sensor_msgs.msg import Image
-
-        from grasp_success_ros.data.image_conversion import rgb_to_image_fields
-
         self.player = player
-        self.msgs = [Image(**rgb_to_image_fields(f, "rgb8")) for f in frames]
+        self.msgs = [player.image(f) for f in frames]
         self.period = 1.0 / fps
         self.sent = 0
         self._active_s, self._resumed_at = 0.0, time.monotonic()

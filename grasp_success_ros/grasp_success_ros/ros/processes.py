@@ -6,7 +6,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from ament_index_python.packages import (
@@ -60,3 +61,16 @@ def stop_node(proc: subprocess.Popen, timeout: float = 20.0) -> int:
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+@contextmanager
+def ros_context() -> Iterator[None]:
+    """rclpy initialised for a program's own participants (players, listeners) of another
+    process's node, and shut down after."""
+    import rclpy
+
+    rclpy.init()
+    try:
+        yield
+    finally:
+        rclpy.try_shutdown()

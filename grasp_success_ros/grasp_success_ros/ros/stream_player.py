@@ -101,10 +101,15 @@ class StreamPlayer(Node):
             time.sleep(0.1)
         return False
 
+    def image(self, rgb) -> Image:
+        """An RGB frame as this player's Image message (stamped when published), so a caller
+        can convert its frames once and publish them again and again."""
+        return Image(**rgb_to_image_fields(rgb, self.encoding))
+
     def publish_frame(self, rgb) -> float:
         """Publish one RGB frame stamped now (plus ``camera_ahead_s``); returns the stamp in
         seconds."""
-        return self.publish_image(Image(**rgb_to_image_fields(rgb, self.encoding)))
+        return self.publish_image(self.image(rgb))
 
     def publish_image(self, msg: Image) -> float:
         now = self.get_clock().now() + Duration(nanoseconds=s_to_ns(self.camera_ahead_s))
