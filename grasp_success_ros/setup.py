@@ -12,13 +12,15 @@ setup(
     version=VERSION,
     packages=find_packages(exclude=["test"]),
     package_dir={"": "."},
-    package_data={f"{PACKAGE}.ros": ["resources/*.xml"]},
+    # hand profiles by name (data/hand_profiles.py) and the Fast DDS profile
+    package_data={f"{PACKAGE}.ros": ["resources/*.xml"], f"{PACKAGE}.data": ["hands/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config",
          glob("config/*.yaml") + glob(f"{PACKAGE}/ros/resources/*.xml")),
+        (f"share/{PACKAGE}/config/hands", glob(f"{PACKAGE}/data/hands/*.yaml")),
         # behaviour-tree leaves for VerifyGrasp (README, "Behaviour-tree leaves")
         (f"share/{PACKAGE}/examples", glob("examples/*.py") + glob("examples/*.xml")),
     ],

@@ -26,7 +26,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from grasp_success_ros.core.clocks import ClockWatch, no_clock_reason, skew_reason, trigger_note
+from grasp_success_ros.core.evidence import HandWitness, fuse_record, vision_only
 from grasp_success_ros.core.frame_buffer import FrameBuffer
+from grasp_success_ros.core.joints import JointSample
 from grasp_success_ros.core.judge import (
     Frame,
     GraspEvent,
@@ -130,25 +132,32 @@ class Intake:
 
 
 class CameraState:
-    """One camera's frames, waiting events and streaming scores."""
+    """One camera's frames, waiting events and streaming scores, and its hand's witness
+    when it has a hand profile (``core/evidence.py``)."""
 
-    def __init__(self, buffer_size: int, steady: Callable[[], float]) -> None:
+    def __init__(self, buffer_size: int, steady: Callable[[], float],
+                 hand: HandWitness | None = None) -> None:
         self.buffer = FrameBuffer(buffer_size, clock=steady)
         self.pending = PendingEvents()
         self.scores = FrameScores()
         self.frame_id = ""  # the newest frame's, for answers that judged no frame
+        self.hand = hand
 
 
 class GraspService:
     """Frames and events in, one record per event out; see the module docstring."""
 
     def __init__(self, cameras: int, decode: Callable[[Any], np.ndarray], buffer_size: int,
-                 streaming: bool = True, steady: Callable[[], float] | None = None) -> None:
+                 streaming: bool = True, steady: Callable[[], float] | None = None,
+                 hands: Sequence[HandWitness | None] = ()) -> None:
+        """``hands``: each camera's hand witness (None or missing: that camera is judged by
+        vision alone)."""
         if steady is None:
             raise ValueError("GraspService needs a steady clock (time.monotonic, a bag's)")
         self._decode, self._steady, self._streaming = decode, steady, streaming
         self._buffer_size = buffer_size
-        self.cameras = [CameraState(buffer_size, steady) for _ in range(cameras)]
+        self._hands = [*hands, *[None] * (cameras - len(hands))][:cameras]
+        self.cameras = [CameraState(buffer_size, steady, hand) for hand in self._hands]
         self._serving: Serving | None = None
         self._staged: Scorer | None = None
         self._accepting = False
@@ -208,7 +217,11 @@ class GraspService:
     def cleanup(self) -> None:
         """Free the model and the frames (the scorer's memory goes with the last reference)."""
         self._serving = self._staged = None
-        self.cameras = [CameraState(self._buffer_size, self._steady) for _ in self.cameras]
+        self.cameras = [CameraState(self._buffer_size, self._steady, hand)
+                        for hand in self._hands]
+        for hand in self._hands:
+            if hand is not None:
+                hand.timeline.clear()
 
     @property
     def accepting(self) -> bool:
@@ -238,6 +251,14 @@ class GraspService:
         state.buffer.append(Frame(stamp, payload, now if clock_set else None))
         state.frame_id = frame_id
         return bool(state.pending), note
+
+    def joints(self, camera: int, sample: JointSample) -> bool:
+        """A joint state of the camera's hand (profile order, stamped on the frames' clock);
+        returns whether a pass is wanted (events wait for their joint window)."""
+        hand = self.cameras[camera].hand
+        if hand is not None:
+            hand.timeline.state(sample)
+        return bool(self.cameras[camera].pending)
 
     def event(self, camera: int, info: TriggerInfo, now_ns: int, clock_set: bool = True,
               overrides: dict | None = None, goal: bool = False) -> Intake:
@@ -314,6 +335,7 @@ class GraspService:
                 ready += self._ready_events(index, serving, now, clock_set, final, out)
             records = self._judge([job for _, job in ready], serving)
             for (index, job), record in zip(ready, records, strict=True):
+                record = self._witnessed(index, job, record)
                 self.cameras[index].pending.remove(job.event)
                 stamps = set(record.frame_stamps)
                 chosen = tuple(f for f in job.frames if f.stamp in stamps)
@@ -335,7 +357,7 @@ class GraspService:
         for event in events:
             policy = serving.policy_for(event)
             selection = self._select(event, policy, frames, stamps, now, clock_set)
-            if selection.status != "wait":
+            if selection.status != "wait" and not self._hand_waits(camera, event, policy, now):
                 ready.append((index, Judgement(event, frames, selection, policy, known)))
             elif final:
                 camera.pending.remove(event)
@@ -345,6 +367,23 @@ class GraspService:
                 self._progress(event, stamps, policy, out)
         camera.scores.retain(stamps)
         return ready
+
+    def _hand_waits(self, camera: CameraState, event: GraspEvent, policy: PolicyConfig,
+                    now: float) -> bool:
+        """The event's joint window is not covered yet and its deadline has not passed."""
+        if camera.hand is None or now > policy.deadline_at(event.stamp):
+            return False
+        if self._steady() > self._backstop_at(event, policy):
+            return False
+        return not camera.hand.ready(event.stamp, now)
+
+    def _witnessed(self, index: int, job: Judgement, record: GraspRecord) -> GraspRecord:
+        """The camera's record, with its hand's opinion fused in where it has a hand."""
+        hand = self.cameras[index].hand
+        if hand is None:
+            return vision_only(record)
+        return fuse_record(record, hand.opinion(job.event.stamp), hand.fusion, job.event,
+                           job.cfg)
 
     def _select(self, event: GraspEvent, policy: PolicyConfig, frames: Sequence[Frame],
                 stamps: Sequence[float], now: float, clock_set: bool) -> Selection:

@@ -34,6 +34,8 @@ ERROR_CODES = {
                   "clock_tolerance_s: the camera's clock runs ahead",
     "no_clock": "use_sim_time is true and no /clock has come: the node's clock stands at 0",
     "canceled": "the VerifyGrasp goal was cancelled before its event was judged",
+    "no_evidence": "a hand profile is configured and neither the camera nor the joints "
+                   "could judge (each source's reason in the record's missing)",
 }
 
 
@@ -84,6 +86,14 @@ class GraspRecord:
     model: str = ""  # the source path of the model that judged (or would have judged)
     threshold_failure: float | None = None  # the band's lower end; None: one threshold
     grasp_id: str = ""  # the event's grasp id ("" : none given)
+    # Each witness's P(success) where it judged (None: it did not), the sources that judged,
+    # why each other one did not ("camera: ...", "joints: ..."), and the fusion that combined
+    # them into p_success ("" : vision only, no hand profile; "default"; a fitted one's name).
+    p_vision: float | None = None
+    p_joints: float | None = None
+    sources: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    fusion: str = ""
 
     @property
     def ok(self) -> bool:
