@@ -117,6 +117,15 @@ PARAMS: tuple[ParamSpec, ...] = (
               "between it and threshold no verdict (error_code uncertain). Negative: one "
               "threshold, or the card's pair when threshold is negative too. Needs threshold "
               "set, and <= threshold.", min=-1.0, max=1.0, dynamic=True),
+    # --- more than one witness (core/evidence.py; README, "Hand profiles") ---
+    ParamSpec("hand_profile", "", "The hand beside the camera: a shipped profile's name "
+              "(allegro_v4, allegro_v5, robotiq_2f85) or a path to a profile YAML. The node "
+              "then subscribes to the profile's joint_states (and command and tactile topics) "
+              "and each verdict fuses the camera's and the joints' P(success). Empty: vision "
+              "only. With several cameras, cameras.NAME.hand_profile overrides it per camera."),
+    ParamSpec("hand_model", "", "A hand card (JSON, 'grasp-success train-hand'): a trained "
+              "joint model and a fitted fusion for the hand_profile. Empty: the profile's "
+              "no-training rule and the default fusion (weights 1, README)."),
     ParamSpec("buffer_size", 90, "Camera frames kept (undecoded) for events; 90 = 3 s at "
               "30 Hz.", min=2, max=600),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics messages.", min=0.1,
@@ -194,6 +203,8 @@ class NodeConfig:
     clock_tolerance_s: float
     threshold: float
     threshold_failure: float
+    hand_profile: str
+    hand_model: str
     buffer_size: int
     diagnostics_period_s: float
     warmup: bool
@@ -281,6 +292,10 @@ CAMERA_FIELDS = {
     "namespace": "Where this camera's answers go: <namespace>/grasp_success, "
                  "<namespace>/grasp_success/result, <namespace>/grasp_success/debug_image. "
                  "Default: NAME.",
+    "hand_profile": "This camera's hand profile (a shipped name or a YAML path). Default: the "
+                    "node's hand_profile; 'none': vision only for this camera.",
+    "joint_states_topic": "This camera's hand's joint states. Default: NAME/<the profile's "
+                          "joint_states_topic>.",
 }
 
 
@@ -292,6 +307,8 @@ class CameraTopics:
     image_topic: str = "camera/image_raw"
     trigger_topic: str = "grasp_completed"
     namespace: str = ""
+    hand_profile: str = ""  # "": the node's hand_profile; "none": vision only
+    joint_states_topic: str = ""  # "": the profile's topic (under NAME for a named camera)
 
     @classmethod
     def named(cls, name: str, values: dict[str, Any]) -> CameraTopics:
@@ -300,7 +317,8 @@ class CameraTopics:
             raise ConfigError(f"camera names must be ROS name tokens (letters, digits, _), "
                               f"not {name!r}")
         defaults = {"image_topic": f"{name}/camera/image_raw",
-                    "trigger_topic": f"{name}/grasp_completed", "namespace": name}
+                    "trigger_topic": f"{name}/grasp_completed", "namespace": name,
+                    "hand_profile": "", "joint_states_topic": ""}
         return cls(name, **{f: values.get(f) or defaults[f] for f in CAMERA_FIELDS})
 
     def output(self, topic: str) -> str:
