@@ -28,6 +28,7 @@ import numpy as np
 from grasp_success_ros.core.clocks import ClockWatch, no_clock_reason, skew_reason, trigger_note
 from grasp_success_ros.core.evidence import HandWitness, fuse_record, vision_only
 from grasp_success_ros.core.frame_buffer import FrameBuffer
+from grasp_success_ros.core.hold import Hold, HoldConfig, HoldReport
 from grasp_success_ros.core.joints import JointSample
 from grasp_success_ros.core.judge import (
     Frame,
@@ -119,6 +120,7 @@ class Pass:
 
     answers: list[Answer] = field(default_factory=list)
     progress: list[Progress] = field(default_factory=list)
+    holds: list[HoldReport] = field(default_factory=list)  # holds that ended (core/hold.py)
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,9 @@ class CameraState:
         self.scores = FrameScores()
         self.frame_id = ""  # the newest frame's, for answers that judged no frame
         self.hand = hand
+        self.hold: Hold | None = None  # watching since a SUCCESS (core/hold.py)
+        self.hold_frame = -float("inf")  # the newest frame the hold has counted
+        self.hold_joint = -float("inf")  # the newest joint state the hold has seen
 
 
 class GraspService:
@@ -149,14 +154,16 @@ class GraspService:
 
     def __init__(self, cameras: int, decode: Callable[[Any], np.ndarray], buffer_size: int,
                  streaming: bool = True, steady: Callable[[], float] | None = None,
-                 hands: Sequence[HandWitness | None] = ()) -> None:
+                 hands: Sequence[HandWitness | None] = (),
+                 hold: HoldConfig | None = None) -> None:
         """``hands``: each camera's hand witness (None or missing: that camera is judged by
-        vision alone)."""
+        vision alone); ``hold``: the watch after a SUCCESS (off by default)."""
         if steady is None:
             raise ValueError("GraspService needs a steady clock (time.monotonic, a bag's)")
         self._decode, self._steady, self._streaming = decode, steady, streaming
         self._buffer_size = buffer_size
         self._hands = [*hands, *[None] * (cameras - len(hands))][:cameras]
+        self.hold_config = (hold or HoldConfig()).validate()
         self.cameras = [CameraState(buffer_size, steady, hand) for hand in self._hands]
         self._serving: Serving | None = None
         self._staged: Scorer | None = None
@@ -212,7 +219,11 @@ class GraspService:
         else a ``deactivated`` failure record."""
         with self._intake_lock:
             self._accepting = False
-        return self.answer_ready(now, clock_set, final=True)
+        out = self.answer_ready(now, clock_set, final=True)
+        with self._answer_lock:
+            out.holds += [self._end_hold(camera, "ended", now, "the node was deactivated")
+                          for camera in self.cameras if camera.hold is not None]
+        return out
 
     def cleanup(self) -> None:
         """Free the model and the frames (the scorer's memory goes with the last reference)."""
@@ -250,7 +261,7 @@ class GraspService:
         stamp = now if by_arrival or header_s == 0.0 else header_s
         state.buffer.append(Frame(stamp, payload, now if clock_set else None))
         state.frame_id = frame_id
-        return bool(state.pending), note
+        return bool(state.pending) or state.hold is not None, note
 
     def joints(self, camera: int, sample: JointSample) -> bool:
         """A joint state of the camera's hand (profile order, stamped on the frames' clock);
@@ -258,7 +269,8 @@ class GraspService:
         hand = self.cameras[camera].hand
         if hand is not None:
             hand.timeline.state(sample)
-        return bool(self.cameras[camera].pending)
+        state = self.cameras[camera]
+        return bool(state.pending) or state.hold is not None
 
     def event(self, camera: int, info: TriggerInfo, now_ns: int, clock_set: bool = True,
               overrides: dict | None = None, goal: bool = False) -> Intake:
@@ -340,6 +352,9 @@ class GraspService:
                 stamps = set(record.frame_stamps)
                 chosen = tuple(f for f in job.frames if f.stamp in stamps)
                 out.answers.append(self._answered(Answer(index, record, job.event, chosen)))
+                self._start_hold(index, job, record, now, out)
+            if not final:
+                self._watch_holds(serving, now, out)
             return out
 
     def _ready_events(self, index: int, serving: Serving, now: float, clock_set: bool,
@@ -440,6 +455,65 @@ class GraspService:
 
         return predict
 
+    # --- the watch over the hold (core/hold.py) -------------------------------------------
+
+    def release(self, camera: int, stamp: float) -> HoldReport | None:
+        """The grasp manager released the object: the camera's hold ends ``released`` (None:
+        no hold was open, e.g. it was lost already)."""
+        with self._answer_lock:
+            if self.cameras[camera].hold is None:
+                return None
+            return self._end_hold(self.cameras[camera], "released", stamp)
+
+    def _start_hold(self, index: int, job: Judgement, record: GraspRecord, now: float,
+                    out: Pass) -> None:
+        """After a SUCCESS, watch this camera's hand until release (a previous hold ends)."""
+        camera = self.cameras[index]
+        if not self.hold_config.enabled or record.verdict is not True:
+            return
+        if camera.hold is not None:
+            out.holds.append(self._end_hold(camera, "ended", now, "a new grasp was judged"))
+        opinion = camera.hand.opinion(job.event.stamp) if camera.hand else None
+        hand = (camera.hand, opinion.features) if opinion and opinion.features else None
+        camera.hold = Hold(index, job.event, job.event.stamp, job.cfg.threshold,
+                           record.p_vision, hand, self.hold_config)
+        camera.hold_joint = job.event.stamp
+        camera.hold_frame = max(record.frame_stamps, default=job.event.stamp)
+
+    def _watch_holds(self, serving: Serving, now: float, out: Pass) -> None:
+        for camera in self.cameras:
+            report = self._watch(camera, serving) if camera.hold is not None else None
+            if report is None and camera.hold is not None and now > camera.hold.deadline:
+                report = self._end_hold(camera, "timeout", camera.hold.deadline,
+                                        f"no release within {camera.hold.cfg.timeout_s:g} s")
+            if report is not None:
+                camera.hold = None
+                out.holds.append(report)
+
+    def _watch(self, camera: CameraState, serving: Serving) -> HoldReport | None:
+        """The hold's new joint states, then its due camera check; the first loss ends it."""
+        hold = camera.hold
+        for sample in camera.hand.timeline.after(camera.hold_joint) if camera.hand else ():
+            camera.hold_joint = sample.stamp
+            if (report := hold.joint(sample)) is not None:
+                return report
+        new = [f for f in camera.buffer.snapshot() if f.stamp > camera.hold_frame]
+        due = [f for f in new if hold.wants_frame()]
+        camera.hold_frame = new[-1].stamp if new else camera.hold_frame
+        if not due:
+            return None
+        try:
+            [p] = self._timed(serving.scorer)([self._decode(due[-1].msg)])
+        except Exception:  # a frame the hold cannot judge says nothing about the hold
+            return None
+        return hold.camera_p(due[-1].stamp, float(p))
+
+    def _end_hold(self, camera: CameraState, status: str, stamp: float,
+                  reason: str = "") -> HoldReport:
+        report = camera.hold.end(status, stamp, reason)
+        camera.hold = None
+        return report
+
     # --- deadlines and readings ----------------------------------------------------------
 
     def next_deadline(self, now: float) -> float | None:
@@ -450,6 +524,8 @@ class GraspService:
             return None
         steady, delays = self._steady(), []
         for camera in self.cameras:
+            if camera.hold is not None:
+                delays.append(camera.hold.deadline - now)
             for event in camera.pending.snapshot():
                 policy = serving.policy_for(event)
                 delays += [policy.deadline_at(event.stamp) - now,

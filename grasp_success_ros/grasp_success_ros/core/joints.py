@@ -83,6 +83,13 @@ class JointTimeline:
         with self._lock:
             self._tactile.append((stamp, float(np.nansum(np.abs(pads)))))
 
+    def after(self, stamp: float) -> list[JointSample]:
+        """The states stamped after ``stamp``, oldest first (a hold's new messages)."""
+        with self._lock:
+            states = [s for s in self._states if s.stamp > stamp]
+        states.sort(key=lambda s: s.stamp)
+        return states
+
     def newest(self) -> float | None:
         """The newest joint state's stamp (None: none yet)."""
         with self._lock:
@@ -109,9 +116,12 @@ class JointTimeline:
 def features(timeline: JointTimeline, start: float, end: float) -> HandFeatures | None:
     """The hand's features over [start, end]; None when no joint state was stamped there."""
     states, command, loads = timeline.window(start, end)
-    if not states:
-        return None
-    profile = timeline.profile
+    return features_of(timeline.profile, states, command, loads) if states else None
+
+
+def features_of(profile: HandProfile, states: Sequence[JointSample],
+                command: np.ndarray | None = None, loads: Sequence[float] = ()) -> HandFeatures:
+    """The features of joint states (at least one), the command in force and pad loads."""
     index = profile.closing_index
     position = _median_by_joint(np.stack([s.position[index] for s in states]))
     closure = np.array([j.closure(p) for j, p in zip(profile.closing, position, strict=True)])
@@ -145,7 +155,7 @@ def _nanmean(values: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else math.nan
 
 
-def _mean_abs(states: list[JointSample], name: str, index: np.ndarray) -> np.ndarray:
+def _mean_abs(states: Sequence[JointSample], name: str, index: np.ndarray) -> np.ndarray:
     """Each joint's mean |value| over the states that carry it (NaN: none does)."""
     rows = [getattr(s, name)[index] for s in states if getattr(s, name) is not None]
     if not rows:
@@ -157,7 +167,7 @@ def _mean_abs(states: list[JointSample], name: str, index: np.ndarray) -> np.nda
     return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
-def _max_abs(states: list[JointSample], name: str, index: np.ndarray) -> float:
+def _max_abs(states: Sequence[JointSample], name: str, index: np.ndarray) -> float:
     rows = [getattr(s, name)[index] for s in states if getattr(s, name) is not None]
     values = np.abs(np.stack(rows)) if rows else np.empty(0)
     return float(np.nanmax(values)) if values.size and np.isfinite(values).any() else math.nan
