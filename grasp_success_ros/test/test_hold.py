@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_evidence import ALLEGRO, hand_state
+from test_grasp_service import Brightness, Timeline, decode, image
 
 from grasp_success_ros.core.evidence import HandWitness
 from grasp_success_ros.core.grasp_service import GraspService
@@ -12,8 +14,6 @@ from grasp_success_ros.core.hold import HoldConfig
 from grasp_success_ros.core.joints import JointTimeline
 from grasp_success_ros.core.policy import PolicyConfig
 from grasp_success_ros.core.triggers import TriggerInfo
-from test_evidence import ALLEGRO, hand_state
-from test_grasp_service import Brightness, Timeline, decode, image
 
 HELD, EMPTY = 0.55, 0.99  # closing joints' closure holding an object / closed on nothing
 

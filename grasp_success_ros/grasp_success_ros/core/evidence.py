@@ -14,7 +14,10 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from grasp_success_ros.core.errors import ConfigError
 from grasp_success_ros.core.fusion import DEFAULT_FUSION, Fusion
+from grasp_success_ros.core.hand_card import HandCard
+from grasp_success_ros.core.hands import HandProfile
 from grasp_success_ros.core.joints import HandFeatures, JointTimeline, features, rule_p_success
 from grasp_success_ros.core.judge import GraspEvent, GraspRecord, failure_record
 from grasp_success_ros.core.policy import PolicyConfig, mean_rule
@@ -71,6 +74,17 @@ class HandWitness:
         return JointOpinion(round(float(self.scorer(found)), 6), found)
 
 
+def hand_witness(profile: HandProfile, card: HandCard | None = None) -> HandWitness:
+    """A camera's hand: the profile's rule and the default fusion, or a hand card's trained
+    joint model and fitted fusion (refused when it was trained for another hand)."""
+    if card is None:
+        return HandWitness(JointTimeline(profile))
+    if card.hand != profile.hand:
+        raise ConfigError(f"hand card is for {card.hand!r}, the hand profile is "
+                          f"{profile.hand!r}")
+    return HandWitness(JointTimeline(profile), card.joint_model, card.fusion)
+
+
 def vision_only(record: GraspRecord) -> GraspRecord:
     """The camera's record as it is, naming its one source when it judged."""
     if record.p_success is not None:
@@ -92,10 +106,12 @@ def fuse_record(vision: GraspRecord, joints: JointOpinion, fusion: Fusion,
         sources["joints"] = joints.p_success
     else:
         missing.append(joints.missing or "joints: no opinion")
+    hand = joints.features.as_dict() if joints.features is not None else None
     if not sources:
         record = failure_record(event, cfg, "no_evidence", "; ".join(missing),
                                 vision.frame_stamps, vision.model)
-        return dataclasses.replace(record, missing=missing, fusion=fusion.name)
+        return dataclasses.replace(record, missing=missing, fusion=fusion.name,
+                                   joint_features=hand)
     p = fusion.p_success(sources)
     decision = mean_rule([p], cfg.threshold, cfg.threshold_failure)
     unsure = decision.verdict is None
@@ -105,4 +121,4 @@ def fuse_record(vision: GraspRecord, joints: JointOpinion, fusion: Fusion,
         p_success=round(p, 6), error=f"uncertain: {decision.why}" if unsure else None,
         error_code="uncertain" if unsure else None, p_vision=sources.get("vision"),
         p_joints=sources.get("joints"), sources=list(sources), missing=missing,
-        fusion=fusion.name)
+        fusion=fusion.name, joint_features=hand)

@@ -94,6 +94,9 @@ class GraspRecord:
     sources: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     fusion: str = ""
+    # The hand's features over its window (joints.FEATURE_NAMES; None: no hand or no joint
+    # state in it): what a joint model is trained on (train-hand), not published.
+    joint_features: dict[str, float | None] | None = None
 
     @property
     def ok(self) -> bool:
