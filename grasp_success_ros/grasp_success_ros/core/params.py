@@ -10,6 +10,7 @@ from typing import Any
 
 from grasp_success_ros.core.clocks import FRAME_STAMPS
 from grasp_success_ros.core.errors import ConfigError
+from grasp_success_ros.core.hold import HoldConfig
 from grasp_success_ros.core.policy import (
     COMBINES,
     N_FRAMES_RANGE,
@@ -126,6 +127,15 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("hand_model", "", "A hand card (JSON, 'grasp-success train-hand'): a trained "
               "joint model and a fitted fusion for the hand_profile. Empty: the profile's "
               "no-training rule and the default fusion (weights 1, README)."),
+    ParamSpec("hold_watch", False, "After a SUCCESS, watch the hold until the grasp manager's "
+              "release event (grasp_released, the trigger_type's message) or hold_timeout_s: "
+              "the joints on every message, the camera every hold_camera_every-th frame; one "
+              "GraspHold per hold on grasp_success/hold (LOST, RELEASED, TIMEOUT, ENDED) and "
+              "the WatchHold action."),
+    ParamSpec("hold_camera_every", 5, "During a hold, judge every n-th camera frame (0: the "
+              "joints alone watch).", min=0, max=300),
+    ParamSpec("hold_timeout_s", 60.0, "A hold with no release event ends TIMEOUT after this.",
+              min=0.5, max=3600.0),
     ParamSpec("buffer_size", 90, "Camera frames kept (undecoded) for events; 90 = 3 s at "
               "30 Hz.", min=2, max=600),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics messages.", min=0.1,
@@ -205,6 +215,9 @@ class NodeConfig:
     threshold_failure: float
     hand_profile: str
     hand_model: str
+    hold_watch: bool
+    hold_camera_every: int
+    hold_timeout_s: float
     buffer_size: int
     diagnostics_period_s: float
     warmup: bool
@@ -255,6 +268,11 @@ class NodeConfig:
         return {GOAL_PARAMS[name]: value for name, value in values.items()}
 
     @property
+    def hold(self) -> HoldConfig:
+        """The watch over the hold (core/hold.py) these parameters ask for."""
+        return HoldConfig(self.hold_watch, self.hold_camera_every, self.hold_timeout_s)
+
+    @property
     def providers(self) -> tuple[str, ...]:
         """``onnx_providers`` as names; empty: the runtime chooses the best available."""
         return parse_providers(self.onnx_providers)
@@ -296,6 +314,8 @@ CAMERA_FIELDS = {
                     "node's hand_profile; 'none': vision only for this camera.",
     "joint_states_topic": "This camera's hand's joint states. Default: NAME/<the profile's "
                           "joint_states_topic>.",
+    "release_topic": "This camera's hand's release events (hold_watch). Default: "
+                     "NAME/grasp_released.",
 }
 
 
@@ -309,6 +329,7 @@ class CameraTopics:
     namespace: str = ""
     hand_profile: str = ""  # "": the node's hand_profile; "none": vision only
     joint_states_topic: str = ""  # "": the profile's topic (under NAME for a named camera)
+    release_topic: str = "grasp_released"
 
     @classmethod
     def named(cls, name: str, values: dict[str, Any]) -> CameraTopics:
@@ -318,7 +339,8 @@ class CameraTopics:
                               f"not {name!r}")
         defaults = {"image_topic": f"{name}/camera/image_raw",
                     "trigger_topic": f"{name}/grasp_completed", "namespace": name,
-                    "hand_profile": "", "joint_states_topic": ""}
+                    "hand_profile": "", "joint_states_topic": "",
+                    "release_topic": f"{name}/grasp_released"}
         return cls(name, **{f: values.get(f) or defaults[f] for f in CAMERA_FIELDS})
 
     def output(self, topic: str) -> str:
