@@ -1,8 +1,10 @@
-"""``grasp_success_node``: judges each grasp-completed event from the hand camera.
+"""``grasp_success_node``: judges each grasp-completed event from the hand camera (and, with
+a hand profile, from the hand's joints: ros/hand.py).
 
 A thin, managed (lifecycle) node over the grasp service (core/grasp_service.py), which
-decides: this module keeps what is ROS. Configure loads and warms up the model and creates
-the publishers and the ``~/verify`` action; activate subscribes to the cameras and triggers;
+decides: this module keeps what is ROS. Configure reads the hand profiles, loads and warms up
+the model and creates the publishers and the ``~/verify`` action; activate subscribes to the
+cameras, triggers and hands' joint states;
 deactivate stops taking them and answers every pending event; cleanup frees the model.
 Frames go into the service undecoded from the camera callback; a worker (its own callback
 group) asks the service what is ready and publishes exactly one ``GraspVerdict`` per event,
@@ -37,6 +39,7 @@ from grasp_success_ros.model.fence import check_model_path
 from grasp_success_ros.model.native_logs import native_notices_filtered
 from grasp_success_ros.ros.camera import CameraChannel
 from grasp_success_ros.ros.diagnostics import DiagnosticsTimer, grasp_status
+from grasp_success_ros.ros.hand import HandChannel, hand_channels, hands_line, witnesses
 from grasp_success_ros.ros.parameters import declare_cameras, declare_parameters
 from grasp_success_ros.ros.rclpy_compat import (
     InlineCallbackGroup,
@@ -112,6 +115,7 @@ class GraspSuccessNode(LifecycleNode):
         super().__init__("grasp_success_node", **kwargs)
         self.config = declare_parameters(self)
         self._cameras = [CameraChannel(topics) for topics in declare_cameras(self)]
+        self._hands: list[HandChannel | None] = []  # each camera's hand, from configure on
         self.service = GraspService(len(self._cameras), to_rgb, self.config.buffer_size,
                                     self.config.streaming, steady=time.monotonic)
         self._loads = OneLoad(on_late=self.get_logger().warning)
@@ -155,19 +159,22 @@ class GraspSuccessNode(LifecycleNode):
         return self.trigger_configure() == SUCCESS and self.trigger_activate() == SUCCESS
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        try:
+        try:  # a hand profile or model that cannot serve: one line, stay unconfigured
+            hands = hand_channels(self.config, [camera.topics for camera in self._cameras])
             classifier = load_classifier(self.config, self.config.model_path, self.get_logger())
-        except Exception as exc:  # a model that cannot serve: one line, stay unconfigured
+        except Exception as exc:
             self._last_load_error = f"{type(exc).__name__}: {exc}"
             self.get_logger().fatal(self._last_load_error)
             return FAILURE
+        self._hands = hands
+        self.service.equip(witnesses(hands))
         self.service.serve(classifier, card_policy(self.config, classifier))
         self._outputs = [pub for camera in self._cameras for pub in camera.create_outputs(self)]
         # From configure to cleanup, refusing goals while inactive: a server that vanished at
         # deactivate could not deliver the answers to the goals pending then.
         self._verify = VerifyServer(self, self._verify_group, self._publish_lock,
                                     self._wakeups.request)
-        self.get_logger().info(f"configured: model {classifier.source}")
+        self.get_logger().info(f"configured: model {classifier.source}{hands_line(hands)}")
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -177,6 +184,8 @@ class GraspSuccessNode(LifecycleNode):
                             self, self.config.image_transport, self.config.trigger_type,
                             lambda m, i=index: self._on_image(i, m),
                             lambda m, i=index: self._on_trigger(i, m))]
+        self._inputs += [sub for index, hand in enumerate(self._hands) if hand is not None
+                         for sub in hand.create_inputs(self, index, self._wakeups.request)]
         serving = self.service.serving
         self.get_logger().info(ready_line(serving.scorer, serving.policy,
                                           self.config.trigger_type))
