@@ -1,0 +1,156 @@
+"""grasp_success_node with a hand profile over real DDS: the installed node in its own process
+(``hand_profile: allegro_v4``), frames, events and an Allegro v4 driver's joint_states
+published from this process, each verdict checked for its witnesses (core/evidence.py,
+ros/hand.py). One node serves all four cases: both witnesses, the camera stopped, the joints
+stopped, neither."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import rosnode
+from rosnode import event_then_frames, frame
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Empty
+
+from grasp_success_ros.data.hand_profiles import load_profile
+
+pytestmark = pytest.mark.ros
+
+ALLEGRO = load_profile("allegro_v4")
+# The camera is missing this long after an event: short, so the suite stays fast; long
+# enough past the joints' 0.2 s window that an answer woken by them is told from one at it.
+DEADLINE_S = 0.8
+HELD = (0.55, 0.5)  # closing joints at 55 % of their range, pushing (effort 0.5 N m of 0.7)
+EMPTY = (0.99, 0.1)  # closed to their limits, barely pushing
+JOINT_PERIOD_S = 0.01  # the driver's 100 Hz
+
+
+class AllegroDriver:
+    """The hand's joint_states at ~100 Hz, stamped now with the 16 joints of the profile:
+    ``pose`` HELD, EMPTY, or None (the driver stopped)."""
+
+    def __init__(self, player) -> None:
+        self.pub = player.create_publisher(JointState, "joint_states", 10)
+        self.clock = player.get_clock()
+        self.pose: tuple[float, float] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def message(self, closure: float, effort: float) -> JointState:
+        position = np.zeros(len(ALLEGRO.joints))
+        for joint, k in zip(ALLEGRO.closing, ALLEGRO.closing_index, strict=True):
+            position[k] = joint.open + closure * (joint.closed - joint.open)
+        n = len(ALLEGRO.joints)
+        return JointState(name=list(ALLEGRO.joints), position=position.tolist(),
+                          velocity=[0.0] * n, effort=[effort] * n)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pose = self.pose
+            if pose is not None:
+                msg = self.message(*pose)
+                msg.header.stamp = self.clock.now().to_msg()
+                self.pub.publish(msg)
+            time.sleep(JOINT_PERIOD_S)
+
+    def hold(self, pose: tuple[float, float] | None, settle_s: float = 0.15) -> None:
+        """Switch the pose (or stop) and let the new one flow past what was in flight."""
+        self.pose = pose
+        time.sleep(settle_s)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+
+@pytest.fixture(scope="module")
+def hand(ros, ros_install, trained_model, tmp_path_factory):
+    """The node with the Allegro v4 profile, a player and the hand's driver beside it."""
+    log = tmp_path_factory.mktemp("node_hand") / "node.log"
+    with rosnode.node_and_player(ros_install, trained_model, log, "/hand",
+                                 "-p", "hand_profile:=allegro_v4",
+                                 "-p", f"deadline_s:={DEADLINE_S}") as (player, proc):
+        driver = AllegroDriver(player)
+        try:
+            end = time.monotonic() + 30.0
+            while not driver.pub.get_subscription_count() and time.monotonic() < end:
+                time.sleep(0.05)
+            assert driver.pub.get_subscription_count(), log.read_text()[-2000:]
+            driver.hold(HELD, settle_s=0.5)  # the node's best-effort reader matched ours
+            yield player, driver, log
+        finally:
+            driver.close()
+
+
+def one_result(player, send) -> dict:
+    player.clear()
+    send()
+    (record,) = player.wait_for_results(1, timeout=10.0)
+    return record
+
+
+@pytest.mark.parametrize("success", [True, False], ids=["held", "empty"])
+def test_every_event_is_judged_by_the_camera_and_the_joints_each_p_in_the_verdict(hand,
+                                                                                   success):
+    player, driver, log = hand
+    driver.hold(HELD if success else EMPTY)
+    record = one_result(player, lambda: event_then_frames(player, [frame(21, success)] * 3))
+    assert record["sources"] == ["vision", "joints"], (record, log.read_text()[-2000:])
+    assert record["missing"] == [] and record["fusion"] == "default"
+    assert record["p_vision"] is not None and record["p_joints"] is not None
+    assert (record["p_joints"] > 0.9) if success else (record["p_joints"] < 0.1)
+    assert record["verdict"] is success and record["error_code"] is None
+    # answered once the joints covered their window (0.2 s), woken by them: not at the deadline
+    assert record["latency_ms"] < DEADLINE_S * 1e3
+
+
+def test_with_the_camera_stopped_the_joints_answer_and_the_verdict_says_so(hand):
+    player, driver, _ = hand
+    driver.hold(HELD)
+    record = one_result(player, lambda: player.event_pub.publish(Empty()))
+    assert record["sources"] == ["joints"] and record["verdict"] is True
+    assert record["missing"][0].startswith("camera: no_fresh_frame"), record
+    assert record["p_vision"] is None and record["p_success"] == pytest.approx(
+        record["p_joints"], abs=1e-6)
+    assert record["latency_ms"] >= DEADLINE_S * 1e3 * 0.9  # it waited for the camera
+
+
+def test_with_the_joints_stopped_the_camera_answers_and_the_verdict_says_so(hand):
+    player, driver, _ = hand
+    driver.hold(None)
+    try:
+        record = one_result(player, lambda: event_then_frames(player, [frame(22, True)] * 3))
+    finally:
+        driver.hold(HELD)
+    assert record["sources"] == ["vision"] and record["verdict"] is True
+    assert record["missing"] == ["joints: no joint_states message stamped within 0.2 s after "
+                                 "the event"], record
+    assert record["p_joints"] is None and record["fusion"] == "default"
+
+
+def test_with_neither_witness_the_event_gets_a_no_evidence_record(hand):
+    player, driver, _ = hand
+    driver.hold(None)
+    try:
+        record = one_result(player, lambda: player.event_pub.publish(Empty()))
+    finally:
+        driver.hold(HELD)
+    assert record["verdict"] is None and record["error_code"] == "no_evidence"
+    assert [m.split(":")[0] for m in record["missing"]] == ["camera", "joints"]
+    assert record["sources"] == [] and record["p_success"] is None
+
+
+def test_an_unknown_hand_profile_is_a_one_line_error_and_a_non_zero_exit(ros_install,
+                                                                          trained_model,
+                                                                          tmp_path):
+    log = tmp_path / "node.log"
+    proc = rosnode.start(ros_install, trained_model, log, "-p", "hand_profile:=allegro_v9")
+    assert proc.wait(120) == 1
+    text = log.read_text()
+    assert "hand profile 'allegro_v9' is neither a shipped one" in text, text
+    assert "Traceback" not in text
