@@ -15,12 +15,17 @@ import rosnode
 from rosnode import event_then_frames, frame
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Empty
+from test_lifecycle import diagnostics, drive, settled
 
+from grasp_success_ros.core.errors import ConfigError
+from grasp_success_ros.core.params import CameraTopics, NodeConfig
 from grasp_success_ros.data.hand_profiles import load_profile
+from grasp_success_ros.ros.hand import hand_channels
 
 pytestmark = pytest.mark.ros
 
 ALLEGRO = load_profile("allegro_v4")
+NODE = "/hand/grasp_success_node"
 # The camera is missing this long after an event: short, so the suite stays fast; long
 # enough past the joints' 0.2 s window that an answer woken by them is told from one at it.
 DEADLINE_S = 0.8
@@ -145,6 +150,19 @@ def test_with_neither_witness_the_event_gets_a_no_evidence_record(hand):
     assert record["sources"] == [] and record["p_success"] is None
 
 
+def test_the_joints_are_taken_only_while_active_and_a_new_configure_reads_the_hand_again(hand):
+    player, driver, _ = hand
+    driver.hold(HELD)
+    assert float(diagnostics(player, NODE)["newest_joint_age_s"]) < 1.0
+    drive(player, NODE, "deactivate")
+    assert settled(lambda: driver.pub.get_subscription_count() == 0)
+    drive(player, NODE, "cleanup", "configure", "activate")
+    assert settled(lambda: driver.pub.get_subscription_count() == 1)
+    rosnode.warm_up(player)  # the new best-effort readers matched ours
+    record = one_result(player, lambda: event_then_frames(player, [frame(23, True)] * 3))
+    assert record["sources"] == ["vision", "joints"] and record["verdict"] is True
+
+
 def test_an_unknown_hand_profile_is_a_one_line_error_and_a_non_zero_exit(ros_install,
                                                                           trained_model,
                                                                           tmp_path):
@@ -154,3 +172,25 @@ def test_an_unknown_hand_profile_is_a_one_line_error_and_a_non_zero_exit(ros_ins
     text = log.read_text()
     assert "hand profile 'allegro_v9' is neither a shipped one" in text, text
     assert "Traceback" not in text
+
+
+def test_each_camera_has_the_nodes_hand_its_own_or_none_its_topics_under_its_name():
+    config = NodeConfig.from_values({"model_path": "m.keras", "hand_profile": "allegro_v4"})
+    left, right, third = hand_channels(config, [
+        CameraTopics.named("left", {}),
+        CameraTopics.named("right", {"hand_profile": "allegro_v5",
+                                     "joint_states_topic": "/right_hand/joint_states"}),
+        CameraTopics.named("third", {"hand_profile": "none"})])
+    assert left.profile.hand == "allegro_v4" and left.joint_states_topic == "left/joint_states"
+    assert right.profile.hand == "allegro_v5"
+    assert right.joint_states_topic == "/right_hand/joint_states"
+    assert right.command_topic.startswith("right/") and right.tactile_topic.startswith("right/")
+    assert third is None
+    assert hand_channels(config, [CameraTopics("")])[0].joint_states_topic == "joint_states"
+
+
+def test_a_hand_model_is_refused_until_train_hand_makes_them():
+    config = NodeConfig.from_values({"model_path": "m.keras", "hand_profile": "allegro_v4",
+                                     "hand_model": "hand.json"})
+    with pytest.raises(ConfigError, match="hand cards come with train-hand; not supported yet"):
+        hand_channels(config, [CameraTopics("")])
