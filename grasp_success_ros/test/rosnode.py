@@ -137,19 +137,19 @@ def send_verify_goal(player, action: str, timeout: float = 15.0, during=None,
         sent = client.send_goal_async(
             VerifyGrasp.Goal(**goal_fields), feedback_callback=lambda m: outcome.feedback.append(
                 (m.feedback.frames_collected, m.feedback.frames_needed)))
-        handle = _wait(sent, timeout)
+        handle = wait_future(sent, timeout)
         outcome.accepted = handle.accepted
         if not handle.accepted:
             return outcome
         if during is not None:
             during()
-        outcome.verdict = _wait(handle.get_result_async(), timeout).result.verdict
+        outcome.verdict = wait_future(handle.get_result_async(), timeout).result.verdict
         return outcome
     finally:
         client.destroy()
 
 
-def _wait(future, timeout: float):
+def wait_future(future, timeout: float):
     end = time.monotonic() + timeout
     while not future.done():
         assert time.monotonic() < end, "no answer from the action server"

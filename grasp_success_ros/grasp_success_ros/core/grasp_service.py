@@ -162,9 +162,9 @@ class GraspService:
             raise ValueError("GraspService needs a steady clock (time.monotonic, a bag's)")
         self._decode, self._steady, self._streaming = decode, steady, streaming
         self._buffer_size = buffer_size
-        self._hands = [*hands, *[None] * (cameras - len(hands))][:cameras]
         self.hold_config = (hold or HoldConfig()).validate()
-        self.cameras = [CameraState(buffer_size, steady, hand) for hand in self._hands]
+        self.cameras = [CameraState(buffer_size, steady) for _ in range(cameras)]
+        self.equip(hands)
         self._serving: Serving | None = None
         self._staged: Scorer | None = None
         self._accepting = False
@@ -202,6 +202,14 @@ class GraspService:
         scorer = staged or old.scorer
         self.serve(scorer, policy_of(scorer))
         return (old.scorer.source, scorer.source) if staged is not None else None
+
+    def equip(self, hands: Sequence[HandWitness | None]) -> None:
+        """Each camera's hand witness from now on (None or missing: vision alone); the node
+        reads its hand profiles at configure, before it serves."""
+        n = len(self.cameras)
+        self._hands = [*hands, *[None] * (n - len(hands))][:n]
+        for camera, hand in zip(self.cameras, self._hands, strict=True):
+            camera.hand = hand
 
     def clear_frames(self) -> None:
         """Forget every buffered frame (their times were taken another way)."""
@@ -271,6 +279,18 @@ class GraspService:
             hand.timeline.state(sample)
         state = self.cameras[camera]
         return bool(state.pending) or state.hold is not None
+
+    def joint_command(self, camera: int, stamp: float, position: np.ndarray) -> None:
+        """A command to the camera's hand (profile order): the target its joints fall short of."""
+        hand = self.cameras[camera].hand
+        if hand is not None:
+            hand.timeline.command(stamp, position)
+
+    def tactile(self, camera: int, stamp: float, pads: Sequence[float]) -> None:
+        """The camera's hand's tactile pads' readings."""
+        hand = self.cameras[camera].hand
+        if hand is not None:
+            hand.timeline.tactile(stamp, pads)
 
     def event(self, camera: int, info: TriggerInfo, now_ns: int, clock_set: bool = True,
               overrides: dict | None = None, goal: bool = False) -> Intake:

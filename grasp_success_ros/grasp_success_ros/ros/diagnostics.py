@@ -53,8 +53,21 @@ def grasp_status(service: GraspService, config: NodeConfig, state: str, now: flo
     values = {**service_values(service, state, age, load_error),
               **{f"{name}.camera_rate_hz": round(camera.buffer.rate_hz(), 2)
                  for name, camera in zip(camera_names[1:], service.cameras[1:], strict=True)},
+              **hand_values(service, camera_names, now),
               "node_clock_s": round(now, 3), **clock.values}
     return level, message, values
+
+
+def hand_values(service: GraspService, camera_names: list[str], now: float) -> dict:
+    """Each hand's newest joint state's age in seconds (inf: none yet); the first camera's
+    key unprefixed, as its frames' are, the others' ``NAME.newest_joint_age_s``."""
+    values = {}
+    for index, (name, camera) in enumerate(zip(camera_names, service.cameras, strict=True)):
+        if camera.hand is not None:
+            newest = camera.hand.timeline.newest()
+            key = f"{name}.newest_joint_age_s" if index else "newest_joint_age_s"
+            values[key] = float("inf") if newest is None else round(now - newest, 3)
+    return values
 
 
 def status_message(level: int, message: str, values: dict, name: str,

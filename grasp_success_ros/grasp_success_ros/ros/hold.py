@@ -98,10 +98,12 @@ class HoldWatch:
         """The hold's one GraspHold, and the result of every goal watching it."""
         message = hold_message(report, self._node.service.cameras[report.camera].frame_id)
         self._pubs[report.camera].publish(message)
-        level = "warning" if report.status == "lost" else "info"
-        getattr(self._node.get_logger(), level)(
-            f"{self._cameras[report.camera].label}hold of event {report.event.event_id}: "
-            f"{report.status} ({report.reason or 'ok'})")
+        line = (f"{self._cameras[report.camera].label}hold of event {report.event.event_id}: "
+                f"{report.status} ({report.reason or 'ok'})")
+        if report.status == "lost":  # rclpy: one severity per call site
+            self._node.get_logger().warning(line)
+        else:
+            self._node.get_logger().info(line)
         with self._lock:
             waiting = self._goals.pop(report.camera, [])
         for _, future in waiting:

@@ -1,8 +1,10 @@
-"""``grasp_success_node``: judges each grasp-completed event from the hand camera.
+"""``grasp_success_node``: judges each grasp-completed event from the hand camera (and, with
+a hand profile, from the hand's joints: ros/hand.py).
 
 A thin, managed (lifecycle) node over the grasp service (core/grasp_service.py), which
-decides: this module keeps what is ROS. Configure loads and warms up the model and creates
-the publishers and the ``~/verify`` action; activate subscribes to the cameras and triggers;
+decides: this module keeps what is ROS. Configure reads the hand profiles, loads and warms up
+the model and creates the publishers and the ``~/verify`` action; activate subscribes to the
+cameras, triggers and hands' joint states;
 deactivate stops taking them and answers every pending event; cleanup frees the model.
 Frames go into the service undecoded from the camera callback; a worker (its own callback
 group) asks the service what is ready and publishes exactly one ``GraspVerdict`` per event,
@@ -37,6 +39,8 @@ from grasp_success_ros.model.fence import check_model_path
 from grasp_success_ros.model.native_logs import native_notices_filtered
 from grasp_success_ros.ros.camera import CameraChannel
 from grasp_success_ros.ros.diagnostics import DiagnosticsTimer, grasp_status
+from grasp_success_ros.ros.hand import HandChannel, hand_channels, hands_line, witnesses
+from grasp_success_ros.ros.hold import HoldWatch
 from grasp_success_ros.ros.parameters import declare_cameras, declare_parameters
 from grasp_success_ros.ros.rclpy_compat import (
     InlineCallbackGroup,
@@ -112,14 +116,17 @@ class GraspSuccessNode(LifecycleNode):
         super().__init__("grasp_success_node", **kwargs)
         self.config = declare_parameters(self)
         self._cameras = [CameraChannel(topics) for topics in declare_cameras(self)]
+        self._hands: list[HandChannel | None] = []  # each camera's hand, from configure on
         self.service = GraspService(len(self._cameras), to_rgb, self.config.buffer_size,
-                                    self.config.streaming, steady=time.monotonic)
+                                    self.config.streaming, steady=time.monotonic,
+                                    hold=self.config.hold)
         self._loads = OneLoad(on_late=self.get_logger().warning)
         self._last_load_error = ""
         self._publish_lock = threading.Lock()  # the worker, trigger and goals all answer
         self._inputs: list = []  # the camera and trigger subscriptions, while active
         self._outputs: list = []
         self._verify: VerifyServer | None = None  # from configure to cleanup
+        self._hold: HoldWatch | None = None  # hold_watch: from configure to cleanup
         self._groups = [MutuallyExclusiveCallbackGroup() for _ in range(3)]
         worker_group, diagnostics_group, self._verify_group = self._groups
         # The worker group holds one entity, the wake-up guard condition: with a timer or a
@@ -155,19 +162,24 @@ class GraspSuccessNode(LifecycleNode):
         return self.trigger_configure() == SUCCESS and self.trigger_activate() == SUCCESS
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        try:
+        try:  # a hand profile or model that cannot serve: one line, stay unconfigured
+            hands = hand_channels(self.config, [camera.topics for camera in self._cameras])
             classifier = load_classifier(self.config, self.config.model_path, self.get_logger())
-        except Exception as exc:  # a model that cannot serve: one line, stay unconfigured
+        except Exception as exc:
             self._last_load_error = f"{type(exc).__name__}: {exc}"
             self.get_logger().fatal(self._last_load_error)
             return FAILURE
+        self._hands = hands
+        self.service.equip(witnesses(hands))
         self.service.serve(classifier, card_policy(self.config, classifier))
         self._outputs = [pub for camera in self._cameras for pub in camera.create_outputs(self)]
         # From configure to cleanup, refusing goals while inactive: a server that vanished at
         # deactivate could not deliver the answers to the goals pending then.
         self._verify = VerifyServer(self, self._verify_group, self._publish_lock,
                                     self._wakeups.request)
-        self.get_logger().info(f"configured: model {classifier.source}")
+        if self.config.hold_watch:
+            self._hold = HoldWatch(self, self._cameras, self._verify_group)
+        self.get_logger().info(f"configured: model {classifier.source}{hands_line(hands)}")
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -177,6 +189,9 @@ class GraspSuccessNode(LifecycleNode):
                             self, self.config.image_transport, self.config.trigger_type,
                             lambda m, i=index: self._on_image(i, m),
                             lambda m, i=index: self._on_trigger(i, m))]
+        self._inputs += [sub for index, hand in enumerate(self._hands) if hand is not None
+                         for sub in hand.create_inputs(self, index, self._wakeups.request)]
+        self._inputs += self._hold.create_inputs(self._verify_group) if self._hold else []
         serving = self.service.serving
         self.get_logger().info(ready_line(serving.scorer, serving.policy,
                                           self.config.trigger_type))
@@ -218,9 +233,10 @@ class GraspSuccessNode(LifecycleNode):
             self._stop_inputs()
         for pub in self._outputs:
             self.destroy_publisher(pub)
-        if self._verify is not None:
-            self._verify.destroy()
-        self._outputs, self._verify = [], None
+        for server in (self._verify, self._hold):
+            if server is not None:
+                server.destroy()
+        self._outputs, self._verify, self._hold = [], None, None
         self.service.cleanup()
 
     # --- inputs -------------------------------------------------------------------------
@@ -275,6 +291,8 @@ class GraspSuccessNode(LifecycleNode):
                 self._verify.feedback(progress)
         for answer in done.answers:
             self.publish_answer(answer)
+        for report in done.holds if self._hold is not None else ():
+            self._hold.publish(report)
 
     def publish_answer(self, answer: Answer) -> None:
         """The event's GraspVerdict (and Bool), its goal's result, the debug image."""

@@ -57,7 +57,9 @@ def verdict_message(record: GraspRecord, header: Header,
         latency_ms=_or_nan(record.latency_ms), error_code=record.error_code or "",
         error=record.error or "", threshold=record.threshold,
         threshold_failure=_or_nan(record.threshold_failure), policy=record.policy,
-        model=record.model, trigger=record.trigger, grasp_id=record.grasp_id)
+        model=record.model, trigger=record.trigger, grasp_id=record.grasp_id,
+        p_vision=_or_nan(record.p_vision), p_joints=_or_nan(record.p_joints),
+        sources=list(record.sources), missing=list(record.missing), fusion=record.fusion)
 
 
 def answer_message(answer: Answer, frame_id: str) -> GraspVerdict:
@@ -93,7 +95,9 @@ def record_fields(msg: GraspVerdict) -> dict[str, Any]:
         "error_code": msg.error_code or None, "threshold": float(msg.threshold),
         "policy": msg.policy, "trigger": msg.trigger, "model": msg.model,
         "threshold_failure": _or_none(msg.threshold_failure), "frame_id": msg.header.frame_id,
-        "grasp_id": msg.grasp_id,
+        "grasp_id": msg.grasp_id, "p_vision": _or_none(msg.p_vision),
+        "p_joints": _or_none(msg.p_joints), "sources": list(msg.sources),
+        "missing": list(msg.missing), "fusion": msg.fusion,
     }
 
 
