@@ -21,13 +21,16 @@ from grasp_success_ros.bags.labels import labelled_sessions
 from grasp_success_ros.bags.reader import (
     BagEvent,
     Session,
+    hand_reading,
     raw_decoder,
     raw_stamp,
     session_messages,
 )
 from grasp_success_ros.bags.topics import BagTopics, CameraTopicsMap, by_camera
 from grasp_success_ros.core.errors import ConfigError
+from grasp_success_ros.core.evidence import HandWitness
 from grasp_success_ros.core.grasp_service import Answer, GraspService, Scorer
+from grasp_success_ros.core.joints import JointTimeline
 from grasp_success_ros.core.judge import Frame, GraspRecord
 from grasp_success_ros.core.params import PARAMS
 from grasp_success_ros.core.policy import PolicyConfig
@@ -47,6 +50,7 @@ class EventResult:
     truth: bool | None
     record: GraspRecord
     camera: str = ""  # which of the bag's cameras ("": the single one)
+    scene: str = ""  # the grasp's scene kind where the bag labels it (synthetic sessions)
 
     @property
     def correct(self) -> bool | None:
@@ -99,8 +103,10 @@ def judge_sessions(sessions: Sequence[Session], scorer: Scorer, policy: PolicyCo
     Returns (camera, event, record) in the order the service took the events; the records
     are, by construction, what the node would have published."""
     clock = BagClock()
+    hands = [HandWitness(JointTimeline(s.topics.hand.profile)) if s.topics.hand else None
+             for s in sessions]
     service = GraspService(len(sessions), _decoder(sessions), settings.buffer_size,
-                           settings.streaming, steady=clock)
+                           settings.streaming, steady=clock, hands=hands)
     service.serve(scorer, policy)
     service.activate()
     intake = _Intake(service, sessions)
@@ -127,10 +133,13 @@ class _Intake:
     def take(self, topic: str, log_ns: int, raw: bytes, now: float) -> list[Answer]:
         """Take one message in at ``now``; the answers it got at once (rejected events)."""
         answers = []
-        for camera, is_image in self.routes[topic]:
-            if is_image:
+        for camera, role in self.routes[topic]:
+            if role == "image":
                 stamp = raw_stamp(self.sessions[camera], raw)
                 self.service.frame(camera, stamp, now, (camera, raw))
+                continue
+            if role == "hand":
+                self._hand(camera, topic, log_ns, raw)
                 continue
             ev = next(self.events[camera])
             intake = self.service.event(
@@ -141,12 +150,29 @@ class _Intake:
         return answers
 
 
-def _routes(sessions: Sequence[Session]) -> dict[str, list[tuple[int, bool]]]:
-    """topic -> [(camera, is its image topic)]: where each message of the timeline goes."""
-    routes: dict[str, list[tuple[int, bool]]] = {}
+    def _hand(self, camera: int, topic: str, log_ns: int, raw: bytes) -> None:
+        """A hand message: a joint state to the service (as the node's subscription hands
+        it over), a command or the pads' readings to the camera's hand timeline."""
+        reading = hand_reading(self.sessions[camera], topic, raw, log_ns)
+        if reading.kind == "state":
+            self.service.joints(camera, reading.sample)
+            return
+        timeline = self.service.cameras[camera].hand.timeline
+        if reading.kind == "command":
+            timeline.command(reading.stamp, reading.values)
+        else:
+            timeline.tactile(reading.stamp, reading.values)
+
+
+def _routes(sessions: Sequence[Session]) -> dict[str, list[tuple[int, str]]]:
+    """topic -> [(camera, role: "image", "trigger" or "hand")]: where each message of the
+    timeline goes."""
+    routes: dict[str, list[tuple[int, str]]] = {}
     for camera, session in enumerate(sessions):
-        routes.setdefault(session.topics.image, []).append((camera, True))
-        routes.setdefault(session.topics.trigger, []).append((camera, False))
+        routes.setdefault(session.topics.image, []).append((camera, "image"))
+        routes.setdefault(session.topics.trigger, []).append((camera, "trigger"))
+        for topic in session.topics.hand.topics if session.topics.hand else ():
+            routes.setdefault(topic, []).append((camera, "hand"))
     return routes
 
 
@@ -182,7 +208,7 @@ def evaluate_bag(path: str | Path, scorer: Scorer, policy: PolicyConfig,
     names = list(cameras)
     with bag:
         judged = judge_sessions(sessions, scorer, policy, settings)
-    return [EventResult(bag.name, ns_to_s(ev.log_ns), ev.label, rec, names[camera])
+    return [EventResult(bag.name, ns_to_s(ev.log_ns), ev.label, rec, names[camera], ev.scene)
             for camera, ev, rec in judged], source
 
 

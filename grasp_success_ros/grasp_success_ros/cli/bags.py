@@ -352,9 +352,11 @@ def synth_bag(args: argparse.Namespace) -> int:
 
     s = write_session(args.bag, args.grasps, seed=args.seed, fps=args.fps,
                       height=args.height, width=args.width, storage=args.storage,
-                      trigger_type=args.trigger_type, objects=args.objects)
+                      trigger_type=args.trigger_type, objects=args.objects,
+                      **({"hand_profile": args.hand_profile} if args.hand_profile else {}))
+    hand = f", {s.joint_states} joint states ({args.hand_profile})" if args.hand_profile else ""
     print(f"wrote {s.path} ({args.storage}): {s.frames} frames, {s.events} events "
-          f"({s.successes} successful), {s.duration_s:.1f} s")
+          f"({s.successes} successful){hand}, {s.duration_s:.1f} s")
     return 0
 
 
