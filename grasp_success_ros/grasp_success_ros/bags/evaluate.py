@@ -33,7 +33,7 @@ from grasp_success_ros.core.grasp_service import Answer, GraspService, Scorer
 from grasp_success_ros.core.joints import JointTimeline
 from grasp_success_ros.core.judge import Frame, GraspRecord
 from grasp_success_ros.core.params import PARAMS
-from grasp_success_ros.core.policy import PolicyConfig
+from grasp_success_ros.core.policy import PolicyConfig, mean_rule
 from grasp_success_ros.core.stamps import ns_to_s
 from grasp_success_ros.core.triggers import TriggerInfo
 from grasp_success_ros.evaluation.metrics import Confusion, seed_line, usefulness_warnings
@@ -317,11 +317,14 @@ def model_warnings(results: Sequence[EventResult], threshold: float) -> list[str
                                [r.record.p_success for r in scored], threshold, noun="event")
 
 
-def summarize(results: Sequence[EventResult], threshold: float) -> dict:
+def summarize(results: Sequence[EventResult], threshold: float,
+              threshold_failure: float | None = None) -> dict:
     """Counts, the seed's line, the warnings that the model learned nothing (judged at the
     success ``threshold``, as ``evaluate`` judges them), confusion, precision/recall, coverage
     (the share with a verdict), the error rate among verdicts (labelled events only), and
-    the counts per bag and, with several cameras, per camera."""
+    the counts per bag and, with several cameras, per camera. With a hand's records, each
+    source side by side (``sources``) and, where the bag labels them, per scene kind
+    (``scenes``): :func:`by_source`."""
     labelled = [r for r in results if r.truth is not None]
     truth = [bool(r.truth) for r in labelled]
     verdicts = [r.record.verdict for r in labelled]
@@ -344,7 +347,60 @@ def summarize(results: Sequence[EventResult], threshold: float) -> dict:
         **{cls: {"precision": _rounded(s["precision"]), "recall": _rounded(s["recall"])}
            for cls, s in scores.items()},
         "bags": _counts(results, "bag"), **cameras,
+        **by_source(results, threshold, threshold_failure),
     }
+
+
+# The records' P of each source (fused: the verdict's own P).
+SOURCE_P = {"vision": "p_vision", "joints": "p_joints", "fused": "p_success"}
+
+
+def has_hand(results: Sequence[EventResult]) -> bool:
+    """Whether any record was judged with a hand beside the camera."""
+    return any("joints" in r.record.sources or r.record.missing for r in results)
+
+
+def source_verdicts(r: EventResult, threshold: float,
+                    threshold_failure: float | None) -> dict[str, bool | None]:
+    """Each source's verdict on one event, as the node's rule would give it from that
+    source's P alone (the fused one is the record's verdict)."""
+    out = {}
+    for name, attr in SOURCE_P.items():
+        p = getattr(r.record, attr)
+        out[name] = r.record.verdict if name == "fused" else \
+            None if p is None else mean_rule([p], threshold, threshold_failure).verdict
+    return out
+
+
+def by_source(results: Sequence[EventResult], threshold: float,
+              threshold_failure: float | None = None) -> dict:
+    """Vision only, joints only and fused side by side over the labelled events (accuracy,
+    coverage, error rate among verdicts), and the accuracy of each per scene kind; empty
+    when no record had a hand (the report is then as it always was)."""
+    labelled = [r for r in results if r.truth is not None]
+    if not has_hand(results) or not labelled:
+        return {}
+    verdicts = [source_verdicts(r, threshold, threshold_failure) for r in labelled]
+    sources = {name: _source_scores([bool(r.truth) for r in labelled],
+                                    [v[name] for v in verdicts]) for name in SOURCE_P}
+    scenes: dict[str, dict] = {}
+    for r, v in zip(labelled, verdicts, strict=True):
+        if r.scene:
+            row = scenes.setdefault(r.scene, {"events": 0, **dict.fromkeys(SOURCE_P, 0)})
+            row["events"] += 1
+            for name in SOURCE_P:
+                row[name] += v[name] is r.truth
+    for row in scenes.values():
+        for name in SOURCE_P:
+            row[name] = _ratio(row[name], row["events"])
+    return {"sources": sources, **({"scenes": dict(sorted(scenes.items()))} if scenes else {})}
+
+
+def _source_scores(truth: list[bool], verdicts: list[bool | None]) -> dict:
+    counted = Confusion.count(truth, verdicts)
+    return {"correct": counted.correct, "judged": counted.judged,
+            "accuracy": _rounded(counted.accuracy()), "coverage": _rounded(counted.coverage()),
+            "error_rate": _rounded(counted.error_rate())}
 
 
 def several_cameras(results: Sequence[EventResult]) -> bool:

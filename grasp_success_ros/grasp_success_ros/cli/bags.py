@@ -132,7 +132,7 @@ def _bag_eval(args: argparse.Namespace) -> int:
         model_path=args.model, allow_custom_code=args.allow_custom_code,
         providers=args.providers, accept_card_mismatch=args.accept_card_mismatch,
         settings=setup.settings)
-    summary = summarize(results, policy.threshold)
+    summary = summarize(results, policy.threshold, policy.threshold_failure)
     summary["label_sources"] = sources
     _bag_eval_outputs(args, summary, results, errors, setup.topics, policy, classifier.card)
     return _report_errors("bag-eval", errors, len(args.bags))
