@@ -156,12 +156,8 @@ class _Intake:
         reading = hand_reading(self.sessions[camera], topic, raw, log_ns)
         if reading.kind == "state":
             self.service.joints(camera, reading.sample)
-            return
-        timeline = self.service.cameras[camera].hand.timeline
-        if reading.kind == "command":
-            timeline.command(reading.stamp, reading.values)
         else:
-            timeline.tactile(reading.stamp, reading.values)
+            reading.into(self.service.cameras[camera].hand.timeline)
 
 
 def _routes(sessions: Sequence[Session]) -> dict[str, list[tuple[int, str]]]:

@@ -39,7 +39,7 @@ from grasp_success_ros.bags.topics import (
     typestore,
 )
 from grasp_success_ros.core.errors import BagError, ImageConversionError
-from grasp_success_ros.core.joints import JointSample, joint_sample
+from grasp_success_ros.core.joints import JointSample, JointTimeline, joint_sample
 from grasp_success_ros.core.stamps import ns_to_s, to_ns
 from grasp_success_ros.core.triggers import (
     TRIGGER_MSGTYPES,
@@ -515,6 +515,15 @@ class HandReading:
     stamp: float
     sample: JointSample | None = None
     values: Any = None
+
+    def into(self, timeline: JointTimeline) -> None:
+        """Add this reading to a hand's timeline."""
+        if self.kind == "state":
+            timeline.state(self.sample)
+        elif self.kind == "command":
+            timeline.command(self.stamp, self.values)
+        else:
+            timeline.tactile(self.stamp, self.values)
 
 
 def hand_reading(session: Session, topic: str, raw: bytes, log_ns: int) -> HandReading:
