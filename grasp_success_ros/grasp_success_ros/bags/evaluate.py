@@ -21,16 +21,19 @@ from grasp_success_ros.bags.labels import labelled_sessions
 from grasp_success_ros.bags.reader import (
     BagEvent,
     Session,
+    hand_reading,
     raw_decoder,
     raw_stamp,
     session_messages,
 )
 from grasp_success_ros.bags.topics import BagTopics, CameraTopicsMap, by_camera
 from grasp_success_ros.core.errors import ConfigError
+from grasp_success_ros.core.evidence import HandWitness
 from grasp_success_ros.core.grasp_service import Answer, GraspService, Scorer
+from grasp_success_ros.core.joints import JointTimeline
 from grasp_success_ros.core.judge import Frame, GraspRecord
 from grasp_success_ros.core.params import PARAMS
-from grasp_success_ros.core.policy import PolicyConfig
+from grasp_success_ros.core.policy import PolicyConfig, mean_rule
 from grasp_success_ros.core.stamps import ns_to_s
 from grasp_success_ros.core.triggers import TriggerInfo
 from grasp_success_ros.evaluation.metrics import Confusion, seed_line, usefulness_warnings
@@ -47,6 +50,7 @@ class EventResult:
     truth: bool | None
     record: GraspRecord
     camera: str = ""  # which of the bag's cameras ("": the single one)
+    scene: str = ""  # the grasp's scene kind where the bag labels it (synthetic sessions)
 
     @property
     def correct(self) -> bool | None:
@@ -99,8 +103,10 @@ def judge_sessions(sessions: Sequence[Session], scorer: Scorer, policy: PolicyCo
     Returns (camera, event, record) in the order the service took the events; the records
     are, by construction, what the node would have published."""
     clock = BagClock()
+    hands = [HandWitness(JointTimeline(s.topics.hand.profile)) if s.topics.hand else None
+             for s in sessions]
     service = GraspService(len(sessions), _decoder(sessions), settings.buffer_size,
-                           settings.streaming, steady=clock)
+                           settings.streaming, steady=clock, hands=hands)
     service.serve(scorer, policy)
     service.activate()
     intake = _Intake(service, sessions)
@@ -127,10 +133,13 @@ class _Intake:
     def take(self, topic: str, log_ns: int, raw: bytes, now: float) -> list[Answer]:
         """Take one message in at ``now``; the answers it got at once (rejected events)."""
         answers = []
-        for camera, is_image in self.routes[topic]:
-            if is_image:
+        for camera, role in self.routes[topic]:
+            if role == "image":
                 stamp = raw_stamp(self.sessions[camera], raw)
                 self.service.frame(camera, stamp, now, (camera, raw))
+                continue
+            if role == "hand":
+                self._hand(camera, topic, log_ns, raw)
                 continue
             ev = next(self.events[camera])
             intake = self.service.event(
@@ -141,12 +150,25 @@ class _Intake:
         return answers
 
 
-def _routes(sessions: Sequence[Session]) -> dict[str, list[tuple[int, bool]]]:
-    """topic -> [(camera, is its image topic)]: where each message of the timeline goes."""
-    routes: dict[str, list[tuple[int, bool]]] = {}
+    def _hand(self, camera: int, topic: str, log_ns: int, raw: bytes) -> None:
+        """A hand message: a joint state to the service (as the node's subscription hands
+        it over), a command or the pads' readings to the camera's hand timeline."""
+        reading = hand_reading(self.sessions[camera], topic, raw, log_ns)
+        if reading.kind == "state":
+            self.service.joints(camera, reading.sample)
+        else:
+            reading.into(self.service.cameras[camera].hand.timeline)
+
+
+def _routes(sessions: Sequence[Session]) -> dict[str, list[tuple[int, str]]]:
+    """topic -> [(camera, role: "image", "trigger" or "hand")]: where each message of the
+    timeline goes."""
+    routes: dict[str, list[tuple[int, str]]] = {}
     for camera, session in enumerate(sessions):
-        routes.setdefault(session.topics.image, []).append((camera, True))
-        routes.setdefault(session.topics.trigger, []).append((camera, False))
+        routes.setdefault(session.topics.image, []).append((camera, "image"))
+        routes.setdefault(session.topics.trigger, []).append((camera, "trigger"))
+        for topic in session.topics.hand.topics if session.topics.hand else ():
+            routes.setdefault(topic, []).append((camera, "hand"))
     return routes
 
 
@@ -182,7 +204,7 @@ def evaluate_bag(path: str | Path, scorer: Scorer, policy: PolicyConfig,
     names = list(cameras)
     with bag:
         judged = judge_sessions(sessions, scorer, policy, settings)
-    return [EventResult(bag.name, ns_to_s(ev.log_ns), ev.label, rec, names[camera])
+    return [EventResult(bag.name, ns_to_s(ev.log_ns), ev.label, rec, names[camera], ev.scene)
             for camera, ev, rec in judged], source
 
 
@@ -291,11 +313,14 @@ def model_warnings(results: Sequence[EventResult], threshold: float) -> list[str
                                [r.record.p_success for r in scored], threshold, noun="event")
 
 
-def summarize(results: Sequence[EventResult], threshold: float) -> dict:
+def summarize(results: Sequence[EventResult], threshold: float,
+              threshold_failure: float | None = None) -> dict:
     """Counts, the seed's line, the warnings that the model learned nothing (judged at the
     success ``threshold``, as ``evaluate`` judges them), confusion, precision/recall, coverage
     (the share with a verdict), the error rate among verdicts (labelled events only), and
-    the counts per bag and, with several cameras, per camera."""
+    the counts per bag and, with several cameras, per camera. With a hand's records, each
+    source side by side (``sources``) and, where the bag labels them, per scene kind
+    (``scenes``): :func:`by_source`."""
     labelled = [r for r in results if r.truth is not None]
     truth = [bool(r.truth) for r in labelled]
     verdicts = [r.record.verdict for r in labelled]
@@ -318,7 +343,60 @@ def summarize(results: Sequence[EventResult], threshold: float) -> dict:
         **{cls: {"precision": _rounded(s["precision"]), "recall": _rounded(s["recall"])}
            for cls, s in scores.items()},
         "bags": _counts(results, "bag"), **cameras,
+        **by_source(results, threshold, threshold_failure),
     }
+
+
+# The records' P of each source (fused: the verdict's own P).
+SOURCE_P = {"vision": "p_vision", "joints": "p_joints", "fused": "p_success"}
+
+
+def has_hand(results: Sequence[EventResult]) -> bool:
+    """Whether any record was judged with a hand beside the camera."""
+    return any("joints" in r.record.sources or r.record.missing for r in results)
+
+
+def source_verdicts(r: EventResult, threshold: float,
+                    threshold_failure: float | None) -> dict[str, bool | None]:
+    """Each source's verdict on one event, as the node's rule would give it from that
+    source's P alone (the fused one is the record's verdict)."""
+    out = {}
+    for name, attr in SOURCE_P.items():
+        p = getattr(r.record, attr)
+        out[name] = r.record.verdict if name == "fused" else \
+            None if p is None else mean_rule([p], threshold, threshold_failure).verdict
+    return out
+
+
+def by_source(results: Sequence[EventResult], threshold: float,
+              threshold_failure: float | None = None) -> dict:
+    """Vision only, joints only and fused side by side over the labelled events (accuracy,
+    coverage, error rate among verdicts), and the accuracy of each per scene kind; empty
+    when no record had a hand (the report is then as it always was)."""
+    labelled = [r for r in results if r.truth is not None]
+    if not has_hand(results) or not labelled:
+        return {}
+    verdicts = [source_verdicts(r, threshold, threshold_failure) for r in labelled]
+    sources = {name: _source_scores([bool(r.truth) for r in labelled],
+                                    [v[name] for v in verdicts]) for name in SOURCE_P}
+    scenes: dict[str, dict] = {}
+    for r, v in zip(labelled, verdicts, strict=True):
+        if r.scene:
+            row = scenes.setdefault(r.scene, {"events": 0, **dict.fromkeys(SOURCE_P, 0)})
+            row["events"] += 1
+            for name in SOURCE_P:
+                row[name] += v[name] is r.truth
+    for row in scenes.values():
+        for name in SOURCE_P:
+            row[name] = _ratio(row[name], row["events"])
+    return {"sources": sources, **({"scenes": dict(sorted(scenes.items()))} if scenes else {})}
+
+
+def _source_scores(truth: list[bool], verdicts: list[bool | None]) -> dict:
+    counted = Confusion.count(truth, verdicts)
+    return {"correct": counted.correct, "judged": counted.judged,
+            "accuracy": _rounded(counted.accuracy()), "coverage": _rounded(counted.coverage()),
+            "error_rate": _rounded(counted.error_rate())}
 
 
 def several_cameras(results: Sequence[EventResult]) -> bool:

@@ -4,12 +4,16 @@ Frames stamped in a window after each labelled event go to ``success/`` or ``fai
 (its ground truth); optionally frames from before the grasp go to ``failure/`` (the open
 hand over the object still on the table: the seed did the same with video frames).
 Near-duplicates (a frame that barely differs from the previous one kept from the same
-window) are dropped. Files are named ``<bag>_<stamp in microseconds>.png``.
+window) are dropped. Files are named ``<bag>_<stamp in microseconds>.png``. With a hand
+(``--hand-profile``), each labelled event's joint features over the profile's window
+(``core/joints.FEATURE_NAMES``, as the node computes them) go to ``OUT/joints/<bag>.csv``:
+what a joint model is trained on.
 """
 
 from __future__ import annotations
 
 import bisect
+import csv
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,10 +24,17 @@ import numpy as np
 
 from grasp_success_ros.bags.engines import OnBagDone, run_bags
 from grasp_success_ros.bags.labels import labelled_session
-from grasp_success_ros.bags.reader import frame_decoder, load_frames
+from grasp_success_ros.bags.reader import (
+    BagEvent,
+    Session,
+    frame_decoder,
+    hand_reading,
+    load_frames,
+)
 from grasp_success_ros.bags.topics import BagTopics
 from grasp_success_ros.core.errors import BagError, GraspSuccessError
-from grasp_success_ros.data.atomic import atomic_path, write_text
+from grasp_success_ros.core.joints import FEATURE_NAMES, JointTimeline, features
+from grasp_success_ros.data.atomic import atomic_open, atomic_path, write_text
 
 CLASSES = ("success", "failure")
 
@@ -113,7 +124,50 @@ def extract_bag(path: str | Path, out_dir: str | Path, topics: BagTopics | None 
                         raise BagError(f"cannot write {name}")
                 written.add(ref.index)
                 counts[cls] += 1
+        if topics.hand is not None:
+            counts["joint_features"] = write_joint_features(
+                out / "joints" / f"{bag.name}.csv", session,
+                [ev for ev in session.events if ev.label is not None and ev.rejection is None])
     return counts
+
+
+JOINT_COLUMNS = ("bag", "event_id", "event_stamp", "label", "scene", *FEATURE_NAMES, "samples")
+
+
+def write_joint_features(path: Path, session: Session, events: Sequence[BagEvent]) -> int:
+    """Each event's joint features (over the profile's window after it) as a CSV row;
+    returns the rows written (an event with no joint state in its window has none)."""
+    rows = [{"bag": session.bag.name, "event_id": ev.event_id,
+             "event_stamp": f"{ev.stamp:.9f}", "label": int(ev.label), "scene": ev.scene,
+             **{k: "" if v is None else v for k, v in found.as_dict().items()}}
+            for ev, found in zip(events, joint_features(session, events), strict=True)
+            if found is not None]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=JOINT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)
+
+
+def joint_features(session: Session, events: Sequence[BagEvent]) -> list:
+    """The hand's features (``core/joints.features``, None without joint states) at each
+    event, in one pass over the hand's topics with the node's bounded timeline: an event's
+    window is taken once a joint state stamped past it arrives (or the bag ends)."""
+    hand = session.topics.hand
+    timeline, window = JointTimeline(hand.profile), hand.profile.window_s
+    order = sorted(range(len(events)), key=lambda i: events[i].stamp)
+    found: list = [None] * len(events)
+    for topic, _, log_ns, raw in session.bag.messages(set(hand.topics)):
+        reading = hand_reading(session, topic, raw, log_ns)
+        reading.into(timeline)
+        while order and reading.kind == "state" and \
+                reading.stamp > events[order[0]].stamp + window:
+            i = order.pop(0)
+            found[i] = features(timeline, events[i].stamp, events[i].stamp + window)
+    for i in order:
+        found[i] = features(timeline, events[i].stamp, events[i].stamp + window)
+    return found
 
 
 @dataclass(frozen=True)

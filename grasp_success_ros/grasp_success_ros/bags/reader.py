@@ -24,12 +24,22 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from grasp_success_ros.bags.topics import BagTopics, typestore
+from grasp_success_ros.bags.topics import (
+    COMMAND_MSGTYPES,
+    JOINT_STATE_MSGTYPE,
+    KIND_LABEL,
+    SLIP_LABEL,
+    TACTILE_MSGTYPE,
+    BagTopics,
+    beside,
+    typestore,
+)
 from grasp_success_ros.core.errors import BagError, ImageConversionError
+from grasp_success_ros.core.joints import JointSample, JointTimeline, joint_sample
 from grasp_success_ros.core.stamps import ns_to_s, to_ns
 from grasp_success_ros.core.triggers import (
     TRIGGER_MSGTYPES,
@@ -297,6 +307,8 @@ class BagEvent:
     rejection: tuple[str, str] | None = None
     label: bool | None = None
     grasp_id: str = ""  # the trigger's grasp id (core/triggers.trigger_info)
+    scene: str = ""  # the grasp's scene kind (a synthetic session's label_kind), "" unknown
+    slip_s: float | None = None  # a carry slip's onset (label_slip's stamp), None: none
 
 
 @dataclass
@@ -368,31 +380,65 @@ def read_session(bag: Bag, topics: BagTopics) -> Session:
         raise BagError(f"bag {bag.path}: the image topic {topics.image} has no messages")
     if has_labels:
         session.events = attach_topic_labels(session.events, session.labels)
+    if topics.hand is not None:
+        _require_hand(bag, topics)
+    session.events = _scene_truth(bag, topics, session.events)
     return session
+
+
+def _require_hand(bag: Bag, topics: BagTopics) -> None:
+    """The hand's topics are there with the profile's types (a BagError naming them)."""
+    hand = topics.hand
+    option = "--hand-profile / the params file's joint_states_topic"
+    bag.require(hand.joint_states, (JOINT_STATE_MSGTYPE,), "joint states", option)
+    if hand.command:
+        bag.require(hand.command, (COMMAND_MSGTYPES[hand.profile.command_type],), "command",
+                    "the hand profile's command topic")
+    if hand.tactile:
+        bag.require(hand.tactile, (TACTILE_MSGTYPE,), "tactile", "the hand profile's "
+                    "tactile topic")
+
+
+def _scene_truth(bag: Bag, topics: BagTopics, events: list[BagEvent]) -> list[BagEvent]:
+    """Each event's scene kind and slip onset, from the labels beside its success label
+    (synthetic sessions); the events as they are where the bag has none."""
+    kind, slip = beside(topics.label, KIND_LABEL), beside(topics.label, SLIP_LABEL)
+    have = {t for t in (kind, slip) if t in bag.topics}
+    if not have:
+        return events
+    found: dict[str, list] = {kind: [], slip: []}
+    for topic, msgtype, log_ns, raw in bag.messages(have):
+        msg = bag.deserialize(raw, msgtype)
+        found[topic].append((log_ns, msg.data if topic == kind else
+                             ns_to_s(to_ns(msg.stamp.sec, msg.stamp.nanosec))))
+    scenes, slips = (first_after(events, found[t]) for t in (kind, slip))
+    return [replace(ev, scene=s or "", slip_s=o) for ev, s, o in zip(events, scenes, slips,
+                                                                      strict=True)]
 
 
 def attach_topic_labels(events: list[BagEvent], labels: list[tuple[int, bool]]
                         ) -> list[BagEvent]:
     """Each event's truth: the first label logged at or after it and before the next event."""
-    out = []
-    labels = sorted(labels, key=lambda x: x[0])
+    return [replace(ev, label=label) for ev, label in
+            zip(events, first_after(events, labels), strict=True)]
+
+
+def first_after(events: Sequence[BagEvent], logged: list[tuple[int, Any]]) -> list[Any]:
+    """Per event, the first value logged at or after it and before the next event (None:
+    none): how a ground-truth topic's messages belong to events."""
+    out: list[Any] = []
+    logged = sorted(logged, key=lambda x: x[0])
     j = 0
     for k, ev in enumerate(events):
         end = events[k + 1].log_ns if k + 1 < len(events) else None
-        while j < len(labels) and labels[j][0] < ev.log_ns:
+        while j < len(logged) and logged[j][0] < ev.log_ns:
             j += 1
-        label = None
-        if j < len(labels) and (end is None or labels[j][0] < end):
-            label = labels[j][1]
+        value = None
+        if j < len(logged) and (end is None or logged[j][0] < end):
+            value = logged[j][1]
             j += 1
-        out.append(_with_label(ev, label))
+        out.append(value)
     return out
-
-
-def _with_label(ev: BagEvent, label: bool | None) -> BagEvent:
-    from dataclasses import replace
-
-    return replace(ev, label=label)
 
 
 def load_frames(session: Session, indices: Collection[int]) -> dict[int, bytes]:
@@ -420,9 +466,11 @@ def frame_decoder(session: Session, raws: dict[int, bytes]):
 
 
 def session_messages(sessions: Sequence[Session]) -> Iterator[tuple[str, int, bytes]]:
-    """The image and trigger messages of one bag's sessions (one per camera), raw, in
-    log-time order, in one read: the timeline the grasp service is driven with (pass two)."""
-    topics = {t for s in sessions for t in (s.topics.image, s.topics.trigger)}
+    """The image and trigger messages (and the hands' where a camera has one) of one bag's
+    sessions (one per camera), raw, in log-time order, in one read: the timeline the grasp
+    service is driven with (pass two)."""
+    topics = {t for s in sessions for t in (s.topics.image, s.topics.trigger,
+                                            *(s.topics.hand.topics if s.topics.hand else ()))}
     bags = {id(s.bag) for s in sessions}
     if len(bags) != 1:
         raise ValueError("session_messages reads the sessions of one open bag")
@@ -453,3 +501,46 @@ def raw_decoder(session: Session):
         return to_rgb(msg)
 
     return decode
+
+
+# ------------------------------------------------------------------------- the hand
+
+
+@dataclass(frozen=True)
+class HandReading:
+    """A hand message as its timeline takes it: a joint state, or a command's positions or
+    the pads' readings (profile order) at ``stamp``."""
+
+    kind: str  # "state", "command" or "tactile"
+    stamp: float
+    sample: JointSample | None = None
+    values: Any = None
+
+    def into(self, timeline: JointTimeline) -> None:
+        """Add this reading to a hand's timeline."""
+        if self.kind == "state":
+            timeline.state(self.sample)
+        elif self.kind == "command":
+            timeline.command(self.stamp, self.values)
+        else:
+            timeline.tactile(self.stamp, self.values)
+
+
+def hand_reading(session: Session, topic: str, raw: bytes, log_ns: int) -> HandReading:
+    """One raw message of the session's hand topics, decoded; stamped by its header (its
+    log time when unstamped or headerless), as the node stamps them."""
+    hand, bag = session.topics.hand, session.bag
+    receipt = ns_to_s(log_ns)
+    msgtype = bag.topics[topic].msgtype
+    msg = bag.deserialize(raw, msgtype)
+    if topic == hand.tactile:
+        return HandReading("tactile", receipt, values=list(msg.data))
+    header = getattr(msg, "header", None)
+    stamp = frame_time(header.stamp.sec, header.stamp.nanosec, receipt) if header else receipt
+    profile = hand.profile
+    if topic == hand.joint_states:
+        return HandReading("state", stamp, joint_sample(profile, stamp, msg.name, msg.position,
+                                                        msg.velocity, msg.effort))
+    values = profile.reorder(msg.name, msg.position) if msgtype == JOINT_STATE_MSGTYPE \
+        else profile.in_order(msg.data)
+    return HandReading("command", stamp, values=values)

@@ -54,6 +54,7 @@ def format_report(summary: dict, results: Sequence[EventResult], per_event: bool
                      f"recall {_fmt(summary[cls]['recall'])}")
     lines.append(f"coverage {_fmt(summary['coverage'])} (labelled events with a verdict), "
                  f"error rate {_fmt(summary['error_rate'])} among those verdicts")
+    lines += format_sources(summary)
     for group in ("bags", "cameras"):  # a line each where there are several
         if len(summary.get(group, ())) > 1:
             lines += [f"  {name}: {b['correct']}/{b['labelled']} correct "
@@ -62,9 +63,30 @@ def format_report(summary: dict, results: Sequence[EventResult], per_event: bool
     return "\n".join(lines)
 
 
+def format_sources(summary: dict) -> list[str]:
+    """Vision only, joints only and fused side by side, and per scene kind (where the
+    summary has them: a hand beside the camera)."""
+    sources = summary.get("sources")
+    if not sources:
+        return []
+    names = list(sources)
+    lines = [f"{'by source (labelled events):':32s}" + "".join(f"{n:>9s}" for n in names)]
+    for key, what in (("accuracy", "accuracy"), ("coverage", "coverage"),
+                      ("error_rate", "error rate")):
+        lines.append(f"  {what:30s}" + "".join(f"{_fmt(sources[n][key]):>9s}" for n in names))
+    scenes = summary.get("scenes") or {}
+    if scenes:
+        lines.append(f"{'accuracy by scene kind:':32s}" + "".join(f"{n:>9s}" for n in names))
+    for scene, row in scenes.items():
+        lines.append(f"  {scene + ' (' + str(row['events']) + ')':30s}"
+                     + "".join(f"{_fmt(row[n]):>9s}" for n in names))
+    return lines
+
+
 def to_json(summary: dict, results: Sequence[EventResult], errors: dict[str, str]) -> str:
     cameras = several_cameras(results)
     events = [{"bag": r.bag, **({"camera": r.camera} if cameras else {}),
+               **({"scene": r.scene} if r.scene else {}),
                "log_time": r.log_time, "truth": r.truth, "correct": r.correct,
                **asdict(r.record)} for r in results]
     return json.dumps({"summary": summary, "errors": errors, "events": events},

@@ -6,9 +6,55 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from grasp_success_ros.core.hands import HandProfile
+
 DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
 DEFAULT_TRIGGER_TOPIC = "/grasp_completed"
 DEFAULT_LABEL_TOPIC = "/grasp_success/ground_truth"
+DEFAULT_RELEASE_TOPIC = "/grasp_released"  # the hand opened (same type as the trigger)
+# Ground truth beside the success label (synthetic sessions): each grasp's scene kind
+# (std_msgs/String) and each carry slip's onset (std_msgs/Header, its stamp).
+KIND_LABEL, SLIP_LABEL = "label_kind", "label_slip"
+JOINT_STATE_MSGTYPE = "sensor_msgs/msg/JointState"
+COMMAND_MSGTYPES = {"joint_state": JOINT_STATE_MSGTYPE,
+                    "float64_multi_array": "std_msgs/msg/Float64MultiArray"}
+TACTILE_MSGTYPE = "std_msgs/msg/Float32MultiArray"
+
+
+def beside(label_topic: str, name: str) -> str:
+    """A ground-truth topic in the success label's namespace (``/ns/grasp_success/NAME``)."""
+    return f"{label_topic.rsplit('/', 1)[0]}/{name}"
+
+
+def absolute(topic: str, namespace: str = "") -> str:
+    """``topic`` as a bag records it, under ``namespace`` when relative."""
+    if topic.startswith("/"):
+        return topic
+    return f"/{namespace.strip('/')}/{topic}" if namespace.strip("/") else f"/{topic}"
+
+
+@dataclass(frozen=True)
+class HandTopics:
+    """A camera's hand in a bag: its profile and the topics of its joint states, commands
+    (none: "") and tactile pads (none: "")."""
+
+    profile: HandProfile
+    joint_states: str
+    command: str = ""
+    tactile: str = ""
+
+    @classmethod
+    def of(cls, profile: HandProfile, namespace: str = "",
+           joint_states: str = "") -> HandTopics:
+        """The profile's own topics (under ``namespace`` where relative);
+        ``joint_states`` overrides the profile's."""
+        return cls(profile, absolute(joint_states or profile.joint_states_topic, namespace),
+                   absolute(profile.command_topic, namespace) if profile.command_topic else "",
+                   absolute(profile.tactile_topic, namespace) if profile.tactile_topic else "")
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return tuple(t for t in (self.joint_states, self.command, self.tactile) if t)
 
 
 @dataclass(frozen=True)
@@ -19,6 +65,7 @@ class BagTopics:
     trigger: str = DEFAULT_TRIGGER_TOPIC
     label: str = DEFAULT_LABEL_TOPIC
     trigger_type: str = "empty"
+    hand: HandTopics | None = None  # the camera's hand (None: judged by vision alone)
 
 
 # One bag's cameras: {camera name: its topics} ("" names the single camera).

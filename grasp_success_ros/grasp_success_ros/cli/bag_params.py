@@ -9,8 +9,13 @@ import argparse
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from grasp_success_ros.bags.node_params import NodeParams, camera_topics, read_node_params
-from grasp_success_ros.bags.topics import DEFAULT_LABEL_TOPIC, BagTopics
+from grasp_success_ros.bags.node_params import (
+    NodeParams,
+    camera_topics,
+    read_node_params,
+    resolve,
+)
+from grasp_success_ros.bags.topics import DEFAULT_LABEL_TOPIC, BagTopics, HandTopics
 from grasp_success_ros.core.errors import ConfigError
 from grasp_success_ros.core.params import PARAMS, CameraTopics, NodeConfig
 
@@ -24,6 +29,7 @@ POLICY_OPTIONS = {
     "frame_selection": str, "n_frames": int, "combine": str, "settle_s": float,
     "deadline_s": float, "max_frame_age_s": float, "frame_stamp": str,
     "clock_tolerance_s": float, "threshold": float, "threshold_failure": float,
+    "hand_profile": str,
 }
 POLICY_HELP = {
     "frame_stamp": "header: frames timed by their stamps, and an event judged with a frame "
@@ -32,6 +38,10 @@ POLICY_HELP = {
     "threshold": "negative: the model card's threshold (and threshold_failure)",
     "threshold_failure": "failure at or below it, no verdict (uncertain) up to --threshold; "
                          "needs --threshold; negative: one threshold, or the card's pair",
+    "hand_profile": "the hand beside the camera (allegro_v4, allegro_v5, robotiq_2f85 or a "
+                    "YAML path): its joint states (and commands, tactile) in the bags judge "
+                    "beside the camera, and the report puts vision, joints and fused side by "
+                    "side; with --params-file, each camera's cameras.NAME.hand_profile",
 }
 EXPLICIT = (*POLICY_OPTIONS, "trigger_type")
 
@@ -105,8 +115,27 @@ def _topics(args: argparse.Namespace, config: NodeConfig,
             from grasp_success_ros.bags.labels import MULTI_CAMERA_CSV
 
             raise ConfigError(f"--labels: {MULTI_CAMERA_CSV}")
-        return {c.name: camera_topics(c, config.trigger_type, config.image_transport, label)
+        return {c.name: _with_hand(camera_topics(c, config.trigger_type,
+                                                 config.image_transport, label), c, config)
                 for c in cameras}
     one = camera_topics(cameras[0], config.trigger_type, config.image_transport, label)
-    return replace(one, image=args.image_topic or one.image,
-                   trigger=args.trigger_topic or one.trigger)
+    return _with_hand(replace(one, image=args.image_topic or one.image,
+                              trigger=args.trigger_topic or one.trigger), cameras[0], config)
+
+
+def _with_hand(topics: BagTopics, camera: CameraTopics, config: NodeConfig) -> BagTopics:
+    """The camera's hand, as the node takes it: cameras.NAME.hand_profile, else the node's
+    hand_profile ("none" or empty: vision only), its joint states on
+    cameras.NAME.joint_states_topic, else the profile's topics under NAME."""
+    name = camera.hand_profile or config.hand_profile
+    if not name or name == "none":
+        return topics
+    if config.hand_model:
+        raise ConfigError("hand_model: bag-eval judges the joints with the hand profile's "
+                          "rule and the default fusion; a hand card is not read yet")
+    from grasp_success_ros.data.hand_profiles import load_profile
+
+    hand = HandTopics.of(load_profile(name), camera.name,
+                         resolve(camera.joint_states_topic) if camera.joint_states_topic
+                         else "")
+    return replace(topics, hand=hand)

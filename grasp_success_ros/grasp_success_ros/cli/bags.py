@@ -15,6 +15,7 @@ from grasp_success_ros.bags.topics import (
     DEFAULT_TRIGGER_TOPIC,
     BagTopics,
     CameraTopicsMap,
+    HandTopics,
 )
 from grasp_success_ros.cli.bag_params import add_policy_options, node_default
 from grasp_success_ros.cli.tools import add_card_mismatch_option, add_providers_option
@@ -87,11 +88,16 @@ def _report_errors(command: str, errors: dict[str, str], n_bags: int) -> int:
 
 
 def _topics(args) -> BagTopics:
-    """extract's topics: the options, else the node's."""
+    """extract's topics: the options, else the node's; the hand's with --hand-profile."""
+    hand = None
+    if getattr(args, "hand_profile", None):
+        from grasp_success_ros.data.hand_profiles import load_profile
+
+        hand = HandTopics.of(load_profile(args.hand_profile))
     return BagTopics(image=args.image_topic or DEFAULT_IMAGE_TOPIC,
                      trigger=args.trigger_topic or DEFAULT_TRIGGER_TOPIC,
                      label=getattr(args, "label_topic", None) or DEFAULT_LABEL_TOPIC,
-                     trigger_type=args.trigger_type or _default("trigger_type"))
+                     trigger_type=args.trigger_type or _default("trigger_type"), hand=hand)
 
 
 def _labels(args) -> Path | None:
@@ -132,7 +138,7 @@ def _bag_eval(args: argparse.Namespace) -> int:
         model_path=args.model, allow_custom_code=args.allow_custom_code,
         providers=args.providers, accept_card_mismatch=args.accept_card_mismatch,
         settings=setup.settings)
-    summary = summarize(results, policy.threshold)
+    summary = summarize(results, policy.threshold, policy.threshold_failure)
     summary["label_sources"] = sources
     _bag_eval_outputs(args, summary, results, errors, setup.topics, policy, classifier.card)
     return _report_errors("bag-eval", errors, len(args.bags))
@@ -288,6 +294,9 @@ def _add_extract(sub) -> None:
                    help="drop a frame whose 32x32 grey thumbnail differs from the previous "
                         "kept one by less than this (mean abs, 0-255); 0 keeps all")
     p.add_argument("--format", default="png", choices=("png", "jpg"))
+    p.add_argument("--hand-profile", default=None, metavar="NAME_OR_YAML",
+                   help="also each labelled event's joint features (the node's, over the "
+                   "profile's window) into OUT_DIR/joints/<bag>.csv")
     _add_engine_options(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_extract)
@@ -352,9 +361,11 @@ def synth_bag(args: argparse.Namespace) -> int:
 
     s = write_session(args.bag, args.grasps, seed=args.seed, fps=args.fps,
                       height=args.height, width=args.width, storage=args.storage,
-                      trigger_type=args.trigger_type, objects=args.objects)
+                      trigger_type=args.trigger_type, objects=args.objects,
+                      **({"hand_profile": args.hand_profile} if args.hand_profile else {}))
+    hand = f", {s.joint_states} joint states ({args.hand_profile})" if args.hand_profile else ""
     print(f"wrote {s.path} ({args.storage}): {s.frames} frames, {s.events} events "
-          f"({s.successes} successful), {s.duration_s:.1f} s")
+          f"({s.successes} successful){hand}, {s.duration_s:.1f} s")
     return 0
 
 

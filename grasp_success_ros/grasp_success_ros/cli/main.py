@@ -61,6 +61,11 @@ def _add_synth(sub) -> None:
     g.add_argument("--storage", default="sqlite3", choices=STORAGES)
     g.add_argument("--trigger-type", default="empty", choices=TRIGGER_TYPES)
     g.add_argument("--fps", type=float, default=30.0)
+    g.add_argument("--hand-profile", default=None, metavar="NAME_OR_YAML",
+                   help="also the hand's joint states (and commands, tactile) from this "
+                   "profile (allegro_v4, allegro_v5, robotiq_2f85 or a YAML path), the grasps "
+                   "in the scene kinds where one witness cannot tell, with their kind and "
+                   "slip labels")
     p.set_defaults(func=_synth)
 
 

@@ -61,6 +61,19 @@ class HandFeatures:
                 for k, v in asdict(self).items()}
 
 
+def joint_sample(profile: HandProfile, stamp: float, names: Sequence[str],
+                 position: Sequence[float], velocity: Sequence[float] = (),
+                 effort: Sequence[float] = ()) -> JointSample:
+    """A JointState's arrays (``names`` order) as a sample in the profile's joint order; an
+    empty velocity or effort (allowed by JointState) is None: not reported. The node and
+    the bag tools both read joint states through this."""
+    def ordered(values: Sequence[float]) -> np.ndarray | None:
+        return profile.reorder(names, values) if len(values) else None
+
+    return JointSample(stamp, profile.reorder(names, position), ordered(velocity),
+                       ordered(effort))
+
+
 class JointTimeline:
     """A hand's messages (states, commands, tactile) by stamp; thread-safe, bounded."""
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from grasp_success_ros.data.atomic import atomic_path
+from grasp_success_ros.data.hand_synth import GraspPlan
 
 __all__ = ["OBJECT_KINDS", "StreamItem", "grasp_stream", "render_scene", "write_dataset"]
 
@@ -733,10 +734,11 @@ class _Episode:
     end: _Hand  # ... to `end` (right above the object)
     approach_obj: _Object | None  # the object as it rests during the approach
     label: bool
+    slipped: _Scene | None = None  # a carry slip: the scene after its onset
 
 
 def _sample_episode(rng: np.random.Generator, success: bool, aspect: float,
-                    objects: str = "colourful") -> _Episode:
+                    objects: str = "colourful", plan: GraspPlan | None = None) -> _Episode:
     bg = _sample_background(rng)
     table, look = _sample_table(rng, bg), _sample_look(rng)
     look = replace(look, noise=max(look.noise, 2.0))
@@ -763,7 +765,38 @@ def _sample_episode(rng: np.random.Generator, success: bool, aspect: float,
         elif kind == "dropped":
             placed = _on_floor(obj, table, rng)
         scene = _Scene(bg, table, placed, lifted, look)
-    return _Episode(scene=scene, start=start, end=end, approach_obj=rest, label=bool(success))
+    episode = _Episode(scene=scene, start=start, end=end, approach_obj=rest, label=bool(success))
+    return episode if plan is None else _planned(rng, episode, plan, obj)
+
+
+def _planned(rng: np.random.Generator, ep: _Episode, plan: GraspPlan, obj: _Object) -> _Episode:
+    """The camera's side of a planned grasp (``data/hand_synth.py``): the object hidden by
+    the fingers or lifted out of view (the confident half: not seen at all; the unsure half:
+    a sliver of it), a thin object, a closed empty hand, a carry slip's drop."""
+    scene, hand = ep.scene, ep.scene.hand
+    held = scene.obj
+    if plan.kind == "stopped_empty":
+        return replace(ep, scene=replace(scene, hand=replace(hand, pose="fist")))
+    if held is None or plan.kind not in ("hidden", "out_of_frame", "thin_soft", "carry_slip"):
+        return ep
+    if plan.kind == "hidden" and plan.confident:
+        return replace(ep, scene=replace(scene, obj=None, hand=replace(hand, pose="fist")))
+    if plan.kind == "hidden":  # small, high between the closed fingers
+        small = replace(held, w=held.w * 0.45, h=held.h * 0.45,
+                        cy=hand.cy + hand.size * (_PALM_HALF_H + 0.1) + held.h * 0.22)
+        return replace(ep, scene=replace(scene, obj=small, hand=replace(
+            hand, grip=small.w / 2 / hand.size + 0.05)))
+    if plan.kind == "thin_soft":
+        thin = replace(held, w=held.w * 0.45)
+        return replace(ep, scene=replace(scene, obj=thin, hand=replace(
+            hand, grip=thin.w / 2 / hand.size + 0.12)))
+    if plan.kind == "carry_slip":
+        fallen = _on_floor(obj, scene.table, rng)
+        return replace(ep, slipped=replace(scene, obj=fallen, hand=replace(hand, pose="fist")))
+    bottom = _u(rng, -0.2, -0.03) if plan.confident else _u(rng, 0.06, 0.16)
+    dy = bottom - (held.cy + held.h / 2)  # out of frame: lifted above the image's top
+    return replace(ep, scene=replace(scene, obj=replace(held, cy=held.cy + dy),
+                                     hand=replace(hand, cy=hand.cy + dy)))
 
 
 def _jitter(scene: _Scene, rng: np.random.Generator, amount: float) -> _Scene:
@@ -776,10 +809,19 @@ def _jitter(scene: _Scene, rng: np.random.Generator, amount: float) -> _Scene:
     return replace(scene, hand=hand, obj=obj)
 
 
+def _scene_at(ep: _Episode, local: float, approach: float, slip_at: float) -> _Scene:
+    """The episode's scene ``local`` seconds into it: approaching, the outcome, slipped."""
+    if local < approach - 1e-9:
+        hand = _lerp_hand(ep.start, ep.end, local / approach)
+        return replace(ep.scene, obj=ep.approach_obj, hand=hand)
+    return ep.slipped if ep.slipped is not None and local >= slip_at else ep.scene
+
+
 def grasp_stream(seed: int, n_grasps: int, fps: float = 30.0, height: int = 480,
                  width: int = 640, approach_s: float = 0.8, outcome_lead_s: float = 0.2,
                  hold_s: float = 1.0, success_ratio: float = 0.5,
-                 objects: str = "colourful") -> Iterator[StreamItem]:
+                 objects: str = "colourful",
+                 plans: Sequence[GraspPlan] | None = None) -> Iterator[StreamItem]:
     """A camera stream with grasp events and ground truth, for tests and the demo.
 
     Every grasp episode keeps one scene: `approach_s` seconds of the open hand coming down
@@ -788,6 +830,8 @@ def grasp_stream(seed: int, n_grasps: int, fps: float = 30.0, height: int = 480,
     from `outcome_lead_s` seconds before the 'event' item until `hold_s` seconds after it.
     Frames are spaced 1/fps apart and drawn lazily, so large streams cost no memory; an
     event sorts before a frame with the same time stamp. ``objects``: :data:`OBJECT_KINDS`.
+    ``plans`` (``hand_synth.plan_grasps``, one per grasp): each grasp's scene kind and
+    truth instead of ``success_ratio``'s (a carry slip's object falls at its onset).
     """
     if fps <= 0:
         raise ValueError("fps must be positive")
@@ -795,6 +839,8 @@ def grasp_stream(seed: int, n_grasps: int, fps: float = 30.0, height: int = 480,
         raise ValueError("n_grasps must not be negative")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x57EA4]))
     labels = rng.random(int(n_grasps)) < success_ratio
+    if plans is not None:
+        labels = [plan.label for plan in plans[:int(n_grasps)]]
     aspect = width / height
     approach = max(0.0, float(approach_s))
     lead = max(0.0, float(outcome_lead_s))
@@ -803,7 +849,10 @@ def grasp_stream(seed: int, n_grasps: int, fps: float = 30.0, height: int = 480,
     eps = 1e-9
     frame = 0
     for g in range(int(n_grasps)):
-        ep = _sample_episode(rng, bool(labels[g]), aspect, objects)
+        ep = _sample_episode(rng, bool(labels[g]), aspect, objects,
+                             None if plans is None else plans[g])
+        slip_at = math.inf if plans is None or plans[g].slip_after_s is None \
+            else plans[g].slip_after_s + approach + lead
         t0 = g * episode_s
         t_event = t0 + approach + lead
         event_sent = False
@@ -815,13 +864,7 @@ def grasp_stream(seed: int, n_grasps: int, fps: float = 30.0, height: int = 480,
                 event_sent = True
             if t >= t0 + episode_s - eps:
                 break
-            local = t - t0
-            if local < approach - eps:
-                hand = _lerp_hand(ep.start, ep.end, local / approach)
-                scene = replace(ep.scene, obj=ep.approach_obj, hand=hand)
-            else:
-                scene = ep.scene
-            scene = _jitter(scene, rng, 0.0015)
+            scene = _jitter(_scene_at(ep, t - t0, approach, slip_at), rng, 0.0015)
             img = _render(scene, int(height), int(width), rng, 1.0 + rng.normal(0.0, 0.01))
             yield StreamItem(t=t, kind="frame", image=img, label=None, grasp_index=g)
             frame += 1
