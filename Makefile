@@ -80,7 +80,7 @@ KILTED_MODEL := $(KILTED_MODEL_DIR)/tiny.onnx
 # The subset (about 2.5 min): everything of these files but the tests that measure the model or
 # repeat a case on the same rclpy paths (README, "ROS 2 distributions", says why each is out).
 KILTED_TESTS := $(addprefix grasp_success_ros/test/,test_rclpy_compat.py test_dds_profile.py \
-	test_lifecycle.py test_node.py test_hostile.py test_bag_replay.py)
+	test_lifecycle.py test_node.py test_hostile.py test_bag_replay.py test_node_hand.py)
 KILTED_LEFT_OUT := \
 	test_node.py::test_held_out_synthetic_grasps_are_judged_right_through_the_live_node \
 	test_bag_replay.py::test_replayed_bag_gives_the_node_the_verdicts_of_bag_eval[header-first_after] \

@@ -1,7 +1,8 @@
-"""A live session recorded over real DDS (two hands' cameras, triggers and the node's
-verdicts, written as rosbag2 writes them: raw CDR at its receive time), judged again by
-bag-eval with the same model and the same parameters file: record by record, bag-eval says
-what the node said (the grasp service is the one engine of both)."""
+"""A live session recorded over real DDS (two hands' cameras, triggers, the first hand's
+joint states and the node's verdicts, written as rosbag2 writes them: raw CDR at its receive
+time), judged again by bag-eval with the same model and the same parameters file: record by
+record, bag-eval says what the node said (the grasp service is the one engine of both), the
+first hand's witnesses included."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header
+from test_node_hand import EMPTY, HELD, AllegroDriver
 
 from grasp_success_ros.bags.topics import typestore
 from grasp_success_ros.cli import main as cli
@@ -38,11 +40,12 @@ grasp_success_node:
     deadline_s: 0.6
     threshold: 0.5
     threshold_failure: 0.2
+    cameras.hand_a.hand_profile: allegro_v4
     qos_overrides:
 """ + "".join(f"""\
-      /{name}/camera/image_raw:
+      {topic}:
         subscription: {{reliability: reliable, history: keep_all}}
-""" for name in CAMERAS)
+""" for topic in [f"/{name}/camera/image_raw" for name in CAMERAS] + ["/hand_a/joint_states"])
 DEADLINE_S = 0.6
 FPS = 30.0
 GRASPS = 8  # judged while frames flow, alternately a success and a failure scene
@@ -52,6 +55,7 @@ RECORDED = {"camera/image_raw": ("sensor_msgs/msg/Image", Image),
             "grasp_completed": ("std_msgs/msg/Header", Header),
             "grasp_success/result": ("grasp_success_msgs/msg/GraspVerdict", GraspVerdict)}
 TOPICS = {f"/{name}/{topic}": kind for name in CAMERAS for topic, kind in RECORDED.items()}
+TOPICS["/hand_a/joint_states"] = ("sensor_msgs/msg/JointState", JointState)
 
 
 class Recorder(Node):
@@ -119,8 +123,11 @@ class Camera:
 
 def live_session(players: list[StreamPlayer]) -> dict[str, int]:
     """Grasps on both hands while their cameras run (some at the same moment, judged in one
-    forward pass), then a few on the first hand with its camera paused; the events sent."""
+    forward pass), the first hand's joints following its scene, then a few on the first
+    hand with its camera paused (its joints answer); the events sent."""
     cameras = [Camera(player, seed) for seed, player in enumerate(players)]
+    hand = AllegroDriver(players[0], "hand_a/joint_states")
+    hand.pose = HELD
     for camera in cameras:
         camera.running.set()
     time.sleep(0.5)  # a buffer of frames before the first grasp, as on a robot
@@ -129,6 +136,7 @@ def live_session(players: list[StreamPlayer]) -> dict[str, int]:
         hands = range(len(players)) if k % 3 == 0 else [k % 2]
         for i in hands:
             cameras[i].success, cameras[i].seed = (k + i) % 2 == 0, k
+        hand.pose = HELD if cameras[0].success else EMPTY
         time.sleep(0.1)  # the scene has changed in the frames the event will get
         for i in hands:
             players[i].publish_event()
@@ -144,6 +152,7 @@ def live_session(players: list[StreamPlayer]) -> dict[str, int]:
         time.sleep(0.3)
     for camera in cameras:
         camera.stop()
+    hand.close()
     return sent
 
 
@@ -197,5 +206,15 @@ def test_bag_eval_of_a_recorded_live_session_gives_the_nodes_records(
                                              else pytest.approx(expected, abs=1e-5))
             assert node_rec["frame_p_success"] == pytest.approx(bag_rec["frame_p_success"],
                                                                 abs=1e-5)
-    codes = [e["error_code"] for e in events]
-    assert codes.count("no_fresh_frame") == PAUSED and codes.count(None) >= 4
+            assert (node_rec["sources"], node_rec["missing"], node_rec["fusion"]) == \
+                (bag_rec["sources"], bag_rec["missing"], bag_rec["fusion"])
+            for source in ("p_vision", "p_joints"):
+                expected = bag_rec[source]
+                assert node_rec[source] == (None if expected is None
+                                            else pytest.approx(expected, abs=1e-5))
+    hand_a = [e for e in events if e["camera"] == "hand_a"]
+    assert sum(e["sources"] == ["vision", "joints"] for e in hand_a) >= 4
+    paused = [e for e in hand_a if e["sources"] == ["joints"]]  # the camera paused
+    assert len(paused) == PAUSED and all(e["missing"][0].startswith("camera: no_fresh_frame")
+                                         for e in paused)
+    assert all(e["sources"] in (["vision"], []) for e in events if e["camera"] == "hand_b")

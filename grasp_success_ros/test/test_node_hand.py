@@ -46,8 +46,8 @@ class AllegroDriver:
     """The hand's joint_states at ~100 Hz, stamped now with the 16 joints of the profile:
     ``pose`` HELD, EMPTY, or None (the driver stopped)."""
 
-    def __init__(self, player) -> None:
-        self.pub = player.create_publisher(JointState, "joint_states", 10)
+    def __init__(self, player, topic: str = "joint_states") -> None:
+        self.pub = player.create_publisher(JointState, topic, 10)
         self.clock = player.get_clock()
         self.pose: tuple[float, float] | None = None
         self._stop = threading.Event()
