@@ -22,7 +22,7 @@ from grasp_success_ros.core.errors import ConfigError
 from grasp_success_ros.core.evidence import HandWitness, hand_witness
 from grasp_success_ros.core.hand_card import HandCard
 from grasp_success_ros.core.hands import HandProfile
-from grasp_success_ros.core.joints import JointSample
+from grasp_success_ros.core.joints import joint_sample
 from grasp_success_ros.core.params import CameraTopics, NodeConfig
 from grasp_success_ros.core.stamps import ns_to_s
 from grasp_success_ros.core.triggers import frame_time
@@ -90,15 +90,10 @@ class HandChannel:
 
     def _on_joints(self, msg: JointState) -> None:
         """Hot path: reorder, stamp, store; wake the worker while an event waits."""
-        sample = JointSample(self._stamp(msg), self._ordered(msg.name, msg.position),
-                             self._ordered(msg.name, msg.velocity),
-                             self._ordered(msg.name, msg.effort))
+        sample = joint_sample(self.profile, self._stamp(msg), msg.name, msg.position,
+                              msg.velocity, msg.effort)
         if self._service.joints(self._camera, sample):
             self._wake()
-
-    def _ordered(self, names: Sequence[str], values: Sequence[float]):
-        """The values in the profile's order; None for an empty array (not reported)."""
-        return self.profile.reorder(names, values) if len(values) else None
 
     def _on_joint_command(self, msg: JointState) -> None:
         self._service.joint_command(self._camera, self._stamp(msg),
