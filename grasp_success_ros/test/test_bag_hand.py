@@ -5,22 +5,24 @@ kind) and ``extract`` writes the joint features; without a hand nothing changes.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 from test_bag_params import setup_of
 
-from grasp_success_ros.bags.evaluate import evaluate_bag, summarize
+from grasp_success_ros.bags.evaluate import EventResult, evaluate_bag, summarize
 from grasp_success_ros.bags.extract import extract_bag
 from grasp_success_ros.bags.reader import open_bag, read_session
-from grasp_success_ros.bags.report import format_report
+from grasp_success_ros.bags.report import format_report, write_plots
 from grasp_success_ros.bags.topics import BagTopics, HandTopics
 from grasp_success_ros.bags.writer import write_session
 from grasp_success_ros.cli import main as cli
 from grasp_success_ros.core.fusion import DEFAULT_FUSION
 from grasp_success_ros.core.grasp_service import PredictFunction
 from grasp_success_ros.core.joints import FEATURE_NAMES
+from grasp_success_ros.core.judge import GraspRecord
 from grasp_success_ros.core.policy import PolicyConfig
 from grasp_success_ros.data.hand_profiles import load_profile
 from grasp_success_ros.data.hand_synth import EpisodeTiming, plan_grasps
@@ -139,3 +141,50 @@ def test_extract_writes_the_joint_features_beside_the_frames(hand_bag, tmp_path)
     assert [int(r["label"]) for r in rows] == [int(p.label) for p in plan_grasps(SEED, GRASPS)]
     assert all(float(r["blocked"]) == 1.0 for r in rows if r["scene"] == "hidden:confident")
     assert all(float(r["tactile"]) > 1.0 for r in rows if r["scene"] == "carry_slip")
+
+
+def witnessed(event_id: int, truth: bool, p_vision: float, p_joints: float | None,
+              fused: float) -> EventResult:
+    """A record judged by the camera and the hand (the joints missing where None)."""
+    record = GraspRecord(event_id, float(event_id), fused >= 0.5, max(fused, 1 - fused), fused,
+                         [float(event_id)], [p_vision], 1.0, None, None, 0.5, "first_after",
+                         p_vision=p_vision, p_joints=p_joints,
+                         sources=["vision"] + (["joints"] if p_joints is not None else []),
+                         missing=[] if p_joints is not None else ["joints: none"],
+                         fusion="default")
+    return EventResult("b", float(event_id), truth, record)
+
+
+# Worked out by hand (threshold 0.5): the camera is right on its most confident event only
+# (then a tie at 0.9 holding a mistake), the joints right on the three they judged (the
+# fourth missing: never covered), the fusion right on all four.
+KNOWN = [witnessed(1, True, 0.95, 0.98, 0.99), witnessed(2, False, 0.9, 0.04, 0.3),
+         witnessed(3, True, 0.2, 0.98, 0.8), witnessed(4, False, 0.1, None, 0.1)]
+
+
+def test_bag_eval_gives_each_sources_coverage_at_95_and_99_percent_precision(tmp_path):
+    summary = summarize(KNOWN, 0.5)
+    at = {name: s["coverage_at_precision"] for name, s in summary["sources"].items()}
+    assert at == {"vision": {"0.95": 0.25, "0.99": 0.25},
+                  "joints": {"0.95": 0.75, "0.99": 0.75},
+                  "fused": {"0.95": 1.0, "0.99": 1.0}}
+    text = format_report(summary, KNOWN, per_event=False)
+    lines = {line.strip()[:25]: line.split()[-3:] for line in text.splitlines()}
+    assert lines["coverage at 99% precision"] == ["0.25", "0.75", "1.00"]  # vision joints fused
+    assert lines["coverage at 95% precision"] == ["0.25", "0.75", "1.00"]
+    pytest.importorskip("matplotlib")
+    written = write_plots(tmp_path, summary, KNOWN, 0.5)
+    assert tmp_path / "risk_coverage_sources.png" in written
+    assert (tmp_path / "risk_coverage_sources.png").stat().st_size > 1000
+
+
+def test_without_a_hand_there_is_no_risk_coverage_by_source(tmp_path):
+    plain = [EventResult(r.bag, r.log_time, r.truth, GraspRecord(
+        r.record.event_id, r.record.event_stamp, r.record.verdict, r.record.confidence,
+        r.record.p_success, [], [], 1.0, None, None, 0.5, "first_after", sources=["vision"]))
+        for r in KNOWN]
+    summary = summarize(plain, 0.5)
+    assert "sources" not in summary and "% precision" not in format_report(summary, plain)
+    if importlib.util.find_spec("matplotlib"):
+        assert tmp_path / "risk_coverage_sources.png" not in write_plots(tmp_path, summary,
+                                                                          plain, 0.5)

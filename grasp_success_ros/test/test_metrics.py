@@ -10,6 +10,7 @@ from grasp_success_ros.evaluation.metrics import (
     Confusion,
     accuracy,
     brier_score,
+    coverage_at_precision,
     expected_calibration_error,
     log_loss,
     reliability_bins,
@@ -17,6 +18,7 @@ from grasp_success_ros.evaluation.metrics import (
     roc_auc,
     seed_line,
     shown,
+    source_risk_coverage,
     undefined_reasons,
     usefulness_warnings,
 )
@@ -140,3 +142,25 @@ def test_the_risk_coverage_curve_leaves_the_least_confident_verdicts_out_first()
                                          np.array([0.95, 0.3, 0.8, 0.1]), 0.5)
     assert coverage.tolist() == [0.25, 0.5, 0.75, 1.0]
     assert risk == pytest.approx([0.0, 0.0, 1 / 3, 0.5])
+
+
+# Ten events whose risk-coverage is worked out by hand (threshold 0.5): by confidence, five
+# right, then a tie at 0.8 (one wrong), then a wrong one at 0.7, then two right.
+RC_TRUTH = [True, True, True, False, True, False, False, False, True, False]
+RC_P = [0.99, 0.97, 0.9, 0.8, 0.6, 0.02, 0.05, 0.2, 0.3, 0.45]
+
+
+@pytest.mark.parametrize("precision, coverage", [(0.99, 0.5), (0.85, 0.7), (0.8, 1.0)])
+def test_coverage_at_precision_is_the_largest_coverage_whose_verdicts_reach_it(precision,
+                                                                               coverage):
+    assert coverage_at_precision(RC_TRUTH, RC_P, 0.5, precision) == coverage
+
+
+def test_coverage_at_precision_counts_a_source_without_p_as_never_covered():
+    truth, p = RC_TRUTH + [True, False], RC_P + [None, float("nan")]
+    assert coverage_at_precision(truth, p, 0.5, 0.99) == round(0.5 * 10 / 12, 4)
+    coverage, risk = source_risk_coverage(truth, p, 0.5)
+    assert coverage[-1] == pytest.approx(10 / 12) and risk[-1] == pytest.approx(0.2)
+    assert coverage_at_precision([True], [0.1], 0.5, 0.95) == 0.0  # its one verdict wrong
+    assert coverage_at_precision([True], [None], 0.5, 0.95) == 0.0
+    assert coverage_at_precision([], [], 0.5, 0.95) is None

@@ -36,7 +36,13 @@ from grasp_success_ros.core.params import PARAMS
 from grasp_success_ros.core.policy import PolicyConfig, mean_rule
 from grasp_success_ros.core.stamps import ns_to_s
 from grasp_success_ros.core.triggers import TriggerInfo
-from grasp_success_ros.evaluation.metrics import Confusion, seed_line, usefulness_warnings
+from grasp_success_ros.evaluation.metrics import (
+    PRECISION_TARGETS,
+    Confusion,
+    coverage_at_precision,
+    seed_line,
+    usefulness_warnings,
+)
 
 PARAMS_BY_NAME = {spec.name: spec for spec in PARAMS}
 
@@ -371,14 +377,18 @@ def source_verdicts(r: EventResult, threshold: float,
 def by_source(results: Sequence[EventResult], threshold: float,
               threshold_failure: float | None = None) -> dict:
     """Vision only, joints only and fused side by side over the labelled events (accuracy,
-    coverage, error rate among verdicts), and the accuracy of each per scene kind; empty
-    when no record had a hand (the report is then as it always was)."""
+    coverage, error rate among verdicts, coverage at fixed precisions), and the accuracy of
+    each per scene kind; empty when no record had a hand (the report is then as it always
+    was)."""
     labelled = [r for r in results if r.truth is not None]
     if not has_hand(results) or not labelled:
         return {}
     verdicts = [source_verdicts(r, threshold, threshold_failure) for r in labelled]
-    sources = {name: _source_scores([bool(r.truth) for r in labelled],
-                                    [v[name] for v in verdicts]) for name in SOURCE_P}
+    truth = [bool(r.truth) for r in labelled]
+    sources = {name: {**_source_scores(truth, [v[name] for v in verdicts]),
+                      "coverage_at_precision": source_coverage(truth, labelled, name,
+                                                               threshold)}
+               for name in SOURCE_P}
     scenes: dict[str, dict] = {}
     for r, v in zip(labelled, verdicts, strict=True):
         if r.scene:
@@ -390,6 +400,14 @@ def by_source(results: Sequence[EventResult], threshold: float,
         for name in SOURCE_P:
             row[name] = _ratio(row[name], row["events"])
     return {"sources": sources, **({"scenes": dict(sorted(scenes.items()))} if scenes else {})}
+
+
+def source_coverage(truth: list[bool], labelled: Sequence[EventResult], name: str,
+                    threshold: float) -> dict[str, float | None]:
+    """{precision: coverage} of one source alone (``metrics.coverage_at_precision``: its
+    least confident events left without a verdict first), over all the labelled events."""
+    p = [getattr(r.record, SOURCE_P[name]) for r in labelled]
+    return {f"{q:g}": coverage_at_precision(truth, p, threshold, q) for q in PRECISION_TARGETS}
 
 
 def _source_scores(truth: list[bool], verdicts: list[bool | None]) -> dict:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from grasp_success_ros.bags.engines import OnBagDone, run_bags
 from grasp_success_ros.bags.labels import labelled_session
 from grasp_success_ros.bags.reader import (
     BagEvent,
+    FrameRef,
     Session,
     frame_decoder,
     hand_reading,
@@ -69,6 +70,12 @@ def _window(stamps: list[float], lo: float, hi: float, include_hi: bool) -> rang
     return range(first, last)
 
 
+def after_event(stamps: list[float], event_stamp: float, opts: ExtractOptions) -> range:
+    """Positions of the frames an event labels: stamped in [event + settle, + window]."""
+    start = event_stamp + opts.settle_s
+    return _window(stamps, start, start + opts.window_s, True)
+
+
 def extract_bag(path: str | Path, out_dir: str | Path, topics: BagTopics | None = None,
                 opts: ExtractOptions | None = None, labels_csv: Path | None = None
                 ) -> dict:
@@ -92,9 +99,8 @@ def extract_bag(path: str | Path, out_dir: str | Path, topics: BagTopics | None 
             if ev.label is None or ev.rejection is not None:
                 counts["unlabelled"] += ev.label is None
                 continue
-            start = ev.stamp + opts.settle_s
             plan.append(("success" if ev.label else "failure",
-                         list(_window(stamps, start, start + opts.window_s, True))))
+                         list(after_event(stamps, ev.stamp, opts))))
             if opts.before_s > 0:
                 end = ev.stamp - opts.before_gap_s
                 plan.append(("failure", list(_window(stamps, end - opts.before_s, end, False))))
@@ -102,26 +108,8 @@ def extract_bag(path: str | Path, out_dir: str | Path, topics: BagTopics | None 
         decode = frame_decoder(session, load_frames(session, needed))
         written: set[int] = set()
         for cls, idx in plan:
-            last = None
-            for i in idx:
-                ref = session.frames[i]
-                if ref.index in written:
-                    continue
-                try:
-                    rgb = decode(ref.index)
-                except GraspSuccessError:
-                    counts["bad_frames"] += 1
-                    continue
-                thumb = _thumb(rgb)
-                if last is not None and opts.dedup > 0 and \
-                        float(np.mean(np.abs(thumb - last))) < opts.dedup:
-                    counts["duplicates"] += 1
-                    continue
-                last = thumb
-                name = out / cls / f"{bag.name}_{int(round(ref.stamp * 1e6))}.{opts.image_format}"
-                with atomic_path(name) as tmp:  # an interrupted run leaves no half image
-                    if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-                        raise BagError(f"cannot write {name}")
+            for ref, rgb in kept_frames(session, idx, opts, decode, counts, written):
+                write_frame(out / cls / frame_name(bag.name, ref.stamp, opts), rgb)
                 written.add(ref.index)
                 counts[cls] += 1
         if topics.hand is not None:
@@ -129,6 +117,47 @@ def extract_bag(path: str | Path, out_dir: str | Path, topics: BagTopics | None 
                 out / "joints" / f"{bag.name}.csv", session,
                 [ev for ev in session.events if ev.label is not None and ev.rejection is None])
     return counts
+
+
+def kept_frames(session: Session, idx: Sequence[int], opts: ExtractOptions, decode,
+                counts: dict, skip: Collection[int] = ()
+                ) -> Iterator[tuple[FrameRef, np.ndarray]]:
+    """One window's frames (positions ``idx`` in ``session.frames``) decoded, less those in
+    ``skip`` (message indices already written), near-duplicates of the previous kept one
+    (``opts.dedup``) and undecodable ones, which ``counts`` counts: one home for what
+    extract keeps, whichever way the frames are labelled."""
+    last = None
+    for i in idx:
+        ref = session.frames[i]
+        if ref.index in skip:
+            continue
+        try:
+            rgb = decode(ref.index)
+        except GraspSuccessError:
+            counts["bad_frames"] += 1
+            continue
+        thumb = _thumb(rgb)
+        if last is not None and opts.dedup > 0 and \
+                float(np.mean(np.abs(thumb - last))) < opts.dedup:
+            counts["duplicates"] += 1
+            continue
+        last = thumb
+        yield ref, rgb
+
+
+def frame_name(bag_name: str, stamp: float, opts: ExtractOptions) -> str:
+    """``<bag>_<stamp in microseconds>.<format>``: a frame's name in every folder extract and
+    the review loop write (so a frame is found again by name)."""
+    return f"{bag_name}_{int(round(stamp * 1e6))}.{opts.image_format}"
+
+
+def write_frame(path: Path, rgb: np.ndarray) -> Path:
+    """One RGB frame as an image file (an interrupted run leaves no half image)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise BagError(f"cannot write {path}")
+    return path
 
 
 JOINT_COLUMNS = ("bag", "event_id", "event_stamp", "label", "scene", *FEATURE_NAMES, "samples")

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from grasp_success_ros.bags.evaluate import EventResult, several_cameras
+from grasp_success_ros.bags.evaluate import SOURCE_P, EventResult, several_cameras
 from grasp_success_ros.data.atomic import atomic_open
+from grasp_success_ros.evaluation.metrics import PRECISION_TARGETS, source_risk_coverage
 
 
 def _fmt(x: float | None) -> str:
@@ -74,6 +75,10 @@ def format_sources(summary: dict) -> list[str]:
     for key, what in (("accuracy", "accuracy"), ("coverage", "coverage"),
                       ("error_rate", "error rate")):
         lines.append(f"  {what:30s}" + "".join(f"{_fmt(sources[n][key]):>9s}" for n in names))
+    for q in sources[names[0]].get("coverage_at_precision", {}):
+        lines.append(f"  {'coverage at ' + format(float(q), '.0%') + ' precision':30s}"
+                     + "".join(f"{_fmt(sources[n]['coverage_at_precision'][q]):>9s}"
+                               for n in names))
     scenes = summary.get("scenes") or {}
     if scenes:
         lines.append(f"{'accuracy by scene kind:':32s}" + "".join(f"{n:>9s}" for n in names))
@@ -140,4 +145,21 @@ def write_plots(out_dir: Path, summary: dict, results: Sequence[EventResult],
         m = np.array([[c[t][v] for v in ("success", "failure", "none")]
                       for t in ("success", "failure")])
         written.append(confusion_plot(m, out_dir / "confusion.png"))
+    if summary.get("sources"):
+        written.append(source_risk_coverage_plot(results, threshold, out_dir))
     return written
+
+
+def source_risk_coverage_plot(results: Sequence[EventResult], threshold: float,
+                              out_dir: Path) -> Path:
+    """``risk_coverage_sources.png``: each source's risk-coverage curve over the labelled
+    events (``metrics.source_risk_coverage``), the precision targets marked, so the page
+    shows what each witness alone and the fusion can decide at a given error rate."""
+    from grasp_success_ros.evaluation.plots import risk_coverage_sources_plot
+
+    labelled = [r for r in results if r.truth is not None]
+    truth = [bool(r.truth) for r in labelled]
+    curves = {name: source_risk_coverage(truth, [getattr(r.record, attr) for r in labelled],
+                                         threshold) for name, attr in SOURCE_P.items()}
+    return risk_coverage_sources_plot(curves, out_dir / "risk_coverage_sources.png",
+                                      [1.0 - q for q in PRECISION_TARGETS])

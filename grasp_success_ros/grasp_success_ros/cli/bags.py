@@ -266,6 +266,8 @@ def _extract(args: argparse.Namespace) -> int:
                           image_format=args.format,
                           label_tolerance_s=args.label_tolerance).validate()
     topics, labels = _topics(args), _labels(args)
+    if args.label_from:
+        return _extract_labels(args, topics, opts, labels)
     per_bag, errors = extract_bags(args.bags, args.out_dir, topics, opts, labels,
                                    engine=args.engine, jobs=args.jobs, address=args.address,
                                    on_bag_done=None if len(args.bags) == 1 else
@@ -275,6 +277,61 @@ def _extract(args: argparse.Namespace) -> int:
         path = write_summary(Path(args.out_dir), per_bag)
         print(f"wrote {args.out_dir}/success and {args.out_dir}/failure; counts in {path}")
     return _report_errors("extract", errors, len(args.bags))
+
+
+def _extract_labels(args: argparse.Namespace, topics: BagTopics, opts, labels) -> int:
+    """``extract --label-from joints``: an unlabelled recording's events filed by the hand's
+    joints, the camera's disagreements for review (``bags/hand_labels.py``)."""
+    from grasp_success_ros.bags.hand_labels import (
+        REVIEW,
+        TO_REVIEW,
+        LabelOptions,
+        format_labels,
+        label_bags,
+    )
+
+    if topics.hand is None:
+        raise BagError("--label-from joints needs the hand: give --hand-profile NAME_OR_YAML")
+    camera = None
+    if args.model and args.engine == "local":
+        from grasp_success_ros.model.classifier import GraspClassifier
+
+        camera, notes = GraspClassifier.from_path(args.model,
+                                                  allow_custom_code=args.allow_custom_code)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+    lopts = LabelOptions(args.threshold, args.threshold_failure, args.hand_model or "")
+    per_bag, errors = label_bags(args.bags, args.out_dir, topics, lopts, opts, camera,
+                                 args.model or "", labels, args.engine, args.jobs,
+                                 args.address, None if len(args.bags) == 1 else
+                                 _progress(args, len(args.bags), "extract"))
+    if per_bag:
+        print(format_labels(per_bag))
+        out = Path(args.out_dir)
+        print(f"wrote {out}/success and {out}/failure (the joints' labels), {out}/{REVIEW}/BAG "
+              f"(camera and joints disagree: check these), {out}/{TO_REVIEW} (joints unsure: "
+              f"sort these); every event in {out}/proposals.csv")
+    return _report_errors("extract", errors, len(args.bags))
+
+
+def _add_label_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("labels from the hand (an unlabelled recording)")
+    g.add_argument("--label-from", default=None, choices=("joints",),
+                   help="propose labels from the hand's joints (needs --hand-profile): "
+                   "frames by the joints' verdict into OUT_DIR/success|failure, the joints "
+                   "unsure into OUT_DIR/_to_review, the camera (--model) disagreeing into "
+                   "OUT_DIR/_review/BAG for a person to check; OUT_DIR/proposals.csv")
+    g.add_argument("--hand-model", default=None, metavar="CARD",
+                   help="a hand card (train-hand) whose joint model judges instead of the "
+                   "profile's rule")
+    g.add_argument("--model", default=None, metavar="MODEL",
+                   help="the camera's model: its disagreements with the joints go to review "
+                   "(without one, none are filed)")
+    g.add_argument("--allow-custom-code", action="store_true")
+    g.add_argument("--threshold", type=float, default=0.7,
+                   help="a witness says success at P(success) >= this (both witnesses)")
+    g.add_argument("--threshold-failure", type=float, default=0.3,
+                   help="...and failure at P(success) <= this; between: unsure")
 
 
 def _add_extract(sub) -> None:
@@ -297,6 +354,7 @@ def _add_extract(sub) -> None:
     p.add_argument("--hand-profile", default=None, metavar="NAME_OR_YAML",
                    help="also each labelled event's joint features (the node's, over the "
                    "profile's window) into OUT_DIR/joints/<bag>.csv")
+    _add_label_options(p)
     _add_engine_options(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_extract)

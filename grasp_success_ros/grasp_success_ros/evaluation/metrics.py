@@ -152,6 +152,36 @@ def risk_coverage_curve(truth: np.ndarray, p: np.ndarray, threshold: float
     return kept / len(p), np.cumsum(wrong)[last] / kept
 
 
+# The precisions (share of right verdicts among those given) the reports give coverage at.
+PRECISION_TARGETS = (0.95, 0.99)
+
+
+def source_risk_coverage(truth: Sequence[bool], p: Sequence[float | None], threshold: float
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`risk_coverage_curve` of one witness among several: an event it gave no P
+    (None or NaN: a missing source) never gets its verdict, so coverage is the share of
+    *all* the events, and witnesses are compared over the same events."""
+    p = np.array([np.nan if v is None else v for v in p], np.float64)
+    judged = np.isfinite(p)
+    if not judged.any():
+        return np.zeros(1), np.zeros(1)
+    coverage, risk = risk_coverage_curve(np.asarray(truth, bool)[judged], p[judged], threshold)
+    return coverage * judged.sum() / len(p), risk
+
+
+def coverage_at_precision(truth: Sequence[bool], p: Sequence[float | None], threshold: float,
+                          precision: float) -> float | None:
+    """The largest coverage (share of the events given a verdict, the least confident left
+    without one first) at which at least ``precision`` of the verdicts are right: what a
+    witness can decide alone at that precision (the issue's "coverage at 99 % precision").
+    0.0 when even its most confident verdicts miss it; None without events."""
+    if not len(p):
+        return None
+    coverage, risk = source_risk_coverage(truth, p, threshold)
+    ok = risk <= (1.0 - precision) + 1e-12
+    return round(float(coverage[ok].max()), 4) if ok.any() else 0.0
+
+
 # --------------------------------------------------------------------------- calibration
 
 CALIBRATION_BINS = 15  # as Guo et al. 2017 measure the expected calibration error

@@ -174,6 +174,27 @@ def reliability_plot(curves: dict[str, dict[str, np.ndarray]], path: str | Path)
     return _save(fig, path)
 
 
+def risk_coverage_sources_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]],
+                               path: str | Path, risks: Sequence[float] = ()) -> Path:
+    """Several witnesses' risk-coverage curves on one axis ({name: (coverage, risk)}), the
+    error rates of the precision targets as dotted lines: the further right a curve stays
+    under a line, the more events that witness decides at that precision."""
+    fig, ax = _figure((5.5, 4))
+    for name, (coverage, risk) in curves.items():
+        ax.plot(coverage, risk, marker=".", label=name)  # a point per distinct confidence
+    for r in risks:
+        ax.axhline(r, color="grey", linestyle=":", linewidth=1)
+        ax.annotate(f"{1 - r:.0%} precision", (1.0, r), ha="right", va="bottom",
+                    fontsize="x-small", color="grey")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(bottom=0.0)
+    ax.set_xlabel("coverage (share of labelled events with a verdict)")
+    ax.set_ylabel("error rate among the verdicts")
+    ax.set_title("Risk-coverage by source")
+    ax.legend(loc="upper left", fontsize="small")
+    return _save(fig, path)
+
+
 def risk_coverage_plot(coverage: np.ndarray, risk: np.ndarray, path: str | Path,
                        at: tuple[float, float] | None = None, label: str = "") -> Path:
     """The error rate among verdicts against coverage (the share of images with a
