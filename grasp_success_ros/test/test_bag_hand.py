@@ -135,7 +135,7 @@ def test_the_params_files_hand_profile_applies_per_camera(tmp_path):
 def test_extract_writes_the_joint_features_beside_the_frames(hand_bag, tmp_path):
     counts = extract_bag(hand_bag, tmp_path, BagTopics(hand=HandTopics.of(V5)))
     assert counts["joint_features"] == GRASPS
-    with open(tmp_path / "joints" / f"{hand_bag.name}.csv", newline="") as fh:
+    with open(tmp_path / "_joints" / f"{hand_bag.name}.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert all(name in rows[0] for name in FEATURE_NAMES)
     assert [int(r["label"]) for r in rows] == [int(p.label) for p in plan_grasps(SEED, GRASPS)]

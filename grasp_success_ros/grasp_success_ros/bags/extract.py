@@ -6,8 +6,8 @@ hand over the object still on the table: the seed did the same with video frames
 Near-duplicates (a frame that barely differs from the previous one kept from the same
 window) are dropped. Files are named ``<bag>_<stamp in microseconds>.png``. With a hand
 (``--hand-profile``), each labelled event's joint features over the profile's window
-(``core/joints.FEATURE_NAMES``, as the node computes them) go to ``OUT/joints/<bag>.csv``:
-what a joint model is trained on.
+(``core/joints.FEATURE_NAMES``, as the node computes them) go to ``OUT/_joints/<bag>.csv``
+(``_``: ``train OUT`` skips the folder): what a joint model is trained on.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def extract_bag(path: str | Path, out_dir: str | Path, topics: BagTopics | None 
                 counts[cls] += 1
         if topics.hand is not None:
             counts["joint_features"] = write_joint_features(
-                out / "joints" / f"{bag.name}.csv", session,
+                out / "_joints" / f"{bag.name}.csv", session,
                 [ev for ev in session.events if ev.label is not None and ev.rejection is None])
     return counts
 

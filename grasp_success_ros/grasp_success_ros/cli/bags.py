@@ -353,7 +353,7 @@ def _add_extract(sub) -> None:
     p.add_argument("--format", default="png", choices=("png", "jpg"))
     p.add_argument("--hand-profile", default=None, metavar="NAME_OR_YAML",
                    help="also each labelled event's joint features (the node's, over the "
-                   "profile's window) into OUT_DIR/joints/<bag>.csv")
+                   "profile's window) into OUT_DIR/_joints/<bag>.csv")
     _add_label_options(p)
     _add_engine_options(p)
     p.add_argument("--no-progress", action="store_true")
