@@ -89,6 +89,37 @@ def trained_model(request, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def trained_exports(trained_model, tmp_path_factory) -> dict:
+    """The trained model exported once for the run (test_tools, test_openvino,
+    test_robot_runtime each exported it themselves: 15-25 s apiece): TFLite, then ONNX, in
+    one folder sharing ``tiny.card.json``, each checked against Keras on 40 synthetic scenes
+    it has not seen (``samples/`` beside them). Where openvino is installed and this CPU has
+    bf16, the ONNX export also records OpenVINO's bf16 parity (written last: a later export
+    rewrites the card). Tests read these files and write nothing beside them."""
+    from grasp_success_ros.data.synth import write_dataset
+    from grasp_success_ros.model.export import export_model
+
+    out = tmp_path_factory.mktemp("trained_exports")
+    write_dataset(out / "samples", 40, seed=21)
+    results = {fmt: export_model(trained_model, fmt, out=out / f"tiny.{fmt}",
+                                 samples_dir=out / "samples", log=lambda s: None,
+                                 check_openvino=openvino_bf16_check() if fmt == "onnx" else None)
+               for fmt in ("tflite", "onnx")}
+    return results
+
+
+def openvino_bf16_check() -> str | None:
+    """``"bf16"`` where openvino is installed and this CPU runs bf16, else None."""
+    try:
+        import openvino
+    except ImportError:
+        return None
+    from grasp_success_ros.model.runtimes import bf16_capable
+
+    return "bf16" if bf16_capable(openvino.Core(), "CPU") else None
+
+
 @dataclass(frozen=True)
 class Workspace:
     install: Path

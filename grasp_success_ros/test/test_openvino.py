@@ -18,7 +18,6 @@ from grasp_success_ros.core.errors import ConfigError, ModelCardError, ModelLoad
 from grasp_success_ros.core.params import NodeConfig, OnnxRuntimeChoice
 from grasp_success_ros.model.card import ModelCard, card_path_for
 from grasp_success_ros.model.classifier import GraspClassifier
-from grasp_success_ros.model.export import export_model
 from grasp_success_ros.model.runtimes import (
     PARITY_KEY,
     OnnxModel,
@@ -36,17 +35,12 @@ BF16 = OnnxRuntimeChoice("openvino", "CPU", "bf16")
 
 
 @pytest.fixture(scope="module")
-def trained_onnx(trained_model, tmp_path_factory):
-    """The trained test model in ONNX, with the bf16 parity record in its card where this
-    CPU has bf16 (measured on 40 synthetic scenes it has not seen)."""
-    from grasp_success_ros.data.synth import write_dataset
-
-    tmp = tmp_path_factory.mktemp("trained_onnx")
-    write_dataset(tmp / "samples", 40, seed=21)
-    result = export_model(trained_model, "onnx", out=tmp / "tiny.onnx", samples_dir=tmp /
-                          "samples", log=lambda s: None,
-                          check_openvino="bf16" if CPU_BF16 else None)
-    return result
+def trained_onnx(trained_exports):
+    """The trained test model in ONNX (conftest.py, shared by the run), with the bf16 parity
+    record in its card where this CPU has bf16 (measured on the 40 synthetic scenes beside
+    it, which it has not seen)."""
+    assert (trained_exports["onnx"].openvino_bf16 is not None) == CPU_BF16
+    return trained_exports["onnx"]
 
 
 @pytest.fixture

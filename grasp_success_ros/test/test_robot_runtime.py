@@ -18,7 +18,6 @@ from test_bag_replay import wait_for_node
 
 from grasp_success_ros.bags.writer import write_session
 from grasp_success_ros.core.errors import FULL_INSTALL_ONLY
-from grasp_success_ros.model.export import export_model
 from grasp_success_ros.ros.stream_player import StreamPlayer
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -54,10 +53,9 @@ def robot_env(ros_install, robot_python) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def onnx_model(trained_model, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("robot_model") / "tiny.onnx"
-    export_model(trained_model, "onnx", out=out, log=lambda line: None)
-    return out
+def onnx_model(trained_exports) -> Path:
+    """The trained model in ONNX (conftest.py, exported once for the run)."""
+    return Path(trained_exports["onnx"].path)
 
 
 def robot(env, python, module: str, *args: str, **kwargs):

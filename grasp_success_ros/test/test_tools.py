@@ -412,11 +412,10 @@ def test_evaluate_refuses_a_lone_folder_whose_class_its_name_does_not_say(
 
 
 @pytest.fixture(scope="module")
-def exported(trained_model, tmp_path_factory):
-    """The trained fixture exported to ONNX and TFLite (float)."""
-    out = tmp_path_factory.mktemp("exported")
-    return {fmt: export_model(trained_model, fmt, out=out / f"tiny.{fmt}", log=lambda s: None)
-            for fmt in ("onnx", "tflite")}
+def exported(trained_exports):
+    """The trained fixture exported to ONNX and TFLite (float), once for the run
+    (conftest.py)."""
+    return trained_exports
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "tflite"])
@@ -549,23 +548,43 @@ def test_export_leaves_sys_stdout_alone_so_other_threads_keep_printing(capsys, r
     assert result.max_abs_diff < 1e-5 and result.verdicts_agree == result.samples
 
 
-def test_int8_needs_a_calibration_folder_and_then_runs(capsys, tmp_path, trained_model,
-                                                       synth_data):
+@pytest.fixture(scope="module")
+def int8_export(trained_model, tmp_path_factory) -> dict:
+    """``grasp-success export --format tflite --quantize int8`` of the trained model,
+    calibrated on 16 synthetic scenes: its exit code, --json output and log (stderr). One
+    export for the two int8 tests (each made its own: 20-30 s apiece)."""
+    import contextlib
+    import io
+
+    from grasp_success_ros.data.synth import write_dataset
+
+    tmp = tmp_path_factory.mktemp("int8")
+    write_dataset(tmp / "calibration", 16, seed=5)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main([str(a) for a in ("export", trained_model, "--format", "tflite",
+                                          "--quantize", "int8", "--calibration",
+                                          tmp / "calibration", "--out", tmp / "q.tflite",
+                                          "--json")])
+    return {"code": code, "result": json.loads(out.getvalue()) if code == 0 else None,
+            "log": err.getvalue(), "dir": tmp}
+
+
+def test_int8_needs_a_calibration_folder_and_then_runs(capsys, trained_model, int8_export):
     code, _, err = run_cli(capsys, "export", trained_model, "--format", "tflite",
                            "--quantize", "int8")
     assert code == 2 and "calibration" in err
-    code, out, _ = run_cli(capsys, "export", trained_model, "--format", "tflite", "--quantize",
-                           "int8", "--calibration", synth_data["valid"], "--out",
-                           tmp_path / "q.tflite", "--json")
-    result = json.loads(out)
-    assert code == 0 and result["size_bytes"] < result["keras_size_bytes"] / 3
-    assert result["max_abs_diff"] < 0.5 and ModelCard.load(tmp_path / "q.card.json")
+    result = int8_export["result"]
+    assert int8_export["code"] == 0, int8_export["log"][-2000:]
+    assert result["size_bytes"] < result["keras_size_bytes"] / 3
+    assert result["max_abs_diff"] < 0.5 and ModelCard.load(int8_export["dir"] / "q.card.json")
 
 
 def test_a_tflite_int8_export_is_the_model_the_converter_makes_in_one_call(
-        tmp_path, trained_model):
+        tmp_path, trained_model, int8_export):
     # the export calibrates and quantizes in separate processes (to hold less memory); the
-    # reference is TFLiteConverter.convert() calibrating and quantizing in one call
+    # reference is TFLiteConverter.convert() calibrating and quantizing in one call, on the
+    # same calibration scenes
     from grasp_success_ros.data.synth import write_dataset
     from grasp_success_ros.model.export import (
         _convert_saved_model,
@@ -574,21 +593,19 @@ def test_a_tflite_int8_export_is_the_model_the_converter_makes_in_one_call(
     )
     from grasp_success_ros.model.runtimes import open_exported
 
-    write_dataset(tmp_path / "calibration", 16, seed=5)
-    log = []
-    result = export_model(trained_model, "tflite", "int8", out=tmp_path / "apart.tflite",
-                          calibration_dir=tmp_path / "calibration", log=log.append)
-    assert not any("one step" in line for line in log)
+    assert int8_export["code"] == 0, int8_export["log"][-2000:]
+    assert "one step" not in int8_export["log"]
+    result = int8_export["result"]
     card = _write_saved_model(trained_model, False, tmp_path / "saved")
-    np.save(tmp_path / "calibration.npy", sample_batch(tmp_path / "calibration", card))
+    np.save(tmp_path / "calibration.npy", sample_batch(int8_export["dir"] / "calibration", card))
     assert not _convert_saved_model(tmp_path / "saved", tmp_path / "one.tflite", "int8",
                                     tmp_path / "calibration.npy")
-    apart, one = open_exported(result.path), open_exported(tmp_path / "one.tflite")
+    apart, one = open_exported(result["path"]), open_exported(tmp_path / "one.tflite")
     write_dataset(tmp_path / "other", 8, seed=6)
     inputs = sample_batch(tmp_path / "other", card, seed=1)
     assert apart.interpreter.get_input_details()[0]["dtype"] == np.float32
     np.testing.assert_array_equal(apart.predict(inputs), one.predict(inputs))
-    assert result.size_bytes == (tmp_path / "one.tflite").stat().st_size
+    assert result["size_bytes"] == (tmp_path / "one.tflite").stat().st_size
 
 
 def test_plots_leave_the_matplotlib_backend_as_it_was(tmp_path, svg_backend):
