@@ -10,6 +10,7 @@ from grasp_success_ros.evaluation.metrics import (
     Confusion,
     accuracy,
     brier_score,
+    coverage_at_risk,
     expected_calibration_error,
     log_loss,
     reliability_bins,
@@ -140,3 +141,10 @@ def test_the_risk_coverage_curve_leaves_the_least_confident_verdicts_out_first()
                                          np.array([0.95, 0.3, 0.8, 0.1]), 0.5)
     assert coverage.tolist() == [0.25, 0.5, 0.75, 1.0]
     assert risk == pytest.approx([0.0, 0.0, 1 / 3, 0.5])
+
+
+def test_the_coverage_at_a_precision_is_the_most_verdicts_that_keep_it():
+    truth, p = np.array([True, True, False, False]), np.array([0.95, 0.3, 0.8, 0.1])
+    assert coverage_at_risk(truth, p, 0.5, 0.01) == 0.5  # the two most confident are right
+    assert coverage_at_risk(truth, p, 0.5, 0.5) == 1.0
+    assert coverage_at_risk(truth, np.array([0.1, 0.3, 0.8, 0.9]), 0.5, 0.01) == 0.0

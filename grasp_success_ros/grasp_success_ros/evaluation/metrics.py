@@ -152,6 +152,16 @@ def risk_coverage_curve(truth: np.ndarray, p: np.ndarray, threshold: float
     return kept / len(p), np.cumsum(wrong)[last] / kept
 
 
+def coverage_at_risk(truth: np.ndarray, p: np.ndarray, threshold: float,
+                     max_risk: float) -> float:
+    """The largest share of verdicts whose error rate stays at or below ``max_risk`` when
+    the least confident are left uncertain first (:func:`risk_coverage_curve`): e.g. the
+    coverage at 99 % precision of the verdicts, ``max_risk`` 0.01. 0.0 when no share does."""
+    coverage, risk = risk_coverage_curve(truth, p, threshold)
+    ok = risk <= max_risk + 1e-12
+    return float(coverage[ok].max()) if ok.any() else 0.0
+
+
 # --------------------------------------------------------------------------- calibration
 
 CALIBRATION_BINS = 15  # as Guo et al. 2017 measure the expected calibration error
