@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from grasp_success_ros.cli.tools import add_card_mismatch_option, add_providers_option
 from grasp_success_ros.core.errors import BagError, ConfigError
 from grasp_success_ros.core.params import PARAMS, TRIGGER_TYPES
 
@@ -62,7 +63,7 @@ def _train_hand(args: argparse.Namespace) -> int:
 
     _card_path(args)
     profile = load_profile(args.hand_profile)
-    classifier, notes = GraspClassifier.from_path(args.model,
+    classifier, notes = GraspClassifier.from_path(args.model, providers=args.providers,
                                                   accept_card_mismatch=args.accept_card_mismatch)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
@@ -112,7 +113,8 @@ def add_hand_command(sub) -> None:
                    help="other labelled bags (other seeds or sessions): the joint model's "
                    "calibration and the fusion are fitted on them")
     p.add_argument("--trigger-type", default=_default_trigger(), choices=TRIGGER_TYPES)
-    p.add_argument("--accept-card-mismatch", action="store_true")
+    add_card_mismatch_option(p)
+    add_providers_option(p)
     p.add_argument("--jobs", type=int, default=2, help="bags judged in parallel")
     p.set_defaults(func=_train_hand)
 
