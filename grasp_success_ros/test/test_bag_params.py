@@ -25,9 +25,9 @@ SMALL = {"height": 120, "width": 160}
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "grasp_success.yaml"
 # The two hands of the bag: left on the default topics under its name, right on its own.
 LEFT = BagTopics("/left/camera/image_raw", "/left/grasp_completed",
-                 "/left/grasp_success/ground_truth")
+                 "/left/grasp_success/ground_truth", release="/left/grasp_released")
 RIGHT = BagTopics("/right_hand/camera/image_raw", "/right_hand/grasp_completed",
-                  "/right_hand/grasp_success/ground_truth")
+                  "/right_hand/grasp_success/ground_truth", release="/right/grasp_released")
 LEFT_LABELS, RIGHT_LABELS = [True, True, False], [False, False]  # seeds 3 and 2
 TWO_CAMERAS = """\
 /**:

@@ -174,7 +174,8 @@ def test_calibrate_binds_an_accepted_card_to_the_model_it_calibrated(capsys, tmp
 
 def test_every_command_that_loads_a_model_takes_accept_card_mismatch():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    for name in ("predict", "evaluate", "calibrate", "export", "bag-eval", "distill", "bench"):
+    for name in ("predict", "evaluate", "calibrate", "export", "bag-eval", "distill", "bench",
+                 "train-hand"):
         options = {o for a in sub.choices[name]._actions for o in a.option_strings}
         assert "--accept-card-mismatch" in options, name
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from grasp_success_ros.bags.engines import run_bags
+from grasp_success_ros.bags.holds import HoldEnd, hold_summary
 from grasp_success_ros.bags.labels import labelled_sessions
 from grasp_success_ros.bags.reader import (
     BagEvent,
@@ -27,15 +28,15 @@ from grasp_success_ros.bags.reader import (
     session_messages,
 )
 from grasp_success_ros.bags.topics import BagTopics, CameraTopicsMap, by_camera
-from grasp_success_ros.core.errors import ConfigError
-from grasp_success_ros.core.evidence import HandWitness
-from grasp_success_ros.core.grasp_service import Answer, GraspService, Scorer
-from grasp_success_ros.core.joints import JointTimeline
+from grasp_success_ros.core.errors import BagError, ConfigError
+from grasp_success_ros.core.evidence import hand_witness
+from grasp_success_ros.core.grasp_service import Answer, GraspService, Pass, Scorer
+from grasp_success_ros.core.hold import HoldConfig, HoldReport
 from grasp_success_ros.core.judge import Frame, GraspRecord
 from grasp_success_ros.core.params import PARAMS
 from grasp_success_ros.core.policy import PolicyConfig, mean_rule
 from grasp_success_ros.core.stamps import ns_to_s
-from grasp_success_ros.core.triggers import TriggerInfo
+from grasp_success_ros.core.triggers import TRIGGER_MSGTYPES, TriggerInfo, trigger_info
 from grasp_success_ros.evaluation.metrics import (
     PRECISION_TARGETS,
     Confusion,
@@ -57,6 +58,8 @@ class EventResult:
     record: GraspRecord
     camera: str = ""  # which of the bag's cameras ("": the single one)
     scene: str = ""  # the grasp's scene kind where the bag labels it (synthetic sessions)
+    slip_s: float | None = None  # a labelled carry slip's onset (synthetic sessions)
+    hold: HoldEnd | None = None  # how the hold after its SUCCESS ended (--hold-watch)
 
     @property
     def correct(self) -> bool | None:
@@ -78,6 +81,7 @@ class ServiceSettings:
 
     buffer_size: int = PARAMS_BY_NAME["buffer_size"].default
     streaming: bool = PARAMS_BY_NAME["streaming"].default
+    hold: HoldConfig = HoldConfig()  # the watch over the hold (off: the node's default)
 
 
 class BagClock:
@@ -101,40 +105,70 @@ def judge_session(session: Session, scorer: Scorer, policy: PolicyConfig,
 def judge_sessions(sessions: Sequence[Session], scorer: Scorer, policy: PolicyConfig,
                    settings: ServiceSettings = ServiceSettings()
                    ) -> list[tuple[int, BagEvent, GraspRecord]]:
+    """Every event of a bag's cameras through one grasp service (:func:`judge_timeline`):
+    (camera, event, record) in the order the service took the events."""
+    return judge_timeline(sessions, scorer, policy, settings).records
+
+
+@dataclass
+class Judged:
+    """What the service said of a bag: each event's record (camera, event, record) and,
+    with the hold watch on, every hold's report."""
+
+    records: list[tuple[int, BagEvent, GraspRecord]]
+    holds: list[HoldReport]
+
+
+def judge_timeline(sessions: Sequence[Session], scorer: Scorer, policy: PolicyConfig,
+                   settings: ServiceSettings = ServiceSettings()) -> Judged:
     """Every event of a bag's cameras (one session each, in the service's camera order)
     through one grasp service, as the node with these cameras: their frames and triggers in
     log-time order, "now" the log time, each deadline met when it comes. The messages logged
     at one time are taken in together, then one pass answers (as the node's worker, woken
-    once), so the events of all cameras ready together are judged in one forward pass.
-    Returns (camera, event, record) in the order the service took the events; the records
-    are, by construction, what the node would have published."""
+    once), so the events of all cameras ready together are judged in one forward pass; a
+    release event among them then ends its camera's hold. The records are, by construction,
+    what the node would have published; the holds, its ``grasp_success/hold`` reports
+    (those still open when the bag ends run to their timeout, as the node's would)."""
     clock = BagClock()
-    hands = [HandWitness(JointTimeline(s.topics.hand.profile)) if s.topics.hand else None
-             for s in sessions]
+    hands = [hand_witness(s.topics.hand.profile, s.topics.hand.card) if s.topics.hand
+             else None for s in sessions]
     service = GraspService(len(sessions), _decoder(sessions), settings.buffer_size,
-                           settings.streaming, steady=clock, hands=hands)
+                           settings.streaming, steady=clock, hands=hands, hold=settings.hold)
     service.serve(scorer, policy)
     service.activate()
-    intake = _Intake(service, sessions)
-    answers: list[Answer] = []
-    for log_ns, messages in groupby(session_messages(sessions), key=lambda m: m[1]):
-        answers += _until(service, clock, ns_to_s(log_ns))
+    intake = _Intake(service, sessions, settings.hold.enabled)
+    out = Pass()
+    for log_ns, messages in groupby(session_messages(sessions, intake.extra_topics),
+                                    key=lambda m: m[1]):
+        _until(service, clock, ns_to_s(log_ns), out)
         for topic, _, raw in messages:
-            answers += intake.take(topic, log_ns, raw, clock.t)
-        answers += service.answer_ready(clock.t).answers
-    answers += _until(service, clock, math.inf)
-    return sorted(((*intake.by_id[a.event.event_id], a.record) for a in answers),
-                  key=lambda judged: judged[2].event_id)
+            out.answers += intake.take(topic, log_ns, raw, clock.t)
+        _gather(service.answer_ready(clock.t), out)
+        out.holds += intake.released()
+    _until(service, clock, math.inf, out)
+    records = sorted(((*intake.by_id[a.event.event_id], a.record) for a in out.answers),
+                     key=lambda judged: judged[2].event_id)
+    return Judged(records, out.holds)
+
+
+def _gather(done: Pass, out: Pass) -> None:
+    """A pass's answers and ended holds into the bag's."""
+    out.answers += done.answers
+    out.holds += done.holds
 
 
 class _Intake:
     """A bag's messages into the service: each to the cameras whose topic it is on."""
 
-    def __init__(self, service: GraspService, sessions: Sequence[Session]) -> None:
+    def __init__(self, service: GraspService, sessions: Sequence[Session],
+                 releases: bool = False) -> None:
         self.service, self.sessions = service, sessions
-        self.routes = _routes(sessions)
+        self.routes = _routes(sessions, releases)
+        self.extra_topics = {t for t, routes in self.routes.items()
+                             if any(role == "release" for _, role in routes)}
         self.events = [iter(s.events) for s in sessions]
         self.by_id: dict[int, tuple[int, BagEvent]] = {}  # event id -> (camera, event)
+        self._releases: list[tuple[int, float]] = []  # (camera, stamp) not yet applied
 
     def take(self, topic: str, log_ns: int, raw: bytes, now: float) -> list[Answer]:
         """Take one message in at ``now``; the answers it got at once (rejected events)."""
@@ -147,6 +181,9 @@ class _Intake:
             if role == "hand":
                 self._hand(camera, topic, log_ns, raw)
                 continue
+            if role == "release":
+                self._release(camera, topic, log_ns, raw)
+                continue
             ev = next(self.events[camera])
             intake = self.service.event(
                 camera, TriggerInfo(ev.stamp, ev.trigger, ev.rejection, grasp_id=ev.grasp_id),
@@ -155,6 +192,26 @@ class _Intake:
             answers += [intake.answer] if intake.answer is not None else []
         return answers
 
+
+    def _release(self, camera: int, topic: str, log_ns: int, raw: bytes) -> None:
+        """A release event (the trigger type's message, timed as a trigger; Bool false is
+        not one), held until the pass of its log time has run (:meth:`released`)."""
+        session = self.sessions[camera]
+        msgtype = session.bag.topics[topic].msgtype
+        want = TRIGGER_MSGTYPES[session.topics.trigger_type]
+        if msgtype != want:
+            raise BagError(f"bag {session.bag.path}: release topic {topic} carries {msgtype}, "
+                           f"the trigger type's {want}")
+        info = trigger_info(session.topics.trigger_type,
+                            session.bag.deserialize(raw, msgtype), ns_to_s(log_ns))
+        if info.rejection is None:
+            self._releases.append((camera, info.stamp))
+
+    def released(self) -> list[HoldReport]:
+        """The holds the release events taken in since the last call ended."""
+        reports = [self.service.release(camera, stamp) for camera, stamp in self._releases]
+        self._releases = []
+        return [r for r in reports if r is not None]
 
     def _hand(self, camera: int, topic: str, log_ns: int, raw: bytes) -> None:
         """A hand message: a joint state to the service (as the node's subscription hands
@@ -166,13 +223,17 @@ class _Intake:
             reading.into(self.service.cameras[camera].hand.timeline)
 
 
-def _routes(sessions: Sequence[Session]) -> dict[str, list[tuple[int, str]]]:
-    """topic -> [(camera, role: "image", "trigger" or "hand")]: where each message of the
-    timeline goes."""
+def _routes(sessions: Sequence[Session], releases: bool = False
+            ) -> dict[str, list[tuple[int, str]]]:
+    """topic -> [(camera, role: "image", "trigger", "hand" or, with the hold watch,
+    "release")]: where each message of the timeline goes (a bag without a camera's release
+    topic: its holds end at the next grasp or their timeout)."""
     routes: dict[str, list[tuple[int, str]]] = {}
     for camera, session in enumerate(sessions):
         routes.setdefault(session.topics.image, []).append((camera, "image"))
         routes.setdefault(session.topics.trigger, []).append((camera, "trigger"))
+        if releases and session.topics.release in session.bag.topics:
+            routes.setdefault(session.topics.release, []).append((camera, "release"))
         for topic in session.topics.hand.topics if session.topics.hand else ():
             routes.setdefault(topic, []).append((camera, "hand"))
     return routes
@@ -185,15 +246,13 @@ def _decoder(sessions: Sequence[Session]) -> Callable[[tuple[int, bytes]], np.nd
     return lambda payload: decoders[payload[0]](payload[1])
 
 
-def _until(service: GraspService, clock: BagClock, t: float) -> list[Answer]:
-    """The answers the node gives at the deadlines that pass before ``t`` (the next
-    message's log time; infinity at the end of the bag)."""
-    answers = []
+def _until(service: GraspService, clock: BagClock, t: float, out: Pass) -> None:
+    """The answers (and ended holds) the node gives at the deadlines that pass before
+    ``t`` (the next message's log time; infinity at the end of the bag), into ``out``."""
     while (delay := service.next_deadline(clock.t)) is not None and clock.t + delay < t:
         clock.t += delay
-        answers += service.answer_ready(clock.t).answers
+        _gather(service.answer_ready(clock.t), out)
     clock.t = max(clock.t, t) if t != math.inf else clock.t
-    return answers
 
 
 def evaluate_bag(path: str | Path, scorer: Scorer, policy: PolicyConfig,
@@ -209,9 +268,11 @@ def evaluate_bag(path: str | Path, scorer: Scorer, policy: PolicyConfig,
                                               tolerance_s)
     names = list(cameras)
     with bag:
-        judged = judge_sessions(sessions, scorer, policy, settings)
-    return [EventResult(bag.name, ns_to_s(ev.log_ns), ev.label, rec, names[camera], ev.scene)
-            for camera, ev, rec in judged], source
+        judged = judge_timeline(sessions, scorer, policy, settings)
+    holds = {(h.camera, h.event.event_id): HoldEnd.of(h) for h in judged.holds}
+    return [EventResult(bag.name, ns_to_s(ev.log_ns), ev.label, rec, names[camera], ev.scene,
+                        ev.slip_s, holds.get((camera, rec.event_id)))
+            for camera, ev, rec in judged.records], source
 
 
 class LockedScorer:
@@ -326,7 +387,8 @@ def summarize(results: Sequence[EventResult], threshold: float,
     (the share with a verdict), the error rate among verdicts (labelled events only), and
     the counts per bag and, with several cameras, per camera. With a hand's records, each
     source side by side (``sources``) and, where the bag labels them, per scene kind
-    (``scenes``): :func:`by_source`."""
+    (``scenes``): :func:`by_source`; with the hold watch, how the holds ended against the
+    labelled slips (``holds``: ``bags/holds.py``)."""
     labelled = [r for r in results if r.truth is not None]
     truth = [bool(r.truth) for r in labelled]
     verdicts = [r.record.verdict for r in labelled]
@@ -350,6 +412,8 @@ def summarize(results: Sequence[EventResult], threshold: float,
            for cls, s in scores.items()},
         "bags": _counts(results, "bag"), **cameras,
         **by_source(results, threshold, threshold_failure),
+        **({"holds": hold_summary([(r.slip_s, r.hold) for r in results])}
+           if any(r.hold is not None for r in results) else {}),
     }
 
 

@@ -161,10 +161,11 @@ def resolve(name: str) -> str:
 def camera_topics(camera: CameraTopics, trigger_type: str, image_transport: str = "raw",
                   label_topic: str = DEFAULT_LABEL_TOPIC) -> BagTopics:
     """Where one camera of a params file is in a bag: its image topic (``/compressed``
-    under ``image_transport`` compressed, as the node subscribes), its trigger topic, and
-    ``label_topic`` in its namespace (``/NAMESPACE/grasp_success/ground_truth``)."""
+    under ``image_transport`` compressed, as the node subscribes), its trigger and release
+    topics, and ``label_topic`` in its namespace (``/NAMESPACE/grasp_success/ground_truth``)."""
     image = resolve(camera.image_topic)
     image += "/compressed" if image_transport == "compressed" else ""
     namespace = resolve(camera.namespace).rstrip("/")
     return BagTopics(image=image, trigger=resolve(camera.trigger_topic),
-                     label=f"{namespace}/{label_topic.lstrip('/')}", trigger_type=trigger_type)
+                     label=f"{namespace}/{label_topic.lstrip('/')}", trigger_type=trigger_type,
+                     release=resolve(camera.release_topic))

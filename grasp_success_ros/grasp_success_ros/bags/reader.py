@@ -465,12 +465,15 @@ def frame_decoder(session: Session, raws: dict[int, bytes]):
 # ------------------------------------------------------------------------- timeline
 
 
-def session_messages(sessions: Sequence[Session]) -> Iterator[tuple[str, int, bytes]]:
-    """The image and trigger messages (and the hands' where a camera has one) of one bag's
-    sessions (one per camera), raw, in log-time order, in one read: the timeline the grasp
-    service is driven with (pass two)."""
+def session_messages(sessions: Sequence[Session], extra: Collection[str] = ()
+                     ) -> Iterator[tuple[str, int, bytes]]:
+    """The image and trigger messages (and the hands' where a camera has one, and the
+    ``extra`` topics: the release events of the hold watch) of one bag's sessions (one per
+    camera), raw, in log-time order, in one read: the timeline the grasp service is driven
+    with (pass two)."""
     topics = {t for s in sessions for t in (s.topics.image, s.topics.trigger,
                                             *(s.topics.hand.topics if s.topics.hand else ()))}
+    topics |= set(extra)
     bags = {id(s.bag) for s in sessions}
     if len(bags) != 1:
         raise ValueError("session_messages reads the sessions of one open bag")

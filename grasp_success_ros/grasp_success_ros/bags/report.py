@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from grasp_success_ros.bags.evaluate import SOURCE_P, EventResult, several_cameras
+from grasp_success_ros.bags.holds import format_holds
 from grasp_success_ros.data.atomic import atomic_open
 from grasp_success_ros.evaluation.metrics import PRECISION_TARGETS, source_risk_coverage
 
@@ -56,6 +57,7 @@ def format_report(summary: dict, results: Sequence[EventResult], per_event: bool
     lines.append(f"coverage {_fmt(summary['coverage'])} (labelled events with a verdict), "
                  f"error rate {_fmt(summary['error_rate'])} among those verdicts")
     lines += format_sources(summary)
+    lines += format_holds(summary["holds"]) if "holds" in summary else []
     for group in ("bags", "cameras"):  # a line each where there are several
         if len(summary.get(group, ())) > 1:
             lines += [f"  {name}: {b['correct']}/{b['labelled']} correct "
@@ -92,6 +94,8 @@ def to_json(summary: dict, results: Sequence[EventResult], errors: dict[str, str
     cameras = several_cameras(results)
     events = [{"bag": r.bag, **({"camera": r.camera} if cameras else {}),
                **({"scene": r.scene} if r.scene else {}),
+               **({"slip_s": r.slip_s} if r.slip_s is not None else {}),
+               **({"hold": asdict(r.hold)} if r.hold is not None else {}),
                "log_time": r.log_time, "truth": r.truth, "correct": r.correct,
                **asdict(r.record)} for r in results]
     return json.dumps({"summary": summary, "errors": errors, "events": events},

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from grasp_success_ros.core.hand_card import HandCard
 from grasp_success_ros.core.hands import HandProfile
 
 DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
@@ -36,12 +37,15 @@ def absolute(topic: str, namespace: str = "") -> str:
 @dataclass(frozen=True)
 class HandTopics:
     """A camera's hand in a bag: its profile and the topics of its joint states, commands
-    (none: "") and tactile pads (none: "")."""
+    (none: "") and tactile pads (none: ""); ``card``: the hand card that judges its joints
+    and fuses them (None: the profile's rule and the default fusion), as the node's
+    ``hand_model``."""
 
     profile: HandProfile
     joint_states: str
     command: str = ""
     tactile: str = ""
+    card: HandCard | None = None
 
     @classmethod
     def of(cls, profile: HandProfile, namespace: str = "",
@@ -66,6 +70,7 @@ class BagTopics:
     label: str = DEFAULT_LABEL_TOPIC
     trigger_type: str = "empty"
     hand: HandTopics | None = None  # the camera's hand (None: judged by vision alone)
+    release: str = DEFAULT_RELEASE_TOPIC  # the release events the hold watch ends holds on
 
 
 # One bag's cameras: {camera name: its topics} ("" names the single camera).

@@ -31,6 +31,9 @@ POLICY_OPTIONS = {
     "clock_tolerance_s": float, "threshold": float, "threshold_failure": float,
     "hand_profile": str,
 }
+# The hand card and the watch over the hold: node parameters too, the same merge.
+HAND_OPTIONS = {"hand_model": str, "hold_watch": bool, "hold_camera_every": int,
+                "hold_timeout_s": float}
 POLICY_HELP = {
     "frame_stamp": "header: frames timed by their stamps, and an event judged with a frame "
                    "stamped after it was logged by more than --clock-tolerance-s gets "
@@ -42,8 +45,17 @@ POLICY_HELP = {
                     "YAML path): its joint states (and commands, tactile) in the bags judge "
                     "beside the camera, and the report puts vision, joints and fused side by "
                     "side; with --params-file, each camera's cameras.NAME.hand_profile",
+    "hand_model": "a hand card (train-hand) for the hand profile: its trained joint model "
+                  "and fitted fusion judge instead of the profile's rule and the default "
+                  "fusion",
+    "hold_watch": "after a SUCCESS, watch the hold until the release event (the release "
+                  "topic, /grasp_released or cameras.NAME.release_topic) or "
+                  "--hold-timeout-s, as the node does; the report gets the holds against "
+                  "the bag's slip labels",
+    "hold_camera_every": "during a hold, judge every n-th camera frame (0: the joints only)",
+    "hold_timeout_s": "a hold with no release event ends TIMEOUT after this",
 }
-EXPLICIT = (*POLICY_OPTIONS, "trigger_type")
+EXPLICIT = (*POLICY_OPTIONS, *HAND_OPTIONS, "trigger_type")
 
 
 def node_default(name: str, text: str = "") -> str:
@@ -64,6 +76,12 @@ def add_policy_options(p: argparse.ArgumentParser) -> None:
         g.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
                        type=kind, choices=spec.choices or None,
                        help=node_default(name, POLICY_HELP.get(name, "")))
+    g = p.add_argument_group("the hand card and the watch over the hold (the node's "
+                             "parameters)")
+    for name, kind in HAND_OPTIONS.items():
+        how = {"action": argparse.BooleanOptionalAction} if kind is bool else {"type": kind}
+        g.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
+                       help=node_default(name, POLICY_HELP.get(name, "")), **how)
 
 
 @dataclass(frozen=True)
@@ -86,8 +104,12 @@ def eval_setup(args: argparse.Namespace) -> EvalSetup:
                 if getattr(args, name) is not None}
     config = NodeConfig.from_values({**file_values, **explicit, "model_path": args.model})
     cameras = node.cameras if node and node.cameras else (CameraTopics(""),)
-    return EvalSetup(config, _topics(args, config, cameras),
-                     ServiceSettings(config.buffer_size, config.streaming))
+    topics = _topics(args, config, cameras)
+    hands = topics.values() if isinstance(topics, dict) else [topics]
+    if config.hand_model and not any(t.hand for t in hands):
+        raise ConfigError(f"hand_model {config.hand_model} needs a hand_profile")
+    return EvalSetup(config, topics,
+                     ServiceSettings(config.buffer_size, config.streaming, config.hold))
 
 
 def _checked(node: NodeParams, model: str) -> dict:
@@ -126,16 +148,19 @@ def _topics(args: argparse.Namespace, config: NodeConfig,
 def _with_hand(topics: BagTopics, camera: CameraTopics, config: NodeConfig) -> BagTopics:
     """The camera's hand, as the node takes it: cameras.NAME.hand_profile, else the node's
     hand_profile ("none" or empty: vision only), its joint states on
-    cameras.NAME.joint_states_topic, else the profile's topics under NAME."""
+    cameras.NAME.joint_states_topic, else the profile's topics under NAME; judged by the
+    hand_model card where one is given (refused, one line, when it is for another hand)."""
     name = camera.hand_profile or config.hand_profile
     if not name or name == "none":
         return topics
-    if config.hand_model:
-        raise ConfigError("hand_model: bag-eval judges the joints with the hand profile's "
-                          "rule and the default fusion; a hand card is not read yet")
+    from grasp_success_ros.core.evidence import hand_witness
+    from grasp_success_ros.data.hand_cards import load_hand_card
     from grasp_success_ros.data.hand_profiles import load_profile
 
-    hand = HandTopics.of(load_profile(name), camera.name,
+    profile = load_profile(name)
+    card = load_hand_card(config.hand_model) if config.hand_model else None
+    hand_witness(profile, card)  # the node's check: a card for another hand is refused
+    hand = HandTopics.of(profile, camera.name,
                          resolve(camera.joint_states_topic) if camera.joint_states_topic
                          else "")
-    return replace(topics, hand=hand)
+    return replace(topics, hand=replace(hand, card=card))

@@ -12,6 +12,7 @@ from grasp_success_ros.bags.writer import STORAGES
 from grasp_success_ros.cli.bags import add_bag_commands, synth_bag
 from grasp_success_ros.cli.bench import add_bench_command
 from grasp_success_ros.cli.distill import add_distill_command
+from grasp_success_ros.cli.hand import add_hand_command
 from grasp_success_ros.cli.tools import add_tool_commands
 from grasp_success_ros.core.errors import ConfigError, GraspSuccessError, missing_dependency
 from grasp_success_ros.core.params import TRIGGER_TYPES
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bag_commands(sub)
     add_bench_command(sub)
     add_distill_command(sub)
+    add_hand_command(sub)
     return parser
 
 

@@ -95,13 +95,18 @@ def fit_fusion(p_vision: np.ndarray, p_joints: np.ndarray, truth: np.ndarray,
 
 def train_hand(train: HandRows, holdout: HandRows, hand: str, name: str,
                fitted_on: dict[str, list[str]]) -> HandCard:
-    """The card: joint model on ``train``; its temperature and the fusion on ``holdout``."""
+    """The card: joint model on ``train``; its temperature and the fusion on ``holdout``
+    (its metrics: the held-out accuracies, the fused one in-sample for the fusion)."""
     model = calibrated(fit_joint_model(train), holdout)
     p_joints = np.array([model(_features(row)) for row in holdout.features])
     fusion = fit_fusion(holdout.p_vision, p_joints, holdout.truth, name)
+    fused = np.array([fusion.p_success({k: float(v) for k, v in (("vision", pv), ("joints", pj))
+                                        if np.isfinite(v)})
+                      for pv, pj in zip(holdout.p_vision, p_joints, strict=True)])
     metrics = {"train_grasps": int(train.truth.size), "holdout_grasps": int(holdout.truth.size),
                "holdout_accuracy_joints": _accuracy(p_joints, holdout.truth),
-               "holdout_accuracy_vision": _accuracy(holdout.p_vision, holdout.truth)}
+               "holdout_accuracy_vision": _accuracy(holdout.p_vision, holdout.truth),
+               "holdout_accuracy_fused": _accuracy(fused, holdout.truth)}
     return HandCard(hand, model, fusion, fitted_on, metrics)
 
 
