@@ -81,6 +81,25 @@ def test_the_camera_alone_sees_the_object_fall_out_of_view():
     assert 2.0 <= lost.stamp <= 2.0 + 3 * 3 / 30  # within the checks of every 3rd frame
 
 
+def test_a_camera_unsure_of_a_firm_hold_is_not_a_loss():
+    svc, clock = watched()
+    # the camera's P wanders across the threshold frame by frame; the fingers hold firmly
+    answers, holds = episode(svc, clock, 3.0, level=lambda t: 204 if t < 1.2 or
+                             int(t * 30) % 2 else 60, release=2.9)
+    assert answers[0].record.verdict is True
+    assert [h.status for h in holds] == ["released"]
+
+
+def test_the_camera_sees_a_thin_object_leave_that_the_fingers_cannot_feel():
+    svc, clock = watched()
+    thin = 0.93  # closed almost fully around it: the joints' rule says "empty"
+    answers, holds = episode(svc, clock, 3.0, closure=lambda t: thin,
+                             level=lambda t: 255 if t < 2.0 else 30, release=2.9)
+    assert answers[0].record.verdict is True and answers[0].record.p_joints < 0.5
+    [lost] = holds
+    assert lost.status == "lost" and lost.sources == ["vision"]
+
+
 def test_a_camera_that_never_saw_the_object_cannot_lose_it():
     svc, clock = watched()
     # hidden by the fingers: the camera says failure all along, the joints say held

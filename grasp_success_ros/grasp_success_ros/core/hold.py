@@ -12,7 +12,11 @@ hand whose camera never saw the object well (hidden by the fingers) is not "lost
   than the profile's ``short`` margin, two messages in a row (the object slipped out and the
   fingers followed their command); the first of the two stamps the loss;
 - the camera (every ``camera_every``-th frame): P(success) falls below the threshold for
-  ``lost_frames`` checks in a row, when it was at or above it at the verdict.
+  ``lost_frames`` checks in a row, when it was at or above it at the verdict, and the joints
+  do not contradict it (no hand, or the joints' own P(success) on their newest message is
+  below the threshold too: a thin object the fingers close around is theirs to lose). A
+  camera that is unsure of an unchanged scene (its P wandering across the threshold from
+  frame to frame) is not a loss while the fingers still hold firmly.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class Hold:
         self._joint_run: list[float] = []  # stamps of consecutive "closed further" messages
         self._camera_run: list[float] = []
         self._frames_seen = self._joints_seen = 0
+        self._joint_p: float | None = None  # the joints' P(success) on their newest message
         self.history: list[tuple[float, str, float]] = []
 
     @property
@@ -87,8 +92,9 @@ class Hold:
         if not math.isfinite(now.closure) or not math.isfinite(at_verdict.closure):
             return None
         self._joints_seen += 1
+        self._joint_p = float(witness.scorer(now))
         if self._joints_seen % JOINT_HISTORY_EVERY == 1:
-            self._note(sample.stamp, "joints", float(witness.scorer(now)))
+            self._note(sample.stamp, "joints", self._joint_p)
         further = now.closure - at_verdict.closure
         short = witness.timeline.profile.margins.short
         self._joint_run = self._joint_run + [sample.stamp] if further > short else []
@@ -108,7 +114,8 @@ class Hold:
         """A camera check's P(success); the ``lost`` report when enough checks fall short."""
         self._note(stamp, "vision", p)
         self._camera_run = self._camera_run + [stamp] if p < self._threshold else []
-        if len(self._camera_run) >= self.cfg.lost_frames:
+        held = self._joint_p is not None and self._joint_p >= self._threshold
+        if len(self._camera_run) >= self.cfg.lost_frames and not held:
             return self._lost(self._camera_run[0], "vision", f"the camera's P(success) fell "
                               f"below {self._threshold:g} for {len(self._camera_run)} checks")
         return None
