@@ -186,12 +186,7 @@ def risk_coverage_sources_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]],
         ax.axhline(r, color="grey", linestyle=":", linewidth=1)
         ax.annotate(f"{1 - r:.0%} precision", (1.0, r), ha="right", va="bottom",
                     fontsize="x-small", color="grey")
-    ax.set_xlim(-0.02, 1.02)
-    ax.set_ylim(bottom=0.0)
-    ax.set_xlabel("coverage (share of labelled events with a verdict)")
-    ax.set_ylabel("error rate among the verdicts")
-    ax.set_title("Risk-coverage by source")
-    ax.legend(loc="upper left", fontsize="small")
+    _risk_axes(ax, "labelled events", "Risk-coverage by source")
     return _save(fig, path)
 
 
@@ -204,10 +199,15 @@ def risk_coverage_plot(coverage: np.ndarray, risk: np.ndarray, path: str | Path,
     ax.plot(coverage, risk, "b-", label="least confident left out first")
     if at is not None and all(math.isfinite(v) for v in at):
         ax.plot([at[0]], [at[1]], "ro", label=label)
+    _risk_axes(ax, "images", "Risk-coverage")
+    return _save(fig, path)
+
+
+def _risk_axes(ax, noun: str, title: str) -> None:
+    """The axes every risk-coverage plot shares: coverage of ``noun`` against error rate."""
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(bottom=0.0)
-    ax.set_xlabel("coverage (share of images with a verdict)")
+    ax.set_xlabel(f"coverage (share of {noun} with a verdict)")
     ax.set_ylabel("error rate among the verdicts")
-    ax.set_title("Risk-coverage")
+    ax.set_title(title)
     ax.legend(loc="upper left", fontsize="small")
-    return _save(fig, path)
