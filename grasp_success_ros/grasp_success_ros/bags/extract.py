@@ -4,7 +4,8 @@ Frames stamped in a window after each labelled event go to ``success/`` or ``fai
 (its ground truth); optionally frames from before the grasp go to ``failure/`` (the open
 hand over the object still on the table: the seed did the same with video frames).
 Near-duplicates (a frame that barely differs from the previous one kept from the same
-window) are dropped. Files are named ``<bag>_<stamp in microseconds>.png``. With a hand
+window) are dropped. Files are named ``<bag>_<stamp in microseconds>.png``
+(``data/frame_names.py``). With a hand
 (``--hand-profile``), each labelled event's joint features over the profile's window
 (``core/joints.FEATURE_NAMES``, as the node computes them) go to ``OUT/_joints/<bag>.csv``
 (``_``: ``train OUT`` skips the folder): what a joint model is trained on.
@@ -36,6 +37,7 @@ from grasp_success_ros.bags.topics import BagTopics
 from grasp_success_ros.core.errors import BagError, GraspSuccessError
 from grasp_success_ros.core.joints import FEATURE_NAMES, JointTimeline, features
 from grasp_success_ros.data.atomic import atomic_open, atomic_path, write_text
+from grasp_success_ros.data.frame_names import frame_name
 
 CLASSES = ("success", "failure")
 
@@ -109,7 +111,8 @@ def extract_bag(path: str | Path, out_dir: str | Path, topics: BagTopics | None 
         written: set[int] = set()
         for cls, idx in plan:
             for ref, rgb in kept_frames(session, idx, opts, decode, counts, written):
-                write_frame(out / cls / frame_name(bag.name, ref.stamp, opts), rgb)
+                name = frame_name(bag.name, ref.stamp, opts.image_format)
+                write_frame(out / cls / name, rgb)
                 written.add(ref.index)
                 counts[cls] += 1
         if topics.hand is not None:
@@ -143,12 +146,6 @@ def kept_frames(session: Session, idx: Sequence[int], opts: ExtractOptions, deco
             continue
         last = thumb
         yield ref, rgb
-
-
-def frame_name(bag_name: str, stamp: float, opts: ExtractOptions) -> str:
-    """``<bag>_<stamp in microseconds>.<format>``: a frame's name in every folder extract and
-    the review loop write (so a frame is found again by name)."""
-    return f"{bag_name}_{int(round(stamp * 1e6))}.{opts.image_format}"
 
 
 def write_frame(path: Path, rgb: np.ndarray) -> Path:

@@ -35,7 +35,6 @@ from grasp_success_ros.bags.extract import (
     CLASSES,
     ExtractOptions,
     after_event,
-    frame_name,
     joint_features,
     kept_frames,
     write_frame,
@@ -48,6 +47,7 @@ from grasp_success_ros.core.evidence import JointScorer, hand_witness
 from grasp_success_ros.core.grasp_service import Scorer
 from grasp_success_ros.core.policy import mean_rule
 from grasp_success_ros.data.atomic import atomic_open, write_text
+from grasp_success_ros.data.frame_names import frame_name
 from grasp_success_ros.evaluation.review import ReviewCase, check_review_dir, export_review
 
 TO_REVIEW = "_to_review"
@@ -213,7 +213,7 @@ def _file(bag_name: str, ev: BagEvent, p_joints: float | None, kept: list, lab: 
     folder = {"to_review": out / TO_REVIEW, "review": staged}.get(filed, out / filed)
     cases = []
     for k, (ref, rgb) in enumerate(kept):
-        name = frame_name(bag_name, ref.stamp, lab.extract)
+        name = frame_name(bag_name, ref.stamp, lab.extract.image_format)
         target = write_frame(folder / name, rgb)
         if filed == "review":
             cases.append(ReviewCase(

@@ -16,6 +16,7 @@ from grasp_success_ros.bags.evaluate import SOURCE_P, EventResult, several_camer
 from grasp_success_ros.bags.holds import format_holds
 from grasp_success_ros.data.atomic import atomic_open
 from grasp_success_ros.evaluation.metrics import PRECISION_TARGETS, source_risk_coverage
+from grasp_success_ros.evaluation.witnesses import format_sources
 
 
 def _fmt(x: float | None) -> str:
@@ -64,30 +65,6 @@ def format_report(summary: dict, results: Sequence[EventResult], per_event: bool
                       f"(accuracy {_fmt(b['accuracy'])}), {b['events']} events"
                       for name, b in summary[group].items()]
     return "\n".join(lines)
-
-
-def format_sources(summary: dict) -> list[str]:
-    """Vision only, joints only and fused side by side, and per scene kind (where the
-    summary has them: a hand beside the camera)."""
-    sources = summary.get("sources")
-    if not sources:
-        return []
-    names = list(sources)
-    lines = [f"{'by source (labelled events):':32s}" + "".join(f"{n:>9s}" for n in names)]
-    for key, what in (("accuracy", "accuracy"), ("coverage", "coverage"),
-                      ("error_rate", "error rate")):
-        lines.append(f"  {what:30s}" + "".join(f"{_fmt(sources[n][key]):>9s}" for n in names))
-    for q in sources[names[0]].get("coverage_at_precision", {}):
-        lines.append(f"  {'coverage at ' + format(float(q), '.0%') + ' precision':30s}"
-                     + "".join(f"{_fmt(sources[n]['coverage_at_precision'][q]):>9s}"
-                               for n in names))
-    scenes = summary.get("scenes") or {}
-    if scenes:
-        lines.append(f"{'accuracy by scene kind:':32s}" + "".join(f"{n:>9s}" for n in names))
-    for scene, row in scenes.items():
-        lines.append(f"  {scene + ' (' + str(row['events']) + ')':30s}"
-                     + "".join(f"{_fmt(row[n]):>9s}" for n in names))
-    return lines
 
 
 def to_json(summary: dict, results: Sequence[EventResult], errors: dict[str, str]) -> str:

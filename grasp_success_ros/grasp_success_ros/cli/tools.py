@@ -262,9 +262,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         from grasp_success_ros.evaluation.review import check_review_dir
 
         check_review_dir(args.review_dir)  # before the evaluation, not after it
+    hand = _hand_events(args)  # refused before the (slow) evaluation
     classifier = _load(args, args.providers, onnx_choice(args))
     ev = evaluate_folder(args.test_dir, classifier, args.success_class, args.threshold,
                          threshold_failure=args.threshold_failure, one_class=True)
+    sides = _hand_sides(ev, hand)
     choice = band = card_written = None
     if args.target_precision is not None:
         card, choice, band = _target_precision_card(args, ev, classifier)
@@ -275,15 +277,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     review = _review_images(ev, out_dir, args.review_dir, args.review_all)
     sweep = threshold_sweep(ev)
     sheet = [p for p in [out_dir / "contact_sheet.png"] if p.is_file()]
-    report = _html_report(ev, out_dir, [*plots.values(), *sheet], report_text(ev, sweep),
-                          args.test_dir)
+    text = report_text(ev, sweep) + _hand_text(sides)
+    report = _html_report(ev, out_dir, [*plots.values(), *sheet], text, args.test_dir)
     if args.json:
         data = {"seed_line": ev.seed_line(), "warnings": ev.warnings(), **ev.metrics(),
                 "sweep": sweep, "review": review, "report": str(report),
                 "plots": {k: str(v) for k, v in plots.items()},
-                "images": [{"file": f, "truth": bool(t), "p_success": float(p)}
-                           for f, t, p in zip(ev.paths, ev.truth, ev.p_success, strict=True)],
-                "skipped_files": ev.skipped}
+                "images": _image_rows(ev, sides), "skipped_files": ev.skipped,
+                **({"hand": sides[1]} if sides else {})}
         if choice is not None:
             data["threshold_choice"] = {**choice.__dict__, "card": str(card_written)}
         if band is not None:
@@ -293,7 +294,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         print(json_dump(data))
         return 0
-    print(report_text(ev, sweep))
+    print(text)
     print(f"plots: {', '.join(str(p) for p in plots.values())}")
     print(f"report: {report}")
     print(review["line"])
@@ -303,6 +304,59 @@ def _evaluate(args: argparse.Namespace) -> int:
             " (one threshold)"
         print(f"wrote threshold {choice.threshold:.4f}{pair} into {card_written}")
     return 0
+
+
+def _hand_events(args: argparse.Namespace):
+    """With --hand-features: the hand witness (--hand-profile's rule, or --hand-model's
+    card, refused for another hand) and the extract's events by bag; else None."""
+    if args.hand_features is None:
+        if args.hand_profile or args.hand_model:
+            raise ConfigError("--hand-profile and --hand-model need --hand-features DIR")
+        return None
+    if not args.hand_profile:
+        raise ConfigError("--hand-features needs --hand-profile NAME_OR_YAML (the hand the "
+                          "features are of)")
+    from grasp_success_ros.core.evidence import hand_witness
+    from grasp_success_ros.data.hand_cards import load_hand_card
+    from grasp_success_ros.data.hand_profiles import load_profile
+    from grasp_success_ros.evaluation.witnesses import read_joint_events
+
+    card = load_hand_card(args.hand_model) if args.hand_model else None
+    witness = hand_witness(load_profile(args.hand_profile), card)
+    return witness, read_joint_events(args.hand_features, witness)
+
+
+def _hand_sides(ev, hand):
+    """(the join, the side-by-side summary) of vision, joints and fused; None without a
+    hand."""
+    if hand is None:
+        return None
+    from grasp_success_ros.evaluation.witnesses import by_source, side_by_side
+
+    sides = side_by_side(ev.paths, ev.p_success, hand[1], hand[0])
+    return sides, by_source(ev.truth, sides, ev.threshold, ev.threshold_failure)
+
+
+def _hand_text(sides) -> str:
+    """The side-by-side block after the report ("" without a hand)."""
+    if not sides:
+        return ""
+    from grasp_success_ros.evaluation.witnesses import hand_lines
+
+    return "\n\n" + "\n".join(hand_lines(sides[1]))
+
+
+def _image_rows(ev, sides) -> list[dict]:
+    """Each image's truth and P(success); with a hand, its event and each source's P."""
+    rows = [{"file": f, "truth": bool(t), "p_success": float(p)}
+            for f, t, p in zip(ev.paths, ev.truth, ev.p_success, strict=True)]
+    if sides:
+        for row, event, pj, pf in zip(rows, sides[0].events, sides[0].p["joints"],
+                                      sides[0].p["fused"], strict=True):
+            row.update(event=None if event is None else {"bag": event.bag,
+                                                         "event_id": event.event_id},
+                       p_joints=None if event is None else float(pj), p_fused=float(pf))
+    return rows
 
 
 def _review_images(ev, out_dir: Path, review_dir: str | None, review_all: bool) -> dict:
@@ -378,6 +432,16 @@ def _add_evaluate(sub) -> None:
                    help="with --review-dir: also the correctly judged images (DIR/<label>/"
                    "correct/), so retraining sees a new kind of scene in both classes")
     p.add_argument("--success-class", default=None)
+    g = p.add_argument_group("hand", "vision only, joints only and fused side by side")
+    g.add_argument("--hand-features", default=None, metavar="DIR",
+                   help="an extract OUT made with --hand-profile (or its _joints folder): "
+                   "each image <bag>_<stamp>.png is joined to the latest event of its bag at "
+                   "or before it, whose joint features give the joints' P")
+    g.add_argument("--hand-profile", default=None, metavar="NAME_OR_YAML",
+                   help="the hand the features are of (needed with --hand-features)")
+    g.add_argument("--hand-model", default=None, metavar="CARD",
+                   help="a hand card (train-hand): its joint model and fusion instead of "
+                   "the profile's rule and the default fusion")
     p.set_defaults(func=_evaluate)
 
 
