@@ -38,12 +38,11 @@ from grasp_success_ros.core.policy import PolicyConfig, mean_rule
 from grasp_success_ros.core.stamps import ns_to_s
 from grasp_success_ros.core.triggers import TRIGGER_MSGTYPES, TriggerInfo, trigger_info
 from grasp_success_ros.evaluation.metrics import (
-    PRECISION_TARGETS,
     Confusion,
-    coverage_at_precision,
     seed_line,
     usefulness_warnings,
 )
+from grasp_success_ros.evaluation.witnesses import source_scores
 
 PARAMS_BY_NAME = {spec.name: spec for spec in PARAMS}
 
@@ -449,10 +448,8 @@ def by_source(results: Sequence[EventResult], threshold: float,
         return {}
     verdicts = [source_verdicts(r, threshold, threshold_failure) for r in labelled]
     truth = [bool(r.truth) for r in labelled]
-    sources = {name: {**_source_scores(truth, [v[name] for v in verdicts]),
-                      "coverage_at_precision": source_coverage(truth, labelled, name,
-                                                               threshold)}
-               for name in SOURCE_P}
+    sources = {name: source_scores(np.array(truth), source_p(labelled, name), threshold,
+                                   threshold_failure) for name in SOURCE_P}
     scenes: dict[str, dict] = {}
     for r, v in zip(labelled, verdicts, strict=True):
         if r.scene:
@@ -466,19 +463,10 @@ def by_source(results: Sequence[EventResult], threshold: float,
     return {"sources": sources, **({"scenes": dict(sorted(scenes.items()))} if scenes else {})}
 
 
-def source_coverage(truth: list[bool], labelled: Sequence[EventResult], name: str,
-                    threshold: float) -> dict[str, float | None]:
-    """{precision: coverage} of one source alone (``metrics.coverage_at_precision``: its
-    least confident events left without a verdict first), over all the labelled events."""
-    p = [getattr(r.record, SOURCE_P[name]) for r in labelled]
-    return {f"{q:g}": coverage_at_precision(truth, p, threshold, q) for q in PRECISION_TARGETS}
-
-
-def _source_scores(truth: list[bool], verdicts: list[bool | None]) -> dict:
-    counted = Confusion.count(truth, verdicts)
-    return {"correct": counted.correct, "judged": counted.judged,
-            "accuracy": _rounded(counted.accuracy()), "coverage": _rounded(counted.coverage()),
-            "error_rate": _rounded(counted.error_rate())}
+def source_p(labelled: Sequence[EventResult], name: str) -> np.ndarray:
+    """One source's P(success) on each labelled event (NaN: that source did not judge)."""
+    return np.array([np.nan if (p := getattr(r.record, SOURCE_P[name])) is None else p
+                     for r in labelled], np.float64)
 
 
 def several_cameras(results: Sequence[EventResult]) -> bool:
