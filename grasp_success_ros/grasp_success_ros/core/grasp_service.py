@@ -26,7 +26,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from grasp_success_ros.core.clocks import ClockWatch, no_clock_reason, skew_reason, trigger_note
-from grasp_success_ros.core.evidence import HandWitness, fuse_record, vision_only
+from grasp_success_ros.core.evidence import (
+    HandWitness,
+    JointOpinion,
+    fuse_record,
+    vision_only,
+)
 from grasp_success_ros.core.frame_buffer import FrameBuffer
 from grasp_success_ros.core.hold import Hold, HoldConfig, HoldReport
 from grasp_success_ros.core.joints import JointSample
@@ -145,8 +150,6 @@ class CameraState:
         self.frame_id = ""  # the newest frame's, for answers that judged no frame
         self.hand = hand
         self.hold: Hold | None = None  # watching since a SUCCESS (core/hold.py)
-        self.hold_frame = -float("inf")  # the newest frame the hold has counted
-        self.hold_joint = -float("inf")  # the newest joint state the hold has seen
 
 
 class GraspService:
@@ -367,12 +370,12 @@ class GraspService:
                 ready += self._ready_events(index, serving, now, clock_set, final, out)
             records = self._judge([job for _, job in ready], serving)
             for (index, job), record in zip(ready, records, strict=True):
-                record = self._witnessed(index, job, record)
+                record, opinion = self._witnessed(index, job, record)
                 self.cameras[index].pending.remove(job.event)
                 stamps = set(record.frame_stamps)
                 chosen = tuple(f for f in job.frames if f.stamp in stamps)
                 out.answers.append(self._answered(Answer(index, record, job.event, chosen)))
-                self._start_hold(index, job, record, now, out)
+                self._start_hold(index, job, record, opinion, now, out)
             if not final:
                 self._watch_holds(serving, now, out)
             return out
@@ -412,13 +415,15 @@ class GraspService:
             return False
         return not camera.hand.ready(event.stamp, now)
 
-    def _witnessed(self, index: int, job: Judgement, record: GraspRecord) -> GraspRecord:
-        """The camera's record, with its hand's opinion fused in where it has a hand."""
+    def _witnessed(self, index: int, job: Judgement, record: GraspRecord
+                   ) -> tuple[GraspRecord, JointOpinion | None]:
+        """The camera's record, with its hand's opinion fused in where it has a hand (and
+        that opinion, which a hold starts from)."""
         hand = self.cameras[index].hand
         if hand is None:
-            return vision_only(record)
-        return fuse_record(record, hand.opinion(job.event.stamp), hand.fusion, job.event,
-                           job.cfg)
+            return vision_only(record), None
+        opinion = hand.opinion(job.event.stamp)
+        return fuse_record(record, opinion, hand.fusion, job.event, job.cfg), opinion
 
     def _select(self, event: GraspEvent, policy: PolicyConfig, frames: Sequence[Frame],
                 stamps: Sequence[float], now: float, clock_set: bool) -> Selection:
@@ -485,20 +490,18 @@ class GraspService:
                 return None
             return self._end_hold(self.cameras[camera], "released", stamp)
 
-    def _start_hold(self, index: int, job: Judgement, record: GraspRecord, now: float,
-                    out: Pass) -> None:
+    def _start_hold(self, index: int, job: Judgement, record: GraspRecord,
+                    opinion: JointOpinion | None, now: float, out: Pass) -> None:
         """After a SUCCESS, watch this camera's hand until release (a previous hold ends)."""
         camera = self.cameras[index]
         if not self.hold_config.enabled or record.verdict is not True:
             return
         if camera.hold is not None:
             out.holds.append(self._end_hold(camera, "ended", now, "a new grasp was judged"))
-        opinion = camera.hand.opinion(job.event.stamp) if camera.hand else None
         hand = (camera.hand, opinion.features) if opinion and opinion.features else None
         camera.hold = Hold(index, job.event, job.event.stamp, job.cfg.threshold,
-                           record.p_vision, hand, self.hold_config)
-        camera.hold_joint = job.event.stamp
-        camera.hold_frame = max(record.frame_stamps, default=job.event.stamp)
+                           record.p_vision, hand, self.hold_config,
+                           last_frame=max(record.frame_stamps, default=job.event.stamp))
 
     def _watch_holds(self, serving: Serving, now: float, out: Pass) -> None:
         for camera in self.cameras:
@@ -513,13 +516,13 @@ class GraspService:
     def _watch(self, camera: CameraState, serving: Serving) -> HoldReport | None:
         """The hold's new joint states, then its due camera check; the first loss ends it."""
         hold = camera.hold
-        for sample in camera.hand.timeline.after(camera.hold_joint) if camera.hand else ():
-            camera.hold_joint = sample.stamp
+        for sample in camera.hand.timeline.after(hold.last_joint) if camera.hand else ():
+            hold.last_joint = sample.stamp
             if (report := hold.joint(sample)) is not None:
                 return report
-        new = [f for f in camera.buffer.snapshot() if f.stamp > camera.hold_frame]
+        new = [f for f in camera.buffer.snapshot() if f.stamp > hold.last_frame]
         due = [f for f in new if hold.wants_frame()]
-        camera.hold_frame = new[-1].stamp if new else camera.hold_frame
+        hold.last_frame = new[-1].stamp if new else hold.last_frame
         if not due:
             return None
         try:

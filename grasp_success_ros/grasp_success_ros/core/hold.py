@@ -69,8 +69,11 @@ class Hold:
 
     def __init__(self, camera: int, event: GraspEvent, started: float, threshold: float,
                  p_vision: float | None, hand: tuple[HandWitness, HandFeatures] | None,
-                 cfg: HoldConfig) -> None:
+                 cfg: HoldConfig, last_frame: float | None = None) -> None:
+        """``last_frame``: the newest frame already judged (the verdict's)."""
         self.camera, self.event, self.started, self.cfg = camera, event, started, cfg
+        self.last_joint = started  # the newest joint state the watch has taken
+        self.last_frame = started if last_frame is None else last_frame
         self._threshold, self._hand = threshold, hand
         self._camera_saw_it = p_vision is not None and p_vision >= threshold
         self._joint_run: list[float] = []  # stamps of consecutive "closed further" messages

@@ -18,6 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from itertools import takewhile
 
 import numpy as np
 
@@ -98,8 +99,8 @@ class JointTimeline:
 
     def after(self, stamp: float) -> list[JointSample]:
         """The states stamped after ``stamp``, oldest first (a hold's new messages)."""
-        with self._lock:
-            states = [s for s in self._states if s.stamp > stamp]
+        with self._lock:  # from the newest back: a hold asks at every joint message
+            states = list(takewhile(lambda s: s.stamp > stamp, reversed(self._states)))
         states.sort(key=lambda s: s.stamp)
         return states
 
