@@ -59,9 +59,14 @@ demo: build $(DEMO_MODEL)
 # The tests talk to the node with its own interfaces: build, source, then test (ROS's order).
 # Their model is the demo's, whose recipe test/conftest.py's trained_model fixture follows when
 # pytest runs without it: trained once, for this suite and (exported to ONNX) for Kilted's.
+# TEST_WORKERS pytest-xdist workers share the files (each its own DDS domain, conftest.py);
+# a file's tests stay on one worker, so a module's node is started once.
+TEST_WORKERS ?= 2
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 test: build $(DEMO_MODEL)
 	$(ACTIVATE) && source install/setup.bash && \
-	  GRASP_SUCCESS_TEST_MODEL="$(abspath $(DEMO_MODEL))" python -m pytest -ra --durations=20
+	  GRASP_SUCCESS_TEST_MODEL="$(abspath $(DEMO_MODEL))" python -m pytest $(PARALLEL) -ra \
+	  --durations=20
 
 lint: venv
 	$(ACTIVATE) && ruff check .
@@ -92,7 +97,7 @@ $(KILTED_VENV)/.installed: requirements-ros-kilted.txt requirements-robot.txt \
 	touch $(KILTED_VENV)/COLCON_IGNORE
 	$(KILTED_VENV)/bin/pip install -q --upgrade pip
 	$(KILTED_VENV)/bin/pip install -q -r requirements-ros-kilted.txt -r requirements-robot.txt \
-	  colcon-common-extensions "pytest>=8" pytest-timeout
+	  colcon-common-extensions "pytest>=8" pytest-timeout "pytest-xdist>=3.5"
 	$(KILTED_VENV)/bin/pip install -q --no-deps -e grasp_success_ros
 	touch $@
 
@@ -112,7 +117,7 @@ test-kilted: build-kilted $(KILTED_MODEL)
 	$(KILTED) && source install-kilted/setup.bash && \
 	  GRASP_SUCCESS_TEST_MODEL="$(abspath $(KILTED_MODEL))" \
 	  GRASP_SUCCESS_TEST_INSTALL="$(abspath install-kilted)" \
-	  python -m pytest -ra --durations=10 $(KILTED_TESTS) \
+	  python -m pytest $(PARALLEL) -ra --durations=10 $(KILTED_TESTS) \
 	  $(foreach t,$(KILTED_LEFT_OUT),--deselect "grasp_success_ros/test/$(t)")
 
 clean:

@@ -17,8 +17,13 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the grasp_success_ros RO
 REPO = PACKAGE_DIR.parent  # the repository: both ROS packages, README, Makefile
 sys.path.insert(0, str(PACKAGE_DIR))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Keep this test run's DDS traffic to itself and to this machine.
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
+# Keep this test run's DDS traffic to itself and to this machine; under pytest-xdist each
+# worker (gw0, gw1, ...) takes the next domain, so parallel modules never meet each other's
+# nodes of the same names.
+_DOMAIN = int(os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100))))
+if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
+    _WORKER = int(os.environ["PYTEST_XDIST_WORKER"][2:])
+    os.environ["ROS_DOMAIN_ID"] = str((_DOMAIN + _WORKER) % 233)  # Fast DDS: domains 0-232
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 # The tests publish camera frames as a camera driver would: with the packaged Fast DDS
 # profile, as the README tells users to (else most best-effort 640x480 frames are lost).
