@@ -17,6 +17,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the grasp_success_ros RO
 REPO = PACKAGE_DIR.parent  # the repository: both ROS packages, README, Makefile
 sys.path.insert(0, str(PACKAGE_DIR))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# A node or CLI process of a test that dies of a signal leaves its threads' Python stacks in
+# its log (an exit code of -11 alone says nothing of where).
+os.environ.setdefault("PYTHONFAULTHANDLER", "1")
 # Keep this test run's DDS traffic to itself and to this machine; under pytest-xdist each
 # worker (gw0, gw1, ...) takes the next domain, so parallel modules never meet each other's
 # nodes of the same names.

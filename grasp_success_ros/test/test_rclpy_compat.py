@@ -10,12 +10,17 @@ a thread starts it; the node's executor submits every ready callback exactly onc
 another callback group keeps the cores busy, and runs an inline group's callbacks on the
 spinning thread itself. ros2/rclpy#1385: a waitable destroyed by another thread while the
 executor builds its wait set ends the spin; the node's executor rides it out, but not a
-destroyed waitable left on the node. The parameter callbacks the node registers exist
+destroyed waitable left on the node. Ctrl-C: rclpy's signal thread shuts the context down
+after waking the executors, which ``settle_interrupt`` waits for (the race itself is too rare
+to test here: ``scripts/sigint_race.py``). The parameter callbacks the node registers exist
 (Humble's rclpy lacks the post-set one)."""
 
 from __future__ import annotations
 
 import inspect
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -39,6 +44,7 @@ from test_msgs.action import Fibonacci
 from grasp_success_ros.ros import rclpy_compat
 from grasp_success_ros.ros.rclpy_compat import (
     CHANGE_STATE_ESCAPES,
+    SIGNAL_THREAD_RACE,
     TASK_RESUBMISSION,
     WAITABLE_DESTROYED,
     ActionClient,
@@ -48,6 +54,7 @@ from grasp_success_ros.ros.rclpy_compat import (
     guard_change_state,
     rclpy_version,
     release,
+    settle_interrupt,
 )
 
 pytestmark = pytest.mark.ros
@@ -468,3 +475,46 @@ def test_our_action_client_has_its_lock_when_a_spinning_executor_can_see_it(cont
         client.destroy()
     finally:
         node.destroy_node()
+
+
+# --- Ctrl-C: rclpy's signal thread (settle_interrupt) --------------------------------------
+
+def test_settle_interrupt_returns_once_the_context_is_shut_down(context):
+    threading.Timer(0.2, context.shutdown).start()
+    assert settle_interrupt(context) is True
+    assert not context.ok()
+
+
+def test_settle_interrupt_gives_up_when_nothing_shuts_the_context_down(context):
+    assert settle_interrupt(context, timeout_s=0.1) is (not SIGNAL_THREAD_RACE.applies())
+    assert context.ok()
+
+
+SPIN_UNTIL_CTRL_C = """
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from grasp_success_ros.ros.rclpy_compat import settle_interrupt
+rclpy.init()
+node = rclpy.create_node("ctrl_c")
+executor = MultiThreadedExecutor(num_threads=2)
+executor.add_node(node)
+try:
+    print("spinning", flush=True)
+    executor.spin()
+except KeyboardInterrupt:
+    print("settled" if settle_interrupt(node.context) else "not settled", flush=True)
+executor.shutdown()
+node.destroy_node()
+rclpy.try_shutdown()
+"""
+
+
+def test_after_ctrl_c_rclpys_signal_thread_shuts_the_context_down_for_settle_to_see():
+    """What settle_interrupt waits for happens on this rclpy: Ctrl-C ends the spin with a
+    KeyboardInterrupt, and rclpy's signal thread then shuts the context down."""
+    proc = subprocess.Popen([sys.executable, "-c", SPIN_UNTIL_CTRL_C], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "spinning", proc.stderr.read()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert (proc.returncode, out.strip()) == (0, "settled"), err

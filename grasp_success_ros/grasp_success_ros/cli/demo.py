@@ -12,6 +12,7 @@ def run_demo(model: Path, grasps: int, seed: int, width: int, height: int) -> in
     from grasp_success_ros.data.synth import grasp_stream
     from grasp_success_ros.evaluation.metrics import accuracy, seed_line
     from grasp_success_ros.ros.processes import installed_params_file, start_node, stop_node
+    from grasp_success_ros.ros.rclpy_compat import settle_interrupt
     from grasp_success_ros.ros.stream_player import StreamPlayer
 
     print(f"starting grasp_success_node with {model} ...", flush=True)
@@ -37,6 +38,9 @@ def run_demo(model: Path, grasps: int, seed: int, width: int, height: int) -> in
         print(f"answered {len(results)} of {len(labels)} events; "
               f"accuracy {accuracy(labels, verdicts):.3f}")
         return 0 if len(results) == len(labels) else 1
+    except KeyboardInterrupt:  # before the player's executor shuts down (rclpy_compat)
+        settle_interrupt(player.context)
+        raise
     finally:
         player.close()
         rclpy.try_shutdown()

@@ -46,6 +46,7 @@ from grasp_success_ros.ros.rclpy_compat import (
     InlineCallbackGroup,
     NodeExecutor,
     guard_change_state,
+    settle_interrupt,
 )
 from grasp_success_ros.ros.verdicts import answer_message
 from grasp_success_ros.ros.verify import VerifyServer
@@ -383,7 +384,9 @@ def _spin(logger) -> int:
     executor.add_node(node)
     try:
         executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except KeyboardInterrupt:  # Ctrl-C: rclpy's signal thread may still be at work
+        settle_interrupt(node.context)
+    except ExternalShutdownException:
         pass
     finally:
         executor.shutdown()
