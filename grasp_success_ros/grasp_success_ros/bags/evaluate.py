@@ -213,13 +213,15 @@ class _Intake:
         return [r for r in reports if r is not None]
 
     def _hand(self, camera: int, topic: str, log_ns: int, raw: bytes) -> None:
-        """A hand message: a joint state to the service (as the node's subscription hands
-        it over), a command or the pads' readings to the camera's hand timeline."""
+        """A hand message to the service, as the node's subscriptions hand it over: a joint
+        state, a command or the pads' readings."""
         reading = hand_reading(self.sessions[camera], topic, raw, log_ns)
         if reading.kind == "state":
             self.service.joints(camera, reading.sample)
+        elif reading.kind == "command":
+            self.service.joint_command(camera, reading.stamp, reading.values)
         else:
-            reading.into(self.service.cameras[camera].hand.timeline)
+            self.service.tactile(camera, reading.stamp, reading.values)
 
 
 def _routes(sessions: Sequence[Session], releases: bool = False

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from grasp_success_msgs.action import WatchHold
 from grasp_success_msgs.msg import GraspHold
-from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.action import GoalResponse
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.task import Future
 from std_msgs.msg import Header
@@ -25,6 +25,7 @@ from grasp_success_ros.core.hold import HoldReport
 from grasp_success_ros.core.stamps import ns_to_s
 from grasp_success_ros.core.triggers import trigger_info
 from grasp_success_ros.ros.camera import ANSWER_DEPTH, TRIGGER_QOS
+from grasp_success_ros.ros.cancellable import CancellableServer
 from grasp_success_ros.ros.messages import trigger_class
 from grasp_success_ros.ros.verdicts import time_msg, time_msg_ns
 from grasp_success_ros.ros.verify import camera_index, unknown_camera
@@ -62,16 +63,11 @@ class HoldWatch:
                                             ANSWER_DEPTH) for c in self._cameras]
         self._goals: dict[int, list[tuple[object, Future]]] = {}
         self._lock = threading.Lock()  # goals registered vs their hold's report
-        # Cancellation as in ros/verify.py: rclpy marks the goal CANCELING after the cancel
-        # callback returns, so a guard condition in the same group answers it after that.
-        self._cancels = node.create_guard_condition(self._answer_cancelled, group)
-        self._server = ActionServer(node, WatchHold, "~/watch_hold", self._execute,
-                                    goal_callback=self._on_goal,
-                                    cancel_callback=self._on_cancel, callback_group=group)
+        self._server = CancellableServer(node, WatchHold, "~/watch_hold", self._execute,
+                                         self._on_goal, self._answer_cancelled, group)
 
     def destroy(self) -> None:
         self._server.destroy()
-        self._node.destroy_guard_condition(self._cancels)
         for pub in self._pubs:
             self._node.destroy_publisher(pub)
 
@@ -129,10 +125,6 @@ class HoldWatch:
     def _on_goal(self, request) -> GoalResponse:
         return GoalResponse.ACCEPT  # refusals end ABORTED with the reason in the result
 
-    def _on_cancel(self, goal_handle) -> CancelResponse:
-        self._cancels.trigger()
-        return CancelResponse.ACCEPT
-
     def _answer_cancelled(self) -> None:
         with self._lock:
             cancelled = [future for waiting in self._goals.values()
@@ -152,7 +144,7 @@ class HoldWatch:
             goal_handle.abort()
             return no_hold(why)
         if goal_handle.is_cancel_requested:
-            self._cancels.trigger()
+            self._server.recheck()
         message = await future
         if message is None:  # cancelled: a halted leaf
             goal_handle.canceled()

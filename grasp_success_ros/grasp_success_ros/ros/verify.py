@@ -4,11 +4,8 @@ GraspVerdict, its feedback the frames collected so far. The coroutine awaits the
 without holding an executor thread.
 
 A goal may be cancelled (a behaviour tree halting its leaf): the event is withdrawn from the
-service and answered ``canceled`` at once, and the goal ends CANCELED; rclpy does not
-interrupt the execute coroutine for it, so the cancellation resolves the answer it awaits.
-rclpy calls the cancel callback before it marks the goal CANCELING, so the callback only
-wakes a guard condition in the server's (mutually exclusive) group; its callback runs once
-the cancel request is processed, when ``goal_handle.canceled()`` is a legal transition.
+service and answered ``canceled`` at once, which resolves the answer the goal awaits, and
+the goal ends CANCELED (ros/cancellable.py: when rclpy lets it).
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ from dataclasses import dataclass
 
 from grasp_success_msgs.action import VerifyGrasp
 from grasp_success_msgs.msg import GraspVerdict
-from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.action import GoalResponse
 from rclpy.task import Future
 
 from grasp_success_ros.core.clocks import clock_unset
@@ -27,6 +24,7 @@ from grasp_success_ros.core.grasp_service import Intake, Progress
 from grasp_success_ros.core.params import GOAL_PARAMS
 from grasp_success_ros.core.stamps import ns_to_s, stamp_ns
 from grasp_success_ros.core.triggers import TriggerInfo
+from grasp_success_ros.ros.cancellable import CancellableServer
 
 # Failure records that say the node could not serve the goal (it was deactivated, its model
 # failed), not something about the grasp: the goal ends ABORTED (README, "Result status").
@@ -82,14 +80,11 @@ class VerifyServer:
         ``wake``: asks the worker for a pass."""
         self._node, self._lock, self._wake = node, lock, wake
         self._goals: dict[int, Goal] = {}
-        self._cancels = node.create_guard_condition(self._answer_cancelled, group)
-        self._server = ActionServer(node, VerifyGrasp, "~/verify", self._execute,
-                                    goal_callback=self._on_goal,
-                                    cancel_callback=self._on_cancel, callback_group=group)
+        self._server = CancellableServer(node, VerifyGrasp, "~/verify", self._execute,
+                                         self._on_goal, self._answer_cancelled, group)
 
     def destroy(self) -> None:
         self._server.destroy()
-        self._node.destroy_guard_condition(self._cancels)
 
     # --- goals in ------------------------------------------------------------------------
 
@@ -144,11 +139,6 @@ class VerifyServer:
         return VerifyGrasp.Result(verdict=verdict)
 
     # --- cancellation --------------------------------------------------------------------
-
-    def _on_cancel(self, goal_handle) -> CancelResponse:
-        """Accept; the goal is answered once rclpy has marked it CANCELING (module doc)."""
-        self._cancels.trigger()
-        return CancelResponse.ACCEPT
 
     def _answer_cancelled(self) -> None:
         with self._lock:
