@@ -39,7 +39,7 @@ def child(settle: bool, executors: int) -> None:
         executor.spin()
     except KeyboardInterrupt:
         if settle:
-            settle_interrupt(node.context)
+            print("settled" if settle_interrupt(node.context) else "not settled", flush=True)
     finally:
         for each in [executor, *others]:
             each.shutdown()

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import rclpy
+from conftest import REPO
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from rclpy.action import ActionServer
@@ -490,30 +491,12 @@ def test_settle_interrupt_gives_up_when_nothing_shuts_the_context_down(context):
     assert context.ok()
 
 
-SPIN_UNTIL_CTRL_C = """
-import rclpy
-from rclpy.executors import MultiThreadedExecutor
-from grasp_success_ros.ros.rclpy_compat import settle_interrupt
-rclpy.init()
-node = rclpy.create_node("ctrl_c")
-executor = MultiThreadedExecutor(num_threads=2)
-executor.add_node(node)
-try:
-    print("spinning", flush=True)
-    executor.spin()
-except KeyboardInterrupt:
-    print("settled" if settle_interrupt(node.context) else "not settled", flush=True)
-executor.shutdown()
-node.destroy_node()
-rclpy.try_shutdown()
-"""
-
-
 def test_after_ctrl_c_rclpys_signal_thread_shuts_the_context_down_for_settle_to_see():
     """What settle_interrupt waits for happens on this rclpy: Ctrl-C ends the spin with a
     KeyboardInterrupt, and rclpy's signal thread then shuts the context down."""
-    proc = subprocess.Popen([sys.executable, "-c", SPIN_UNTIL_CTRL_C], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    race = [sys.executable, str(REPO / "scripts" / "sigint_race.py"), "--child", "--settle",
+            "--executors", "0"]  # the reproduction's child, alone on the machine
+    proc = subprocess.Popen(race, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "spinning", proc.stderr.read()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
